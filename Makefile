@@ -1,0 +1,45 @@
+# One target per thing CI does. `make help` lists them.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: help install demo test unit scenarios integration lint typecheck bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv and install logdrift with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: install ## make training data, build a baseline, send drifting traffic, show what is caught
+	$(BIN)/logdrift demo
+
+test: install lint typecheck ## everything CI runs: lint, types, unit, scenario and integration tests
+	$(BIN)/pytest
+
+unit: install ## the fast unit tests (seconds)
+	$(BIN)/pytest tests/unit
+
+scenarios: install ## seeded drift scenarios scored for detection delay and false alarms
+	$(BIN)/pytest tests/scenarios
+
+integration: install ## real fluent-logger client against the real runner
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy (strict on detectors/ and connectors/)
+	$(BIN)/mypy detectors connectors config streams
+
+bench: install ## benchmarks: print numbers side by side (see BENCHMARKS.md)
+	$(BIN)/python bench/engine.py
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,245 @@
+"""The embedded runner's local anomaly store: one SQLite file, no server.
+
+Anomalies are upserted by their deterministic id, so a re-delivered anomaly overwrites
+instead of duplicating (DESIGN section 5). Records that could not be decoded are kept
+as dead letters with their reason, and a small key/value table holds runner state.
+
+The file is in WAL mode so a second process (the CLI listing anomalies) can read while
+the runner writes. One writing process is expected; within it, a lock serialises the
+threads that share the connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.anomaly import SEVERITIES, Anomaly
+
+# Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
+APPLICATION_ID = 0x4C44_5354  # "LDST"
+SCHEMA_VERSION = 1
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS anomalies (
+    id TEXT PRIMARY KEY,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anomalies_ts ON anomalies (ts);
+CREATE INDEX IF NOT EXISTS anomalies_model_feature ON anomalies (model, feature);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_UPSERT = """
+INSERT INTO anomalies (id, ts, kind, detector, severity, severity_rank, model,
+                       model_version, feature, window_start, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    ts = excluded.ts, kind = excluded.kind, detector = excluded.detector,
+    severity = excluded.severity, severity_rank = excluded.severity_rank,
+    model = excluded.model, model_version = excluded.model_version,
+    feature = excluded.feature, window_start = excluded.window_start, body = excluded.body
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be decoded, kept with why and where it came from."""
+
+    ts: float
+    reason: str
+    source: str
+    raw: bytes
+
+
+class AnomalyStore:
+    """Anomalies, dead letters and runner metadata in one local SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # check_same_thread=False: the runner may write from a worker thread; self._lock
+        # keeps one statement sequence at a time on the shared connection.
+        self._conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+        try:
+            self._check_and_create_schema()
+        except (sqlite3.DatabaseError, ValueError):
+            self._conn.close()
+            raise
+
+    def put(self, anomalies: Sequence[Anomaly]) -> int:
+        """Upsert by id in one transaction; returns how many were written."""
+        rows = [_anomaly_row(a) for a in anomalies]
+        with self._lock, self._conn:
+            self._conn.executemany(_UPSERT, rows)
+        return len(rows)
+
+    def query(
+        self,
+        *,
+        model: str | None = None,
+        feature: str | None = None,
+        kind: str | None = None,
+        min_severity: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Anomaly]:
+        """Anomalies matching every given filter, oldest first.
+
+        ``since`` is inclusive and ``until`` exclusive (timestamps in epoch seconds), so
+        consecutive windows never return an anomaly twice; ``limit`` keeps the oldest.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("model", model), ("feature", feature), ("kind", kind)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if min_severity is not None:
+            clauses.append("severity_rank >= ?")
+            params.append(_severity_rank(min_severity, "min_severity"))
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(until)
+        sql = "SELECT body FROM anomalies"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY ts, id" + _limit_clause(limit, params)
+        rows = self._fetch(sql, params)
+        return [Anomaly.from_dict(orjson.loads(body)) for (body,) in rows]
+
+    def count(self) -> int:
+        return int(self._fetch("SELECT COUNT(*) FROM anomalies", [])[0][0])
+
+    def put_dead_letter(self, *, reason: str, raw: bytes, source: str, ts: float) -> None:
+        """Keep an undecodable record; it is counted, never dropped silently."""
+        sql = "INSERT INTO dead_letters (ts, reason, source, raw) VALUES (?, ?, ?, ?)"
+        with self._lock, self._conn:
+            self._conn.execute(sql, (ts, reason, source, bytes(raw)))
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters in the order they arrived; ``limit`` keeps the oldest."""
+        params: list[Any] = []
+        sql = "SELECT ts, reason, source, raw FROM dead_letters ORDER BY seq"
+        rows = self._fetch(sql + _limit_clause(limit, params), params)
+        return [DeadLetter(ts, reason, source, bytes(raw)) for ts, reason, source, raw in rows]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """How many dead letters there are for each reason."""
+        sql = "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason"
+        return {reason: int(n) for reason, n in self._fetch(sql, [])}
+
+    def set_meta(self, key: str, value: str) -> None:
+        sql = (
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
+        with self._lock, self._conn:
+            self._conn.execute(sql, (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._fetch("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> AnomalyStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _check_and_create_schema(self) -> None:
+        """Refuse a file that is not ours before writing a byte into it."""
+        not_ours = f"{self.path} is not a logdrift anomaly store"
+        try:
+            app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:  # "file is not a database"
+            raise ValueError(f"{not_ours} ({exc})") from exc
+        if app_id != APPLICATION_ID and (app_id != 0 or tables != 0):
+            raise ValueError(f"{not_ours} (it is another SQLite database)")
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"{self.path} has store schema version {version}; this logdrift reads "
+                f"up to {SCHEMA_VERSION}, upgrade logdrift to open it"
+            )
+        # WAL lets readers in other processes work while the runner writes; NORMAL is
+        # durable across application crashes, which is what a local store needs.
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+
+def _anomaly_row(a: Anomaly) -> tuple[Any, ...]:
+    body = orjson.dumps(a.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    rank = _severity_rank(a.severity, f"anomaly {a.id} severity")
+    return (
+        a.id,
+        a.timestamp,
+        a.kind,
+        a.detector,
+        a.severity,
+        rank,
+        a.model,
+        a.model_version,
+        a.feature,
+        a.window_start,
+        body,
+    )
+
+
+def _severity_rank(severity: str, what: str) -> int:
+    try:
+        return SEVERITY_RANK[severity]
+    except KeyError:
+        raise ValueError(
+            f"{what} must be one of {', '.join(SEVERITIES)} (got {severity!r})"
+        ) from None
+
+
+def _limit_clause(limit: int | None, params: list[Any]) -> str:
+    if limit is None:
+        return ""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0 (got {limit})")
+    params.append(limit)
+    return " LIMIT ?"

@@ -1,0 +1,275 @@
+"""Window-close comparisons: one closed window of one feature against the training baseline
+(skew) and against the previous window (drift), plus data quality and schema violation rates.
+
+Every test flags only when its statistic passes both an effect-size floor from the schema and
+what the statistic reaches by chance at this window size (``distances.*_null_threshold``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.baseline import FeatureReference
+from detectors.distances import (
+    effective_size,
+    jensen_shannon,
+    jensen_shannon_null_threshold,
+    l_infinity,
+    l_infinity_null_threshold,
+    normalize,
+    psi,
+    rate_increase_null_threshold,
+)
+from detectors.stats import OTHER, FeatureWindow
+from detectors.validate import CODES
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    detector: str
+    statistic: float
+    threshold: float
+    message: str
+    baseline: dict[str, Any] = field(default_factory=dict)
+    current: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FeatureScore:
+    """How far one feature is from its baseline in one window, anomaly or not."""
+
+    feature: str
+    seen: int
+    valid: int
+    missing_rate: float
+    skew: float | None = None
+    skew_threshold: float | None = None
+    drift: float | None = None
+    drift_threshold: float | None = None
+    psi: float | None = None
+    violation_rate: float = 0.0
+
+
+def _bin_label(edges: tuple[float, ...], i: int) -> str:
+    lo = f"{edges[i - 1]:.4g}" if i > 0 else "-inf"
+    hi = f"{edges[i]:.4g}" if i < len(edges) else "+inf"
+    return f"[{lo}, {hi})"
+
+
+def window_categories(ref: FeatureReference, win: FeatureWindow) -> dict[str, float]:
+    """Category frequencies of a window; with an open domain unseen values fold into 'other'."""
+    cats = win.categories
+    if cats is None or cats.total == 0:
+        return {}
+    counts: dict[str, float] = dict(cats.known)
+    profiled = ref.profile.categorical
+    closed = ref.spec.domain is not None or (profiled is not None and profiled.complete)
+    if closed:
+        counts.update(cats.new)
+        counts[OTHER] = counts.get(OTHER, 0) + cats.other
+    else:
+        counts[OTHER] = counts.get(OTHER, 0) + cats.other + sum(cats.new.values())
+    total = float(cats.total)
+    return {k: v / total for k, v in counts.items()}
+
+
+def _numeric(
+    ref: FeatureReference,
+    win: FeatureWindow,
+    prev: FeatureWindow | None,
+    score: FeatureScore,
+    alpha: float,
+) -> list[Finding]:
+    assert win.bins is not None
+    out = []
+    p = normalize(win.bins.counts)
+    q = list(ref.bin_probs)
+    n = win.bins.total
+    score.skew = jensen_shannon(p, q)
+    score.psi = psi(p, q)
+    null = jensen_shannon_null_threshold(sum(1 for x in q if x > 0), effective_size(n), alpha)
+    score.skew_threshold = max(ref.thresholds.jensen_shannon, null)
+    worst = max(range(len(p)), key=lambda i: abs(p[i] - q[i]))
+    where = _bin_label(ref.edges, worst)
+    base = {"mean": ref.mean, "std": ref.std, "bin": where, "bin_share": q[worst]}
+    cur = {
+        "mean": win.moments.mean,
+        "std": win.moments.std,
+        "bin": where,
+        "bin_share": p[worst],
+        "psi": score.psi,
+    }
+    if score.skew > score.skew_threshold:
+        detail = f"biggest change in bin {where}: {p[worst]:.1%} of values now vs {q[worst]:.1%}"
+        moved = f"; mean {win.moments.mean:.4g} vs {ref.mean:.4g}"
+        if ref.spec.sensitive:
+            detail, moved = "", ""
+            base, cur = {}, {"psi": score.psi}
+        out.append(
+            Finding(
+                "distribution_skew",
+                "jensen_shannon",
+                score.skew,
+                score.skew_threshold,
+                f"distribution differs from training: Jensen-Shannon {score.skew:.3f} bits "
+                f"(threshold {score.skew_threshold:.3f} at {n:,} values, PSI {score.psi:.2f})"
+                + (f"; {detail}{moved}" if detail else ""),
+                base,
+                cur,
+            )
+        )
+    if prev is not None and prev.bins is not None and prev.bins.total > 0:
+        r = normalize(prev.bins.counts)
+        score.drift = jensen_shannon(p, r)
+        bins = sum(1 for a, b in zip(p, r, strict=True) if a + b > 0)
+        null = jensen_shannon_null_threshold(bins, effective_size(n, prev.bins.total), alpha)
+        score.drift_threshold = max(ref.thresholds.jensen_shannon, null)
+        if score.drift > score.drift_threshold:
+            moved = (
+                ""
+                if ref.spec.sensitive
+                else (f"; mean {win.moments.mean:.4g} vs {prev.moments.mean:.4g} before")
+            )
+            out.append(
+                Finding(
+                    "drift",
+                    "jensen_shannon",
+                    score.drift,
+                    score.drift_threshold,
+                    f"distribution moved since the previous window: Jensen-Shannon "
+                    f"{score.drift:.3f} bits (threshold {score.drift_threshold:.3f}){moved}",
+                    {} if ref.spec.sensitive else {"previous_mean": prev.moments.mean},
+                    {} if ref.spec.sensitive else {"mean": win.moments.mean},
+                )
+            )
+    return out
+
+
+def _categorical(
+    ref: FeatureReference,
+    win: FeatureWindow,
+    prev: FeatureWindow | None,
+    score: FeatureScore,
+    alpha: float,
+) -> list[Finding]:
+    out = []
+    p = window_categories(ref, win)
+    q = ref.category_probs
+    n = win.valid
+    score.skew, value = l_infinity(p, q)
+    null = l_infinity_null_threshold(q, effective_size(n), alpha)
+    score.skew_threshold = max(ref.thresholds.l_infinity, null)
+    if score.skew > score.skew_threshold:
+        out.append(
+            Finding(
+                "distribution_skew",
+                "l_infinity",
+                score.skew,
+                score.skew_threshold,
+                f"category frequencies differ from training: L-infinity {score.skew:.3f} "
+                f"(threshold {score.skew_threshold:.3f} at {n:,} values), largest at {value!r}: "
+                f"{p.get(value, 0.0):.1%} now vs {q.get(value, 0.0):.1%} in training",
+                {"value": value, "share": q.get(value, 0.0)},
+                {"value": value, "share": p.get(value, 0.0)},
+            )
+        )
+    if prev is not None and prev.valid > 0:
+        r = window_categories(ref, prev)
+        score.drift, value = l_infinity(p, r)
+        pooled = {
+            k: (p.get(k, 0.0) * n + r.get(k, 0.0) * prev.valid) / (n + prev.valid)
+            for k in set(p) | set(r)
+        }
+        null = l_infinity_null_threshold(pooled, effective_size(n, prev.valid), alpha)
+        score.drift_threshold = max(ref.thresholds.l_infinity, null)
+        if score.drift > score.drift_threshold:
+            out.append(
+                Finding(
+                    "drift",
+                    "l_infinity",
+                    score.drift,
+                    score.drift_threshold,
+                    f"category frequencies moved since the previous window: L-infinity "
+                    f"{score.drift:.3f} (threshold {score.drift_threshold:.3f}), largest at "
+                    f"{value!r}: {p.get(value, 0.0):.1%} now vs {r.get(value, 0.0):.1%} before",
+                    {"value": value, "share": r.get(value, 0.0)},
+                    {"value": value, "share": p.get(value, 0.0)},
+                )
+            )
+    return out
+
+
+def _missing(
+    ref: FeatureReference, win: FeatureWindow, score: FeatureScore, alpha: float
+) -> list[Finding]:
+    base = ref.missing_rate
+    increase = score.missing_rate - base
+    threshold = max(
+        ref.thresholds.missing_rate_increase, rate_increase_null_threshold(base, win.seen, alpha)
+    )
+    if increase <= threshold:
+        return []
+    return [
+        Finding(
+            "data_quality",
+            "missing_rate",
+            increase,
+            threshold,
+            f"missing in {score.missing_rate:.1%} of {win.seen:,} records vs {base:.1%} in training "
+            f"(+{increase:.1%}, threshold +{threshold:.1%})",
+            {"missing_rate": base},
+            {"missing_rate": score.missing_rate},
+        )
+    ]
+
+
+def violation_finding(
+    code: str, count: int, seen: int, floor: float, alpha: float
+) -> Finding | None:
+    """A schema or data-quality finding when violations clearly pass the tolerated rate."""
+    rate = count / seen if seen else 0.0
+    threshold = floor + rate_increase_null_threshold(floor, seen, alpha)
+    if count == 0 or rate <= threshold:
+        return None
+    kind, meaning = CODES.get(code, ("schema_skew", code))
+    return Finding(
+        kind,
+        code.lower(),
+        rate,
+        threshold,
+        f"{rate:.1%} of {seen:,} records violate the schema with {code} ({meaning}); "
+        f"tolerated up to {threshold:.1%}",
+        {"violation_rate": 0.0},
+        {"violation_rate": rate, "violations": count, "code": code},
+    )
+
+
+def compare_feature(
+    ref: FeatureReference, win: FeatureWindow, prev: FeatureWindow | None, min_count: int
+) -> tuple[FeatureScore, list[Finding]]:
+    """Score one closed window of one feature and return what is anomalous about it."""
+    alpha = ref.thresholds.false_alarm_rate
+    violations = sum(win.violations.values())
+    score = FeatureScore(
+        feature=ref.name,
+        seen=win.seen,
+        valid=win.valid,
+        missing_rate=win.missing / win.seen if win.seen else 0.0,
+        violation_rate=violations / win.seen if win.seen else 0.0,
+    )
+    findings: list[Finding] = []
+    for code, count in sorted(win.violations.items()):
+        if code == "SCHEMA_NEW_COLUMN":
+            continue  # new columns are scored per model, not per feature
+        finding = violation_finding(code, count, win.seen, ref.thresholds.violation_rate, alpha)
+        if finding:
+            findings.append(finding)
+    if win.seen >= min_count:
+        findings += _missing(ref, win, score, alpha)
+    usable_prev = prev if prev is not None and prev.valid >= min_count else None
+    if win.valid >= min_count:
+        compare = _numeric if ref.numeric else _categorical
+        findings += compare(ref, win, usable_prev, score, alpha)
+    return score, findings

@@ -1,0 +1,293 @@
+"""The detection engine: serving records in, anomalies and window reports out.
+
+Pure and clock-free: time is the records' event time. Windows are tumbling, per model and
+version, ``window_seconds`` long; a window with fewer than ``min_count`` records stays open into
+the next period rather than being judged on too little data. The Faust worker and the embedded
+runner both drive this same object, so the two paths cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
+from detectors.baseline import Baseline
+from detectors.change import Change, StandardizedChange, detectors_for
+from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
+from detectors.privacy import keyed_hash
+from detectors.profile import category_text
+from detectors.records import DecodeError, ServingRecord
+from detectors.schema import PREDICTION
+from detectors.stats import OTHER, FeatureWindow
+from detectors.validate import check_value, structural_violations
+
+DETECTOR_NAMES = {"page_hinkley": "Page-Hinkley", "adwin": "ADWIN"}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    window_seconds: float = 60.0
+    min_count: int = 200
+    new_column_cap: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.window_seconds > 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
+        if self.min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {self.min_count}")
+
+
+@dataclass(slots=True)
+class WindowReport:
+    model: str
+    version: str
+    start: float
+    end: float
+    count: int
+    late: int
+    scores: list[FeatureScore]
+    anomalies: list[Anomaly]
+
+
+@dataclass(slots=True)
+class Result:
+    anomalies: list[Anomaly] = field(default_factory=list)
+    reports: list[WindowReport] = field(default_factory=list)
+
+    def extend(self, other: Result) -> None:
+        self.anomalies += other.anomalies
+        self.reports += other.reports
+
+
+@dataclass(slots=True)
+class ModelState:
+    baseline: Baseline
+    model: str
+    version: str
+    start: float
+    end: float
+    count: int = 0
+    late: int = 0
+    windows: dict[str, FeatureWindow] = field(default_factory=dict)
+    new_columns: dict[str, int] = field(default_factory=dict)
+    previous: dict[str, FeatureWindow] = field(default_factory=dict)
+    detectors: dict[str, list[StandardizedChange]] = field(default_factory=dict)
+    ongoing: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def open_window(self, start: float, end: float) -> None:
+        self.start, self.end, self.count, self.late = start, end, 0, 0
+        self.windows = {n: r.empty_window() for n, r in self.baseline.references.items()}
+        self.new_columns = {}
+
+
+class Engine:
+    def __init__(self, baselines: list[Baseline], options: EngineOptions = EngineOptions()) -> None:
+        if not baselines:
+            raise ValueError("at least one baseline is required")
+        self.options = options
+        self.baselines = {b.model: b for b in baselines}
+        self.states: dict[tuple[str, str], ModelState] = {}
+
+    def baseline_for(self, model: str) -> Baseline:
+        baseline = self.baselines.get(model) or self.baselines.get(None)
+        if baseline is None:
+            known = ", ".join(sorted(str(m) for m in self.baselines))
+            raise DecodeError("model", f"no baseline for model {model!r} (have: {known})")
+        return baseline
+
+    def process(self, record: ServingRecord) -> Result:
+        """Account one record; raises DecodeError only for a model without a baseline."""
+        state = self._state(record)
+        result = Result()
+        if record.ts >= state.end:
+            result.extend(self._close(state, final=False))
+            if state.count == 0:  # closed, not carried over: start the period holding ts
+                start = self._align(record.ts)
+                state.open_window(start, start + self.options.window_seconds)
+        if record.ts < state.start:
+            state.late += 1
+        state.count += 1
+        for v in structural_violations(state.baseline.schema, record.features):
+            if v.code == "SCHEMA_NEW_COLUMN":
+                self._count_new_column(state, v.feature)
+            else:
+                state.windows[v.feature].violate(v.code)
+        for name in state.baseline.references:
+            value = record.prediction if name == PREDICTION else record.features.get(name)
+            change = self._observe(state, name, value)
+            if change is not None:
+                result.anomalies.append(self._change_anomaly(state, name, change, record.ts))
+        return result
+
+    def close_until(self, watermark: float) -> Result:
+        """Close every window that ended at or before ``watermark`` (an idle stream's windows
+        would otherwise never close)."""
+        result = Result()
+        for state in self.states.values():
+            if state.count and state.end <= watermark:
+                result.extend(self._close(state, final=False))
+        return result
+
+    def close_all(self) -> Result:
+        """Judge every open window as it is (shutdown): nothing accounted is left unreported."""
+        result = Result()
+        for state in self.states.values():
+            if state.count:
+                result.extend(self._close(state, final=True))
+        return result
+
+    def _align(self, ts: float) -> float:
+        return math.floor(ts / self.options.window_seconds) * self.options.window_seconds
+
+    def _state(self, record: ServingRecord) -> ModelState:
+        key = (record.model, record.version)
+        state = self.states.get(key)
+        if state is None:
+            baseline = self.baseline_for(record.model)
+            start = self._align(record.ts)
+            state = ModelState(baseline, record.model, record.version, start, start)
+            state.open_window(start, start + self.options.window_seconds)
+            state.detectors = {
+                n: detectors_for(r.profile.calibration, r.mean, r.std)
+                for n, r in baseline.references.items()
+                if r.numeric
+            }
+            self.states[key] = state
+        return state
+
+    def _count_new_column(self, state: ModelState, name: str) -> None:
+        if name not in state.new_columns and len(state.new_columns) >= self.options.new_column_cap:
+            name = OTHER
+        state.new_columns[name] = state.new_columns.get(name, 0) + 1
+
+    def _observe(self, state: ModelState, name: str, value: object) -> Change | None:
+        ref = state.baseline.references[name]
+        win = state.windows[name]
+        win.seen += 1
+        text = None
+        if ref.spec.sensitive and isinstance(value, str | bool):
+            text = keyed_hash(state.baseline.privacy_key, category_text(value))
+        checked = check_value(name, ref.spec, value, text)
+        if checked.missing:
+            win.missing += 1
+        if checked.violation is not None:
+            win.violate(checked.violation.code)
+        x = checked.value
+        if isinstance(x, float):
+            win.bins.update(x)  # type: ignore[union-attr]
+            win.moments.update(x)
+            fired = None
+            for detector in state.detectors.get(name, ()):
+                fired = detector.update(x) or fired
+            return fired
+        if isinstance(x, str):
+            win.categories.update(x)  # type: ignore[union-attr]
+        return None
+
+    def _close(self, state: ModelState, final: bool) -> Result:
+        if state.count < self.options.min_count and not final:
+            state.end += self.options.window_seconds  # too little data to judge: carry over
+            return Result()
+        scores, anomalies = [], []
+        flagged: dict[tuple[str, str], float] = {}
+        for name, ref in state.baseline.references.items():
+            win = state.windows[name]
+            score, findings = compare_feature(
+                ref, win, state.previous.get(name), self.options.min_count
+            )
+            scores.append(score)
+            for f in findings:
+                anomalies.append(self._window_anomaly(state, name, f, flagged))
+            if win.valid >= self.options.min_count:
+                state.previous[name] = win
+        thresholds = state.baseline.schema.thresholds.default
+        for column, count in sorted(state.new_columns.items()):
+            new = violation_finding(
+                "SCHEMA_NEW_COLUMN",
+                count,
+                state.count,
+                thresholds.violation_rate,
+                thresholds.false_alarm_rate,
+            )
+            if new is not None:
+                anomalies.append(self._window_anomaly(state, column, new, flagged))
+        state.ongoing = flagged
+        report = WindowReport(
+            state.model,
+            state.version,
+            state.start,
+            state.end,
+            state.count,
+            state.late,
+            scores,
+            anomalies,
+        )
+        state.open_window(state.end, state.end + self.options.window_seconds)
+        state.count = 0
+        return Result(list(anomalies), [report])
+
+    def _where(self, state: ModelState, feature: str) -> str:
+        version = f" v{state.version}" if state.version else ""
+        return f"{feature} ({state.model}{version})"
+
+    def _window_anomaly(
+        self, state: ModelState, feature: str, f: Finding, flagged: dict[tuple[str, str], float]
+    ) -> Anomaly:
+        key = (feature, f.detector)
+        since = state.ongoing.get(key, state.start)
+        flagged[key] = since
+        window = f"window {iso(state.start)} to {iso(state.end)}, {state.count:,} records"
+        if since < state.start:
+            window += f"; ongoing since {iso(since)}"
+        return Anomaly(
+            id=anomaly_id(state.model, state.version, feature, f.detector, state.start),
+            timestamp=state.end,
+            kind=f.kind,
+            detector=f.detector,
+            severity=severity_for(f.statistic / f.threshold if f.threshold > 0 else math.inf),
+            model=state.model,
+            model_version=state.version,
+            feature=feature,
+            statistic=f.statistic,
+            threshold=f.threshold,
+            window_start=state.start,
+            window_end=state.end,
+            window_count=state.count,
+            message=f"{self._where(state, feature)}: {f.message}; {window}",
+            baseline=f.baseline,
+            current={**f.current, "since": iso(since)},
+        )
+
+    def _change_anomaly(
+        self, state: ModelState, feature: str, change: Change, ts: float
+    ) -> Anomaly:
+        ref = state.baseline.references[feature]
+        min_shift = 2 * ref.profile.calibration["page_hinkley"]["delta"]
+        recent = ref.mean + change.shift * ref.std
+        values = (
+            "" if ref.spec.sensitive else f" ({ref.mean:.4g} in training, {recent:.4g} recently)"
+        )
+        name = DETECTOR_NAMES.get(change.detector, change.detector)
+        return Anomaly(
+            id=anomaly_id(state.model, state.version, feature, change.detector, state.start),
+            timestamp=ts,
+            kind="drift",
+            detector=change.detector,
+            severity=severity_for(abs(change.shift) / min_shift),
+            model=state.model,
+            model_version=state.version,
+            feature=feature,
+            statistic=change.shift,
+            threshold=min_shift,
+            window_start=state.start,
+            window_end=ts,
+            window_count=state.count,
+            message=(
+                f"{self._where(state, feature)}: mean moved {change.shift:+.2f} standard "
+                f"deviations from training{values}; {name} change alarm at {iso(ts)}, "
+                f"{state.count:,} records into the window that began {iso(state.start)}"
+            ),
+            baseline={} if ref.spec.sensitive else {"mean": ref.mean, "std": ref.std},
+            current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"mean": recent})},
+        )

@@ -1,0 +1,214 @@
+"""The training profile: what each feature looked like, built in two streaming passes in memory
+bounded by features x bins.
+
+Pass one sees every value once (types, moments, a KLL quantile sketch, a frequent-items sketch,
+a fixed-size reservoir for calibration); its quantiles fix the bin edges. Pass two counts the
+training values exactly in those bins and categories, so baseline frequencies carry no sketch
+error.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import datasketches as ds
+
+from detectors.stats import OTHER, BinCounts, Moments
+
+RESERVOIR_SIZE = 20_000
+
+
+@dataclass(slots=True)
+class NumericProfile:
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict[str, float]
+    edges: list[float]
+    frequencies: list[float]
+
+
+@dataclass(slots=True)
+class CategoricalProfile:
+    frequencies: dict[str, float]
+    other: float
+    distinct: int
+    complete: bool
+
+
+@dataclass(slots=True)
+class FeatureProfile:
+    type: str
+    count: int
+    missing: int
+    nan: int
+    inf: int
+    numeric: NumericProfile | None = None
+    categorical: CategoricalProfile | None = None
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.count if self.count else 0.0
+
+
+@dataclass(slots=True)
+class Profile:
+    rows: int
+    source: str
+    features: dict[str, FeatureProfile]
+    version: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        if data.get("version") != 1:
+            raise ValueError(f"profile version {data.get('version')!r} is not supported (1 is)")
+        features = {}
+        for name, f in data["features"].items():
+            num, cat = f.get("numeric"), f.get("categorical")
+            features[name] = FeatureProfile(
+                type=f["type"],
+                count=f["count"],
+                missing=f["missing"],
+                nan=f["nan"],
+                inf=f["inf"],
+                numeric=NumericProfile(**num) if num else None,
+                categorical=CategoricalProfile(**cat) if cat else None,
+                calibration=f.get("calibration", {}),
+            )
+        return cls(rows=data["rows"], source=data["source"], features=features)
+
+
+def json_kind(value: object) -> str:
+    """The JSON type of a value as a serving app logged it: bool, int, float, str or other."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "other"
+
+
+@dataclass(slots=True)
+class ColumnSketch:
+    """Pass one over one column."""
+
+    seed: int
+    kinds: dict[str, int] = field(default_factory=dict)
+    seen: int = 0
+    missing: int = 0
+    nan: int = 0
+    inf: int = 0
+    moments: Moments = field(default_factory=Moments.zero)
+    quantiles: Any = field(default_factory=lambda: ds.kll_doubles_sketch(400))
+    frequent: Any = field(default_factory=lambda: ds.frequent_strings_sketch(12))
+    reservoir: list[float] = field(default_factory=list)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def update(self, value: object) -> None:
+        self.seen += 1
+        if value is None:
+            self.missing += 1
+            return
+        kind = json_kind(value)
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if kind in ("int", "float"):
+            self._update_number(float(value))  # type: ignore[arg-type]
+        elif kind in ("str", "bool"):
+            self.frequent.update(category_text(value))
+
+    def _update_number(self, x: float) -> None:
+        if math.isnan(x):
+            self.nan += 1
+            return
+        if math.isinf(x):
+            self.inf += 1
+            return
+        self.moments.update(x)
+        self.quantiles.update(x)
+        # Algorithm R: a uniform sample of the training values, for detector calibration.
+        if len(self.reservoir) < RESERVOIR_SIZE:
+            self.reservoir.append(x)
+        else:
+            j = self.rng.randrange(self.moments.n)
+            if j < RESERVOIR_SIZE:
+                self.reservoir[j] = x
+
+    def quantile_edges(self, bins: int) -> list[float]:
+        """Inner bin edges at equal-mass quantiles, duplicates removed (discrete features)."""
+        if self.quantiles.is_empty():
+            return []
+        qs = self.quantiles.get_quantiles([i / bins for i in range(1, bins)])
+        edges = sorted(set(float(q) for q in qs) | {float(self.moments.min)})
+        return edges
+
+    def top_categories(self, limit: int) -> tuple[list[str], int]:
+        """The most frequent categories (at most ``limit``) and the number of distinct ones."""
+        items = self.frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
+        distinct = self.frequent.num_active_items
+        ranked = sorted(items, key=lambda it: (-it[1], it[0]))
+        return [it[0] for it in ranked[:limit]], int(distinct)
+
+
+def category_text(value: object) -> str:
+    """The category string for a value: booleans are lower-case JSON literals."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def frequencies(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [c / total for c in counts] if total else [0.0] * len(counts)
+
+
+def numeric_profile(sketch: ColumnSketch, bins: BinCounts) -> NumericProfile:
+    m = sketch.moments
+    probs = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+    qs = sketch.quantiles.get_quantiles(list(probs)) if m.n else [math.nan] * len(probs)
+    return NumericProfile(
+        mean=m.mean if m.n else math.nan,
+        std=m.std,
+        min=m.min if m.n else math.nan,
+        max=m.max if m.n else math.nan,
+        quantiles={f"p{p * 100:g}": float(q) for p, q in zip(probs, qs, strict=True)},
+        edges=list(bins.edges),
+        frequencies=frequencies(bins.counts),
+    )
+
+
+def categorical_profile(counts: dict[str, int], other: int, distinct: int) -> CategoricalProfile:
+    total = sum(counts.values()) + other
+    return CategoricalProfile(
+        frequencies={k: v / total for k, v in counts.items()} if total else {},
+        other=other / total if total else 0.0,
+        distinct=distinct,
+        complete=other == 0,
+    )
+
+
+__all__ = [
+    "OTHER",
+    "CategoricalProfile",
+    "ColumnSketch",
+    "FeatureProfile",
+    "NumericProfile",
+    "Profile",
+    "categorical_profile",
+    "category_text",
+    "json_kind",
+    "numeric_profile",
+]

@@ -1,0 +1,143 @@
+"""Serving records: from whatever JSON a serving app logged to a typed record, or a clear reason
+why not (that reason goes with the record to the dead letters).
+
+>>> r = decode_record({"ts": "2026-11-28T10:00:00.5Z", "model": "ctr", "features": {"x": 1}})
+>>> r.ts, r.model, r.version, r.features
+(1795860000.5, 'ctr', '', {'x': 1})
+>>> try:
+...     decode_record({"model": "ctr", "features": [1]})
+... except DecodeError as exc:
+...     print(exc)
+field 'features': expected an object, got list
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+class DecodeError(ValueError):
+    """A record logdrift cannot use; the message names the field at fault."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"field {field_name!r}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Where each part of a serving record lives; dotted paths reach into nested objects."""
+
+    ts: str = "ts"
+    request_id: str = "request_id"
+    model: str = "model"
+    model_version: str = "model_version"
+    features: str = "features"
+    prediction: str = "prediction"
+    slice: str = "slice"
+
+
+@dataclass(frozen=True, slots=True)
+class ServingRecord:
+    ts: float
+    model: str
+    version: str
+    features: dict[str, object]
+    prediction: object = None
+    request_id: str | None = None
+    slice: dict[str, str] = field(default_factory=dict)
+
+
+_ABSENT = object()
+
+
+def _lookup(obj: dict[str, object], path: str) -> object:
+    current: object = obj
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return _ABSENT
+        current = current[part]
+    return current
+
+
+def type_name(value: object) -> str:
+    """A JSON-ish type name for messages: never the value itself, which may be sensitive."""
+    names = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def parse_ts(value: object) -> float:
+    """Epoch seconds from ISO-8601 text or a number (seconds, or milliseconds past year 5138)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        ts = float(value)
+        if not math.isfinite(ts):
+            raise ValueError("timestamp is not finite")
+        return ts / 1000 if ts > 1e11 else ts
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("not an ISO-8601 timestamp") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise ValueError(f"expected ISO-8601 text or epoch seconds, got {type_name(value)}")
+
+
+def _text(raw: dict[str, object], path: str, default: str | None) -> str | None:
+    value = _lookup(raw, path)
+    if value is _ABSENT or value is None:
+        return default
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return str(value)
+    raise DecodeError(path, f"expected text, got {type_name(value)}")
+
+
+def decode_record(
+    raw: object,
+    mapping: FieldMapping = FieldMapping(),
+    default_ts: float | None = None,
+    default_model: str | None = None,
+) -> ServingRecord:
+    """Decode one serving record or raise DecodeError; never anything else."""
+    if not isinstance(raw, dict):
+        raise DecodeError("<record>", f"expected an object, got {type_name(raw)}")
+    features = _lookup(raw, mapping.features)
+    if features is _ABSENT:
+        raise DecodeError(mapping.features, "missing")
+    if not isinstance(features, dict):
+        raise DecodeError(mapping.features, f"expected an object, got {type_name(features)}")
+    ts_raw = _lookup(raw, mapping.ts)
+    if ts_raw is _ABSENT or ts_raw is None:
+        if default_ts is None:
+            raise DecodeError(mapping.ts, "missing")
+        ts = default_ts
+    else:
+        try:
+            ts = parse_ts(ts_raw)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise DecodeError(mapping.ts, str(exc)) from None
+    model = _text(raw, mapping.model, default_model)
+    if model is None:
+        raise DecodeError(mapping.model, "missing")
+    slice_raw = _lookup(raw, mapping.slice)
+    slice_: dict[str, str] = {}
+    if isinstance(slice_raw, dict):
+        slice_ = {str(k): str(v) for k, v in slice_raw.items()}
+    elif slice_raw is not _ABSENT and slice_raw is not None:
+        raise DecodeError(mapping.slice, f"expected an object, got {type_name(slice_raw)}")
+    prediction = _lookup(raw, mapping.prediction)
+    return ServingRecord(
+        ts=ts,
+        model=model,
+        version=_text(raw, mapping.model_version, "") or "",
+        features={str(k): v for k, v in features.items()},
+        prediction=None if prediction is _ABSENT else prediction,
+        request_id=_text(raw, mapping.request_id, None),
+        slice=slice_,
+    )

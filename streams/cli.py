@@ -1,0 +1,464 @@
+"""The ``logdrift`` command line.
+
+fluent-logger / Fluentd --forward--> logdrift run --> anomalies (stdout + SQLite)
+training file --> logdrift baseline --> schema.yaml + profile.json
+serving log file --> logdrift check --> table or JSON, exit 1 on anomalies
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import Settings, SettingsError, load_settings
+from connectors.baseline_files import BaselineError, load_baseline, validate_schema_file
+from connectors.files import FileFormatError
+from connectors.forward_server import ForwardServer
+from connectors.store import AnomalyStore
+from detectors.calibrate import CalibrationOptions
+from detectors.engine import Engine, EngineOptions
+from detectors.infer import BaselineOptions
+from detectors.records import FieldMapping, parse_ts
+from streams.traffic import SCENARIOS, Injection, serving_records
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
+
+
+def _settings(ctx: click.Context, **overrides: object) -> Settings:
+    try:
+        return load_settings(ctx.obj.get("config"), **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+def _mapping(settings: Settings) -> FieldMapping:
+    return FieldMapping(**settings.fields.model_dump())
+
+
+def _load_baselines(dirs: list[Path], settings: Settings) -> list:  # type: ignore[type-arg]
+    if not dirs:
+        raise click.UsageError("no baseline: pass --baseline DIR (made by `logdrift baseline`)")
+    key = settings.privacy.key_bytes()
+    try:
+        return [load_baseline(d, key) for d in dirs]
+    except BaselineError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Settings YAML (overrides the "
+    "defaults in config/logdrift.yaml; LOGDRIFT_* variables override both).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """logdrift watches ML prediction logs and says when serving data stops looking like
+    training data.
+
+    \b
+    Start here:
+      logdrift demo                              # everything, from nothing, in ~a minute
+    Then, with your own model:
+      logdrift baseline train.csv --out base/    # profile training data, infer a schema
+      $EDITOR base/schema.yaml                   # adjust; `logdrift schema validate base/`
+      logdrift run --baseline base/              # listen for fluent-logger / Fluentd
+      logdrift anomalies                         # what was caught
+      logdrift check serving.jsonl --baseline base/   # offline gate, exit 1 on anomalies
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.argument("training", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Baseline directory to write (schema.yaml, profile.json, privacy.key).",
+)
+@click.option("--model", help="Model name the baseline watches (records' `model` field).")
+@click.option("--bins", default=16, show_default=True, help="Quantile bins per numeric feature.")
+@click.option(
+    "--max-vocabulary",
+    default=50,
+    show_default=True,
+    help="Most categories tracked; more distinct values make the domain open.",
+)
+@click.option(
+    "--range-tolerance",
+    default=0.25,
+    show_default=True,
+    help="Widen the training p0.1..p99.9 range by this fraction of its width.",
+)
+@click.option("--prediction-column", default="prediction", show_default=True)
+@click.option("--ignore", default="", help="Comma-separated columns to leave out (ids, labels).")
+@click.option(
+    "--sensitive",
+    default="",
+    help="Comma-separated features whose raw values must never leave the worker.",
+)
+@click.option(
+    "--false-alarm-budget",
+    default=1e-9,
+    show_default=True,
+    help="Change-detector false alarms per event per feature, for calibration.",
+)
+@click.option(
+    "--min-shift",
+    default=0.5,
+    show_default=True,
+    help="Smallest mean shift (standard deviations) the change detectors target.",
+)
+@click.pass_context
+def baseline(
+    ctx: click.Context,
+    training: Path,
+    out: Path,
+    model: str | None,
+    bins: int,
+    max_vocabulary: int,
+    range_tolerance: float,
+    prediction_column: str,
+    ignore: str,
+    sensitive: str,
+    false_alarm_budget: float,
+    min_shift: float,
+) -> None:
+    """Profile TRAINING (CSV, JSON lines or Parquet) into a baseline directory.
+
+    Streams the file twice in memory bounded by features x bins, infers the schema (types,
+    presence, domains, ranges, NaN policy), calibrates the change detectors to the false-alarm
+    budget, and writes a commented schema.yaml. Re-running keeps every edit you made to it.
+    """
+    from connectors.baseline_files import privacy_key
+    from streams.offline import build_baseline
+
+    settings = _settings(ctx)
+    try:
+        key = privacy_key(out, settings.privacy.key_bytes(), create=True)
+        options = BaselineOptions(
+            bins=bins,
+            max_vocabulary=max_vocabulary,
+            range_tolerance=range_tolerance,
+            prediction_column=prediction_column,
+            ignore=_names(ignore),
+            sensitive=_names(sensitive),
+            privacy_key=key,
+            calibration=CalibrationOptions(budget=false_alarm_budget, min_shift=min_shift),
+        )
+        schema = build_baseline(training, out, options, model)
+    except (FileFormatError, BaselineError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(
+        f"baseline written to {out}/: {len(schema.features)} features"
+        + (", prediction" if schema.prediction else "")
+        + f". Review {out}/schema.yaml, then `logdrift schema validate {out}`."
+    )
+
+
+@main.group()
+def schema() -> None:
+    """Work with a baseline's schema.yaml."""
+
+
+@schema.command("validate")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def schema_validate(directory: Path) -> None:
+    """Check an edited schema.yaml; every problem names the key at fault. Exit 1 on problems."""
+    problems = validate_schema_file(directory)
+    for p in problems:
+        err.print(f"[red]error[/red] {p}")
+    if problems:
+        sys.exit(1)
+    console.print(f"{directory / 'schema.yaml'}: ok")
+
+
+@main.command()
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Baseline directory; repeat for several models.",
+)
+@click.option("--host", help="Forward-protocol listen address [127.0.0.1].")
+@click.option("--port", type=int, help="Forward-protocol port [24224].")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite anomaly store.")
+@click.option("--window-seconds", type=float, help="Event-time window length [60].")
+@click.option("--min-count", type=int, help="Fewest records a window is judged on [200].")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    baselines: tuple[Path, ...],
+    host: str | None,
+    port: int | None,
+    store: Path | None,
+    window_seconds: float | None,
+    min_count: int | None,
+) -> None:
+    """Run the embedded detector: a Fluentd forward-protocol listener (what fluent-logger and
+    Fluentd's out_forward speak) feeding the engine; anomalies go to stdout and the store.
+    SIGTERM or Ctrl-C judges the open windows and exits without losing acknowledged records."""
+    from streams.embedded import EmbeddedRunner, Pipeline
+
+    settings = _settings(ctx)
+    fwd = settings.forward.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    window = settings.window.model_copy(
+        update={
+            k: v
+            for k, v in {"seconds": window_seconds, "min_count": min_count}.items()
+            if v is not None
+        }
+    )
+    engine = Engine(
+        _load_baselines(list(baselines) or settings.baselines, settings),
+        EngineOptions(window.seconds, window.min_count),
+    )
+    anomaly_store = AnomalyStore(store or settings.store)
+    pipeline = Pipeline(
+        engine,
+        anomaly_store,
+        _mapping(settings),
+        emit=lambda line: console.print(line, soft_wrap=True),
+    )
+    runner = EmbeddedRunner(
+        pipeline,
+        lambda handler: ForwardServer(
+            handler, fwd.host, fwd.port, fwd.max_frame_bytes, fwd.max_connections
+        ),
+        window.idle_close_seconds,
+    )
+    try:
+        stats = asyncio.run(
+            runner.run(
+                ready=lambda p: console.print(f"listening on {fwd.host}:{p} (forward protocol)")
+            )
+        )
+    finally:
+        anomaly_store.close()
+    console.print(
+        f"stopped: {stats.records:,} records, {stats.anomalies:,} anomalies, "
+        f"{stats.windows:,} windows, {stats.dead_letters:,} dead letters"
+    )
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use ISO-8601, e.g. 2026-11-28T10:00:00Z") from None
+
+
+@main.command()
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite anomaly store.")
+@click.option("--model")
+@click.option("--feature")
+@click.option(
+    "--kind",
+    type=click.Choice(
+        ["schema_skew", "distribution_skew", "drift", "concept_drift", "data_quality", "fairness"]
+    ),
+)
+@click.option(
+    "--severity",
+    type=click.Choice(["low", "medium", "high", "critical"]),
+    help="At least this severe.",
+)
+@click.option("--since", help="ISO-8601 time.")
+@click.option("--limit", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per line.")
+@click.option("--dead-letters", is_flag=True, help="Show dead-lettered records instead.")
+@click.pass_context
+def anomalies(
+    ctx: click.Context,
+    store: Path | None,
+    model: str | None,
+    feature: str | None,
+    kind: str | None,
+    severity: str | None,
+    since: str | None,
+    limit: int | None,
+    as_json: bool,
+    dead_letters: bool,
+) -> None:
+    """List stored anomalies (or dead letters), oldest first, with filters."""
+    path = store or _settings(ctx).store
+    if not path.exists():
+        raise click.ClickException(f"{path}: no anomaly store here (run `logdrift run` first)")
+    with AnomalyStore(path) as s:
+        if dead_letters:
+            for d in s.dead_letters(limit):
+                console.print(f"{datetime.fromtimestamp(d.ts).isoformat()} {d.source} {d.reason}")
+            return
+        found = s.query(
+            model=model,
+            feature=feature,
+            kind=kind,
+            min_severity=severity,
+            since=_since(since),
+            limit=limit,
+        )
+    if as_json:
+        for a in found:
+            sys.stdout.write(orjson.dumps(a.to_document()).decode() + "\n")
+        return
+    table = Table()
+    for column in ("time", "severity", "kind", "model", "feature", "detector", "message"):
+        table.add_column(column, overflow="fold")
+    for a in found:
+        table.add_row(
+            datetime.fromtimestamp(a.timestamp).strftime("%m-%d %H:%M:%S"),
+            a.severity,
+            a.kind,
+            a.model,
+            a.feature,
+            a.detector,
+            a.message,
+        )
+    console.print(table)
+    console.print(f"{len(found)} anomalies")
+
+
+@main.command()
+@click.argument("logs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--baseline", "baselines", multiple=True, required=True, type=click.Path(path_type=Path)
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--window-seconds", type=float, help="Event-time window length [60].")
+@click.option("--min-count", type=int, help="Fewest records a window is judged on [200].")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    logs: Path,
+    baselines: tuple[Path, ...],
+    fmt: str,
+    window_seconds: float | None,
+    min_count: int | None,
+) -> None:
+    """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
+    before a deploy). Exit 0: clean; 1: anomalies found; 2: usage or input error."""
+    from streams.offline import check_logs
+
+    settings = _settings(ctx)
+    options = EngineOptions(
+        window_seconds or settings.window.seconds, min_count or settings.window.min_count
+    )
+    report = check_logs(
+        logs, _load_baselines(list(baselines), settings), options, _mapping(settings)
+    )
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        for line in report.bad_lines[:20]:
+            err.print(f"[yellow]skipped[/yellow] {line}")
+        table = Table(title=f"{logs}: {report.records:,} records, {len(report.windows)} windows")
+        for column in ("severity", "kind", "feature", "detector", "message"):
+            table.add_column(column, overflow="fold")
+        for a in report.anomalies:
+            table.add_row(a.severity, a.kind, a.feature, a.detector, a.message)
+        console.print(table)
+        console.print(f"{len(report.anomalies)} anomalies, {len(report.bad_lines)} bad lines")
+    sys.exit(1 if report.anomalies else 0)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=24224, show_default=True)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    default=["stationary"],
+    show_default=True,
+    help=f"Repeatable. {SCENARIO_HELP}.",
+)
+@click.option(
+    "--at",
+    "at_fraction",
+    default=0.5,
+    show_default=True,
+    help="Where in the run the changes start (fraction of the records).",
+)
+@click.option("--rate", default=100.0, show_default=True, help="Records per second.")
+@click.option("--count", default=6000, show_default=True, help="Records to send.")
+@click.option("--start", help="Event time of the first record (ISO-8601) [now].")
+@click.option("--fast", is_flag=True, help="Send as fast as possible (event times unchanged).")
+@click.option("--seed", default=1, show_default=True)
+def simulate(
+    host: str,
+    port: int,
+    scenarios: tuple[str, ...],
+    at_fraction: float,
+    rate: float,
+    count: int,
+    start: str | None,
+    fast: bool,
+    seed: int,
+) -> None:
+    """Send realistic serving traffic for a click-through model through fluent-logger, with
+    named changes injected partway."""
+    from streams.demo import send
+
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise click.BadParameter(f"unknown scenario {unknown[0]!r}; one of {', '.join(SCENARIOS)}")
+    began = _since(start) if start else datetime.now().timestamp()
+    injections = [Injection(s, int(count * at_fraction)) for s in scenarios if s != "stationary"]
+    records = serving_records(
+        count, rate=rate, start=began or 0.0, injections=injections, seed=seed
+    )
+    try:
+        sent = send(records, host, port, realtime=not fast, rate=rate)
+    except ConnectionError as exc:
+        raise click.ClickException(f"{exc} (is `logdrift run` listening?)") from None
+    console.print(f"sent {sent:,} records to {host}:{port}")
+
+
+@main.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's files here (default: a temporary directory).",
+)
+@click.option("--events", default=60_000, show_default=True)
+def demo(workdir: Path | None, events: int) -> None:
+    """Everything from nothing: make training data, build the baseline, start the embedded
+    runner, send traffic through fluent-logger with five changes injected partway, and say
+    what was caught. Exit 0 when every change was caught and nothing else raised."""
+    from streams.demo import run_demo
+
+    logging.getLogger().setLevel(logging.WARNING)
+    if workdir is not None:
+        ok = run_demo(workdir, events)
+    else:
+        with tempfile.TemporaryDirectory(prefix="logdrift-demo-") as tmp:
+            ok = run_demo(Path(tmp), events)
+    sys.exit(0 if ok else 1)

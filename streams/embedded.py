@@ -1,0 +1,158 @@
+"""The embedded runner: one process, no Kafka, no Elasticsearch.
+
+    fluent-logger / Fluentd out_forward --forward protocol--> ForwardServer
+      --> decode_record --> Engine.process (the same step the Faust agents call)
+      --> AnomalyStore (SQLite) and one readable line per anomaly on stdout
+
+A forward chunk is acknowledged only after its records are accounted and every anomaly they
+raised is committed to the store. SIGTERM or SIGINT stops accepting, lets in-flight chunks
+finish, judges every open window and stores the result: nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from connectors.forward import ForwardEvent
+from connectors.forward_server import ForwardServer
+from connectors.store import AnomalyStore
+from detectors.anomaly import Anomaly, iso
+from detectors.engine import Engine, Result, WindowReport
+from detectors.records import DecodeError, FieldMapping, decode_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    records: int = 0
+    dead_letters: int = 0
+    anomalies: int = 0
+    windows: int = 0
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _short_reason(exc: DecodeError) -> str:
+    return f"{exc.field}: {exc.problem.split(' (')[0]}"
+
+
+class Pipeline:
+    """Decode, detect, store: the runner's step, without any socket (the check command and the
+    tests drive it directly)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: AnomalyStore,
+        mapping: FieldMapping,
+        emit: Callable[[str], None] = print,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.mapping = mapping
+        self.emit = emit
+        self.stats = RunnerStats()
+
+    def handle(self, events: list[ForwardEvent]) -> Result:
+        result = Result()
+        for event in events:
+            try:
+                record = decode_record(event.record, self.mapping, default_ts=event.time)
+                result.extend(self.engine.process(record))
+                self.stats.records += 1
+            except DecodeError as exc:
+                self._dead_letter(event, exc)
+        self.publish(result)
+        return result
+
+    def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> None:
+        reason = _short_reason(exc)
+        self.stats.dead_letters += 1
+        self.stats.dead_by_reason[reason] = self.stats.dead_by_reason.get(reason, 0) + 1
+        self.store.put_dead_letter(
+            reason=str(exc),
+            raw=orjson.dumps(event.record, default=str),
+            source=f"forward:{event.tag}",
+            ts=event.time,
+        )
+
+    def publish(self, result: Result) -> None:
+        """Commit anomalies before anything is acknowledged, then tell the terminal."""
+        if result.anomalies:
+            self.store.put(result.anomalies)
+        self.stats.anomalies += len(result.anomalies)
+        self.stats.windows += len(result.reports)
+        for anomaly in result.anomalies:
+            self.emit(anomaly.line())
+        for report in result.reports:
+            self.emit(window_line(report))
+
+
+def window_line(report: WindowReport) -> str:
+    version = f" v{report.version}" if report.version else ""
+    late = f", {report.late:,} late" if report.late else ""
+    flagged = sorted({a.feature for a in report.anomalies})
+    verdict = f"anomalies on {', '.join(flagged)}" if flagged else "no anomaly"
+    return (
+        f"{iso(report.end)} window {report.model}{version} "
+        f"{iso(report.start)}..{iso(report.end)}: {report.count:,} records{late}, {verdict}"
+    )
+
+
+class EmbeddedRunner:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        server_factory: Callable[..., ForwardServer],
+        idle_close_seconds: float,
+    ) -> None:
+        self.pipeline = pipeline
+        self.server = server_factory(self._on_events)
+        self.idle_close_seconds = idle_close_seconds
+        self._last_arrival = time.monotonic()
+        self._stop = asyncio.Event()
+
+    async def _on_events(self, events: list[ForwardEvent]) -> None:
+        self._last_arrival = time.monotonic()
+        self.pipeline.handle(events)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _close_idle_windows(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+            if time.monotonic() - self._last_arrival >= self.idle_close_seconds:
+                self.pipeline.publish(self.pipeline.engine.close_until(float("inf")))
+                self._last_arrival = time.monotonic()
+
+    async def run(self, ready: Callable[[int], None] | None = None) -> RunnerStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.server.start()
+        logger.info(
+            "listening for the forward protocol on %s:%d", self.server.host, self.server.port
+        )
+        if ready is not None:
+            ready(self.server.port)
+        idle = asyncio.create_task(self._close_idle_windows())
+        await self._stop.wait()
+        await idle
+        await self.server.stop()  # in-flight chunks finish (and are acked) before this returns
+        self.pipeline.publish(self.pipeline.engine.close_all())
+        return self.pipeline.stats
+
+
+def anomaly_rows(anomalies: list[Anomaly]) -> list[dict[str, object]]:
+    return [a.to_document() for a in anomalies]

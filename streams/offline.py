@@ -1,0 +1,130 @@
+"""The offline paths: build a baseline from a training file, and check a file of serving logs
+against a baseline (a CI gate before a model deploy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from connectors.baseline_files import (
+    SCHEMA_FILE,
+    read_previous_inference,
+    read_schema_document,
+    render_schema,
+    write_baseline,
+)
+from connectors.files import FileFormatError, iter_json_lines, open_rows
+from detectors.anomaly import Anomaly
+from detectors.baseline import Baseline
+from detectors.engine import Engine, EngineOptions, WindowReport
+from detectors.infer import BaselineBuilder, BaselineOptions
+from detectors.infer_schema import infer_schema, merge_edits
+from detectors.records import DecodeError, FieldMapping, decode_record
+from detectors.schema import Schema, schema_errors
+
+
+def _rows_with_progress(
+    path: Path, label: str, progress: Progress | None, features_key: str
+) -> Iterator[dict[str, Any]]:
+    source = open_rows(path, features_key=features_key)
+    task = progress.add_task(label, total=source.size_bytes) if progress else None
+    with source:
+        for i, row in enumerate(source):
+            if progress is not None and task is not None and i % 4096 == 0:
+                progress.update(task, completed=source.position)
+            yield row
+    if progress is not None and task is not None:
+        progress.update(task, completed=source.size_bytes)
+
+
+def build_baseline(
+    training: Path,
+    out: Path,
+    options: BaselineOptions,
+    model: str | None,
+    *,
+    show_progress: bool = True,
+    features_key: str = "features",
+) -> Schema:
+    """Two streaming passes over ``training``; writes schema.yaml and profile.json into ``out``,
+    keeping every value a person changed in an existing schema.yaml."""
+    builder = BaselineBuilder(options)
+    columns = [TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        for row in _rows_with_progress(
+            training, "pass 1/2 (types, quantiles)", progress, features_key
+        ):
+            builder.first_pass(row)
+        builder.fix_bins()
+        for row in _rows_with_progress(training, "pass 2/2 (bin counts)", progress, features_key):
+            builder.second_pass(row)
+    if builder.rows == 0:
+        raise FileFormatError(training, "no rows")
+    profile = builder.finish(str(training.name))
+    inferred, notes = infer_schema(
+        profile,
+        model=model,
+        tolerance=options.range_tolerance,
+        sensitive=options.sensitive,
+        prediction_column=options.prediction_column,
+    )
+    current = read_schema_document(out / SCHEMA_FILE)
+    previous = read_previous_inference(out)
+    doc = merge_edits(inferred, previous, current) if current is not None else inferred
+    problems = schema_errors(doc)
+    if problems:
+        raise ValueError(f"{out / SCHEMA_FILE}: your edits no longer fit: " + "; ".join(problems))
+    write_baseline(out, render_schema(doc, notes, profile.source, profile.rows), profile, inferred)
+    return Schema.model_validate(doc)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    records: int = 0
+    bad_lines: list[str] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    windows: list[WindowReport] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "bad_lines": self.bad_lines,
+            "anomalies": [a.to_document() for a in self.anomalies],
+            "windows": len(self.windows),
+        }
+
+
+def check_logs(
+    logs: Path,
+    baselines: list[Baseline],
+    options: EngineOptions,
+    mapping: FieldMapping = FieldMapping(),
+    on_bad: Callable[[str], None] | None = None,
+) -> CheckReport:
+    """Run the engine over a JSON-lines file of serving records; bad lines are reported with
+    their line number and reason, and the walk goes on."""
+    engine = Engine(baselines, options)
+    report = CheckReport()
+    for number, item in iter_json_lines(logs):
+        if isinstance(item, FileFormatError):
+            report.bad_lines.append(str(item))
+            continue
+        try:
+            result = engine.process(decode_record(item, mapping))
+        except DecodeError as exc:
+            report.bad_lines.append(f"{logs} line {number}: {exc}")
+            continue
+        report.records += 1
+        report.anomalies += result.anomalies
+        report.windows += result.reports
+    final = engine.close_all()
+    report.anomalies += final.anomalies
+    report.windows += final.reports
+    if on_bad is not None:
+        for line in report.bad_lines:
+            on_bad(line)
+    return report
