@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 
 from detectors.baseline import Baseline
 from detectors.profile import Profile

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[list[ForwardEvent]], Awaitable[None]]
 
 _READ_BYTES = 64 * 1024
+# fluent-logger sends without acks: on shutdown, what it already wrote is read and handled
+# until the connection has been quiet this long (or the drain deadline passes).
+_DRAIN_IDLE_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -50,6 +53,8 @@ class _Connection:
     # True while a message is in the handler or its ack is being written:
     # stop() lets that finish instead of cancelling it.
     busy: bool = False
+    # Set by stop(): finish what the peer already sent, then close once it goes quiet.
+    draining: bool = False
     stopping: bool = False
 
 
@@ -90,12 +95,18 @@ class ForwardServer:
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
         logger.info("forward: listening on %s:%d", self.host, self.port)
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight handlers finish, close every connection."""
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop accepting; handle what connected peers already sent until each goes quiet
+        (at most ``drain_seconds``); let in-flight handlers finish; close every connection."""
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
+        for conn in self._connections:
+            conn.draining = True
+        tasks = [c.task for c in self._connections]
+        if tasks:
+            await asyncio.wait(tasks, timeout=drain_seconds)
         for conn in list(self._connections):
             conn.stopping = True
             if not conn.busy:
@@ -153,7 +164,12 @@ class ForwardServer:
     ) -> None:
         decoder = FrameDecoder(self._max_frame_bytes)
         while not conn.stopping:
-            data = await reader.read(_READ_BYTES)
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_BYTES), _DRAIN_IDLE_SECONDS)
+            except TimeoutError:
+                if conn.draining:
+                    return
+                continue
             if not data:
                 if decoder.pending_bytes:
                     self._reject(peer, "truncated_frame", "connection closed inside a frame")

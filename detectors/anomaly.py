@@ -1,8 +1,10 @@
 """The anomaly record (DESIGN section 5): deterministic id, severity, a message for on-call.
 
->>> a = anomaly_id("ctr", "3", "price", "jensen_shannon", 1795860000.0)
->>> a == anomaly_id("ctr", "3", "price", "jensen_shannon", 1795860000.0)
+>>> a = anomaly_id("ctr", "3", "price", "drift", "jensen_shannon", 1795860000.0)
+>>> a == anomaly_id("ctr", "3", "price", "drift", "jensen_shannon", 1795860000.0)
 True
+>>> a == anomaly_id("ctr", "3", "price", "distribution_skew", "jensen_shannon", 1795860000.0)
+False
 >>> severity_for(1.2), severity_for(3.0), severity_for(5.0), severity_for(20.0)
 ('low', 'medium', 'high', 'critical')
 """
@@ -24,13 +26,16 @@ def anomaly_id(
     model: str,
     version: str,
     feature: str,
+    kind: str,
     detector: str,
     window_start: float,
     slice_: dict[str, str] | None = None,
 ) -> str:
-    """Same inputs, same id: a re-delivered anomaly overwrites instead of duplicating."""
+    """Same inputs, same id: a re-delivered anomaly overwrites instead of duplicating. The kind
+    is part of it because one distance serves both skew (vs training) and drift (vs the
+    previous window)."""
     slice_key = ",".join(f"{k}={v}" for k, v in sorted((slice_ or {}).items()))
-    key = "\x1f".join([model, version, feature, detector, f"{window_start:.3f}", slice_key])
+    key = "\x1f".join([model, version, feature, kind, detector, f"{window_start:.3f}", slice_key])
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -217,8 +217,8 @@ def _missing(
             "missing_rate",
             increase,
             threshold,
-            f"missing in {score.missing_rate:.1%} of {win.seen:,} records vs {base:.1%} in training "
-            f"(+{increase:.1%}, threshold +{threshold:.1%})",
+            f"missing in {score.missing_rate:.1%} of {win.seen:,} records vs {base:.1%} in "
+            f"training (+{increase:.1%}, threshold +{threshold:.1%})",
             {"missing_rate": base},
             {"missing_rate": score.missing_rate},
         )

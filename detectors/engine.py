@@ -22,6 +22,8 @@ from detectors.schema import PREDICTION
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import check_value, structural_violations
 
+# (feature, kind, detector) flagged in a window, to say "ongoing since".
+FlagKey = tuple[str, str, str]
 DETECTOR_NAMES = {"page_hinkley": "Page-Hinkley", "adwin": "ADWIN"}
 
 
@@ -73,7 +75,7 @@ class ModelState:
     new_columns: dict[str, int] = field(default_factory=dict)
     previous: dict[str, FeatureWindow] = field(default_factory=dict)
     detectors: dict[str, list[StandardizedChange]] = field(default_factory=dict)
-    ongoing: dict[tuple[str, str], float] = field(default_factory=dict)
+    ongoing: dict[FlagKey, float] = field(default_factory=dict)
 
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end, self.count, self.late = start, end, 0, 0
@@ -190,7 +192,7 @@ class Engine:
             state.end += self.options.window_seconds  # too little data to judge: carry over
             return Result()
         scores, anomalies = [], []
-        flagged: dict[tuple[str, str], float] = {}
+        flagged: dict[FlagKey, float] = {}
         for name, ref in state.baseline.references.items():
             win = state.windows[name]
             score, findings = compare_feature(
@@ -232,16 +234,20 @@ class Engine:
         return f"{feature} ({state.model}{version})"
 
     def _window_anomaly(
-        self, state: ModelState, feature: str, f: Finding, flagged: dict[tuple[str, str], float]
+        self,
+        state: ModelState,
+        feature: str,
+        f: Finding,
+        flagged: dict[FlagKey, float],
     ) -> Anomaly:
-        key = (feature, f.detector)
+        key = (feature, f.kind, f.detector)
         since = state.ongoing.get(key, state.start)
         flagged[key] = since
         window = f"window {iso(state.start)} to {iso(state.end)}, {state.count:,} records"
         if since < state.start:
             window += f"; ongoing since {iso(since)}"
         return Anomaly(
-            id=anomaly_id(state.model, state.version, feature, f.detector, state.start),
+            id=anomaly_id(state.model, state.version, feature, f.kind, f.detector, state.start),
             timestamp=state.end,
             kind=f.kind,
             detector=f.detector,
@@ -270,7 +276,9 @@ class Engine:
         )
         name = DETECTOR_NAMES.get(change.detector, change.detector)
         return Anomaly(
-            id=anomaly_id(state.model, state.version, feature, change.detector, state.start),
+            id=anomaly_id(
+                state.model, state.version, feature, "drift", change.detector, state.start
+            ),
             timestamp=ts,
             kind="drift",
             detector=change.detector,

@@ -33,7 +33,7 @@ class BaselineOptions:
     prediction_column: str = PREDICTION
     ignore: frozenset[str] = frozenset()
     sensitive: frozenset[str] = frozenset()
-    calibration: CalibrationOptions = CalibrationOptions()
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     privacy_key: bytes = b""
 
     def __post_init__(self) -> None:
@@ -116,9 +116,9 @@ class BaselineBuilder:
             if column is None or value is None:
                 continue
             if column.bins is not None:
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    if math.isfinite(value):
-                        column.bins.update(float(value))
+                numeric = isinstance(value, int | float) and not isinstance(value, bool)
+                if numeric and math.isfinite(value):  # type: ignore[arg-type]
+                    column.bins.update(float(value))  # type: ignore[arg-type]
             else:
                 text = self._text(name, value)
                 if text in column.vocabulary:

@@ -4,8 +4,8 @@ Validation never raises, whatever JSON arrives: every problem becomes a Violatio
 types, never values, because a value may be sensitive.
 
 >>> from detectors.schema import FeatureSpec
->>> check_value("age", FeatureSpec(type="int", range={"min": 0, "max": 120}), "34")
-Checked(value=None, missing=False, violation=Violation(feature='age', code='INT_TYPE_NOT_INT_STRING', detail='string where int expected'))
+>>> check_value("age", FeatureSpec(type="int", range={"min": 0, "max": 120}), "34").violation
+Violation(feature='age', code='INT_TYPE_NOT_INT_STRING', detail='string where int expected')
 >>> check_value("age", FeatureSpec(type="int"), 34.0)
 Checked(value=34.0, missing=False, violation=None)
 """
@@ -67,7 +67,7 @@ def _bad(name: str, code: str, detail: str) -> Checked:
 def _is_missing(spec: FeatureSpec, value: object) -> bool:
     if value is None:
         return True
-    if not spec.missing_values or isinstance(value, bool) or isinstance(value, list | dict):
+    if not spec.missing_values or isinstance(value, bool | list | dict):
         return False
     return value in spec.missing_values
 

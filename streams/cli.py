@@ -17,20 +17,20 @@ from pathlib import Path
 import click
 import orjson
 from rich.console import Console
-from rich.table import Table
 
 from config.settings import Settings, SettingsError, load_settings
 from connectors.baseline_files import BaselineError, load_baseline, validate_schema_file
 from connectors.files import FileFormatError
 from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
+from detectors.anomaly import iso
 from detectors.calibrate import CalibrationOptions
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions
 from detectors.records import FieldMapping, parse_ts
 from streams.traffic import SCENARIOS, Injection, serving_records
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
@@ -315,7 +315,7 @@ def anomalies(
     with AnomalyStore(path) as s:
         if dead_letters:
             for d in s.dead_letters(limit):
-                console.print(f"{datetime.fromtimestamp(d.ts).isoformat()} {d.source} {d.reason}")
+                console.print(f"{iso(d.ts)} {d.source} {d.reason}", soft_wrap=True)
             return
         found = s.query(
             model=model,
@@ -325,25 +325,13 @@ def anomalies(
             since=_since(since),
             limit=limit,
         )
-    if as_json:
-        for a in found:
-            sys.stdout.write(orjson.dumps(a.to_document()).decode() + "\n")
-        return
-    table = Table()
-    for column in ("time", "severity", "kind", "model", "feature", "detector", "message"):
-        table.add_column(column, overflow="fold")
     for a in found:
-        table.add_row(
-            datetime.fromtimestamp(a.timestamp).strftime("%m-%d %H:%M:%S"),
-            a.severity,
-            a.kind,
-            a.model,
-            a.feature,
-            a.detector,
-            a.message,
-        )
-    console.print(table)
-    console.print(f"{len(found)} anomalies")
+        if as_json:
+            sys.stdout.write(orjson.dumps(a.to_document()).decode() + "\n")
+        else:
+            console.print(a.line(), soft_wrap=True)
+    if not as_json:
+        console.print(f"{len(found)} anomalies")
 
 
 @main.command()
@@ -379,13 +367,12 @@ def check(
     else:
         for line in report.bad_lines[:20]:
             err.print(f"[yellow]skipped[/yellow] {line}")
-        table = Table(title=f"{logs}: {report.records:,} records, {len(report.windows)} windows")
-        for column in ("severity", "kind", "feature", "detector", "message"):
-            table.add_column(column, overflow="fold")
         for a in report.anomalies:
-            table.add_row(a.severity, a.kind, a.feature, a.detector, a.message)
-        console.print(table)
-        console.print(f"{len(report.anomalies)} anomalies, {len(report.bad_lines)} bad lines")
+            console.print(a.line(), soft_wrap=True)
+        console.print(
+            f"{logs}: {report.records:,} records in {len(report.windows)} windows, "
+            f"{len(report.anomalies)} anomalies, {len(report.bad_lines)} bad lines"
+        )
     sys.exit(1 if report.anomalies else 0)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from connectors.baseline_files import load_baseline
 from connectors.files import write_csv
@@ -88,23 +87,19 @@ def judge(
     return verdicts, [a for a in anomalies if a.feature not in changed]
 
 
-def _verdict_table(verdicts: list[Verdict]) -> Table:
-    table = Table(title="What was injected, and what logdrift caught")
-    for column in ("change", "feature", "injected at", "caught as", "detector", "after"):
-        table.add_column(column)
+def verdict_lines(verdicts: list[Verdict]) -> list[str]:
+    lines = []
     for v in verdicts:
+        when = iso(v.injected_at)[11:19]
+        head = f"{v.scenario:15} {v.feature:8} injected {when}"
         if v.first is None:
-            table.add_row(v.scenario, v.feature, iso(v.injected_at), "[red]MISSED[/red]", "", "")
+            lines.append(f"  MISSED  {head}: no anomaly on {v.feature} after it")
         else:
-            table.add_row(
-                v.scenario,
-                v.feature,
-                iso(v.injected_at),
-                v.first.kind,
-                v.first.detector,
-                f"{v.delay_events:,} events",
+            lines.append(
+                f"  caught  {head}: {v.first.kind} ({v.first.detector}) "
+                f"{v.delay_events:,} events later"
             )
-    return table
+    return lines
 
 
 async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -> bool:
@@ -128,9 +123,14 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
     )
     runner = EmbeddedRunner(pipeline, lambda h: ForwardServer(h, "127.0.0.1", 0), 5.0)
     ports: list[int] = []
-    serving = asyncio.create_task(runner.run(ready=ports.append))
-    while not ports:
-        await asyncio.sleep(0.01)
+    listening = asyncio.Event()
+
+    def ready(port: int) -> None:
+        ports.append(port)
+        listening.set()
+
+    serving = asyncio.create_task(runner.run(ready=ready))
+    await listening.wait()
     start = float(int(time.time()) - int(events / rate))
     injections = [Injection(name, int(events * f)) for name, f in DEMO_PLAN]
     console.print(
@@ -147,7 +147,8 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
     store.close()
     verdicts, false_alarms = judge(found, injections, start, rate)
     console.print("[bold]4/4[/bold] verdict")
-    console.print(_verdict_table(verdicts))
+    for line in verdict_lines(verdicts):
+        console.print(line, highlight=False)
     quiet = sorted(
         {"price", "age", "score", "country", "device", "is_returning", "prediction"}
         - {v.feature for v in verdicts}
@@ -169,4 +170,4 @@ def run_demo(
     workdir: Path, events: int = 60_000, rate: float = 100.0, console: Console | None = None
 ) -> bool:
     workdir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(_run_demo(workdir, events, rate, console or Console()))
+    return asyncio.run(_run_demo(workdir, events, rate, console or Console(soft_wrap=True)))

@@ -102,7 +102,7 @@ def check_logs(
     logs: Path,
     baselines: list[Baseline],
     options: EngineOptions,
-    mapping: FieldMapping = FieldMapping(),
+    mapping: FieldMapping | None = None,
     on_bad: Callable[[str], None] | None = None,
 ) -> CheckReport:
     """Run the engine over a JSON-lines file of serving records; bad lines are reported with
@@ -114,7 +114,7 @@ def check_logs(
             report.bad_lines.append(str(item))
             continue
         try:
-            result = engine.process(decode_record(item, mapping))
+            result = engine.process(decode_record(item, mapping or FieldMapping()))
         except DecodeError as exc:
             report.bad_lines.append(f"{logs} line {number}: {exc}")
             continue

@@ -64,8 +64,24 @@ async def eventually(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+_client_writers: list[asyncio.StreamWriter] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    yield
+    while _client_writers:
+        writer = _client_writers.pop()
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
 async def connect(server: ForwardServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", server.port)
+    """A raw client connection, closed when the test ends."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    _client_writers.append(writer)
+    return reader, writer
 
 
 async def read_acks(reader: asyncio.StreamReader, count: int = 1) -> list[object]:
@@ -196,7 +212,7 @@ def entries(*records: dict[str, Any]) -> bytes:
     )
 
 
-FRAMES = {
+FRAMES: dict[str, list[Any]] = {
     "Message": ["app.ctr", T0, {"n": 0}, {"chunk": "c-message"}],
     "Forward": ["app.ctr", [[T0, {"n": 0}], [T0, {"n": 1}]], {"chunk": "c-forward"}],
     "PackedForward": ["app.ctr", entries({"n": 0}, {"n": 1}), {"chunk": "c-packed"}],

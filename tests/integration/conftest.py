@@ -1,0 +1,123 @@
+"""Fixtures for end-to-end tests: the real `logdrift` command line, real sockets, the real
+fluent-logger client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connectors.files import write_csv
+from streams.traffic import training_rows
+
+LOGDRIFT = [sys.executable, "-m", "streams"]
+
+
+def logdrift(
+    *args: str | Path, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line and return what it printed."""
+    proc = subprocess.run(
+        [*LOGDRIFT, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"logdrift {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def training_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("training") / "train.csv"
+    write_csv(path, training_rows(20_000, seed=7))
+    return path
+
+
+@pytest.fixture(scope="session")
+def baseline_dir(training_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("baseline") / "ctr"
+    logdrift("baseline", training_csv, "--out", out, "--model", "ctr")
+    return out
+
+
+@dataclass
+class Runner:
+    """A `logdrift run` subprocess; `stop()` sends SIGTERM and returns everything it printed."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    store: Path
+
+    def stop(self, timeout: float = 60) -> str:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, out
+        return out
+
+
+@pytest.fixture
+def start_runner(tmp_path: Path, baseline_dir: Path) -> Iterator:
+    started: list[Runner] = []
+
+    def start(store: Path | None = None, *extra: str) -> Runner:
+        port = free_port()
+        store = store or tmp_path / "logdrift.db"
+        proc = subprocess.Popen(
+            [
+                *LOGDRIFT,
+                "run",
+                "--baseline",
+                str(baseline_dir),
+                "--port",
+                str(port),
+                "--store",
+                str(store),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        runner = Runner(proc, port, store)
+        started.append(runner)
+        _wait_listening(port, proc)
+        return runner
+
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"logdrift run exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            )
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"logdrift run did not listen on {port} within {timeout} s")
