@@ -6,7 +6,8 @@ events a negligible difference is still "significant". So each distance comes wi
 drawn from the reference, at this window size. A comparison flags only when the distance
 passes both that and an effect-size floor.
 
->>> l_infinity({"a": 0.5, "b": 0.5}, {"a": 0.2, "b": 0.8})
+>>> d, where = l_infinity({"a": 0.7, "b": 0.2, "c": 0.1}, {"a": 0.4, "b": 0.3, "c": 0.3})
+>>> round(d, 12), where
 (0.3, 'a')
 >>> round(jensen_shannon([1.0, 0.0], [0.0, 1.0]), 12)
 1.0

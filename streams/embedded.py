@@ -26,6 +26,7 @@ from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
 from detectors.engine import Engine, Result, WindowReport
+from detectors.privacy import redact
 from detectors.records import DecodeError, FieldMapping, decode_record
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class Pipeline:
         self.mapping = mapping
         self.emit = emit
         self.stats = RunnerStats()
+        # Dead letters keep the original record, less any sensitive value in it.
+        self._sensitive = [
+            (b.privacy_key, frozenset(n for n, r in b.references.items() if r.spec.sensitive))
+            for b in engine.baselines.values()
+        ]
 
     def handle(self, events: list[ForwardEvent]) -> Result:
         result = Result()
@@ -77,9 +83,12 @@ class Pipeline:
         reason = _short_reason(exc)
         self.stats.dead_letters += 1
         self.stats.dead_by_reason[reason] = self.stats.dead_by_reason.get(reason, 0) + 1
+        record: object = event.record
+        for key, names in self._sensitive:
+            record = redact(record, self.mapping.features, names, key)
         self.store.put_dead_letter(
             reason=str(exc),
-            raw=orjson.dumps(event.record, default=str),
+            raw=orjson.dumps(record, default=str),
             source=f"forward:{event.tag}",
             ts=event.time,
         )

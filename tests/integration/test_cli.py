@@ -126,3 +126,19 @@ def test_demo_catches_every_injected_change_and_nothing_else(tmp_path: Path) -> 
     assert "MISSED" not in proc.stdout
     assert proc.stdout.count("  caught  ") == 5
     assert "No anomaly on the unchanged features: is_returning, prediction." in proc.stdout
+
+
+def test_a_sensitive_feature_never_shows_a_raw_value(training_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "private"
+    logdrift("baseline", training_csv, "--out", out, "--model", "ctr", "--sensitive", "country")
+    stored = (out / "profile.json").read_text() + (out / "schema.yaml").read_text()
+    assert '"US"' not in stored and "- US" not in stored
+    records = list(serving_records(6_000, rate=100, start=START,
+                                   injections=[Injection("new_category", 0)]))
+    logs = _write_jsonl(tmp_path / "logs.jsonl", records)
+    proc = logdrift("check", logs, "--baseline", out, "--format", "json", check=False)
+    assert proc.returncode == 1, "the new country is still caught"
+    report = json.loads(proc.stdout)
+    assert any(a["feature"]["name"] == "country" for a in report["anomalies"])
+    for raw in ('"BR"', "'BR'", '"US"', "'US'", '"DE"', "'DE'"):
+        assert raw not in proc.stdout

@@ -24,7 +24,7 @@ def make_anomaly(
     message: str = "price moved",
 ) -> Anomaly:
     return Anomaly(
-        id=anomaly_id(model, "3", feature, detector, ts),
+        id=anomaly_id(model, "3", feature, kind, detector, ts),
         timestamp=ts,
         kind=kind,
         detector=detector,
