@@ -48,6 +48,16 @@ class CalibrationOptions:
             raise ValueError(
                 f"min_shift must be positive (in standard deviations), got {self.min_shift}"
             )
+        if self.streams < 4:
+            raise ValueError(f"streams must be at least 4 to fit a tail, got {self.streams}")
+        if self.stream_length < 10 * PH_MIN_INSTANCES:
+            raise ValueError(
+                f"stream_length must be at least {10 * PH_MIN_INSTANCES}, got {self.stream_length}"
+            )
+        if self.adwin_events < 1_000:
+            raise ValueError(f"adwin_events must be at least 1000, got {self.adwin_events}")
+        if not 0 < self.adwin_probe_delta < 1:
+            raise ValueError(f"adwin_probe_delta must be in (0, 1), got {self.adwin_probe_delta}")
 
 
 def page_hinkley_maxima(

@@ -32,6 +32,7 @@ class EngineOptions:
     window_seconds: float = 60.0
     min_count: int = 200
     new_column_cap: int = 32
+    max_model_versions: int = 256  # state per (model, version): bounded even if versions churn
 
     def __post_init__(self) -> None:
         if not self.window_seconds > 0:
@@ -99,7 +100,8 @@ class Engine:
         return baseline
 
     def process(self, record: ServingRecord) -> Result:
-        """Account one record; raises DecodeError only for a model without a baseline."""
+        """Account one record. Raises DecodeError (and nothing else) for a record that cannot be
+        accounted: a model without a baseline, or one model version too many."""
         state = self._state(record)
         result = Result()
         if record.ts >= state.end:
@@ -147,6 +149,12 @@ class Engine:
         state = self.states.get(key)
         if state is None:
             baseline = self.baseline_for(record.model)
+            if len(self.states) >= self.options.max_model_versions:
+                raise DecodeError(
+                    "model_version",
+                    f"state is kept for at most {self.options.max_model_versions} model "
+                    "versions; this record would open one more",
+                )
             start = self._align(record.ts)
             state = ModelState(baseline, record.model, record.version, start, start)
             state.open_window(start, start + self.options.window_seconds)

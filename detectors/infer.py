@@ -23,6 +23,7 @@ from detectors.profile import (
 )
 from detectors.schema import PREDICTION, FeatureType
 from detectors.stats import BinCounts
+from detectors.validate import as_float
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +118,9 @@ class BaselineBuilder:
                 continue
             if column.bins is not None:
                 numeric = isinstance(value, int | float) and not isinstance(value, bool)
-                if numeric and math.isfinite(value):  # type: ignore[arg-type]
-                    column.bins.update(float(value))  # type: ignore[arg-type]
+                x = as_float(value) if numeric else math.nan  # type: ignore[arg-type]
+                if math.isfinite(x):
+                    column.bins.update(x)
             else:
                 text = self._text(name, value)
                 if text in column.vocabulary:

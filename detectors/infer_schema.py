@@ -106,8 +106,9 @@ def merge_edits(inferred: Any, previous: Any, current: Any) -> Any:
                 continue  # deleted by a person
             merged[key] = merge_edits(value, prev.get(key, _UNSET), current.get(key, _UNSET))
         for key, value in current.items():
-            if key not in merged and key not in inferred:
-                merged[key] = value  # added by a person
+            untouched = key in prev and prev[key] == value
+            if key not in merged and key not in inferred and not untouched:
+                merged[key] = value  # added or changed by a person
         return merged
     if previous is _UNSET or current != previous:
         return current

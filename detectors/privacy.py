@@ -18,6 +18,13 @@ def keyed_hash(key: bytes, value: str) -> str:
     return "h:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def _text(value: object) -> str:
+    # As the engine spells categories, so a dead letter's hash matches an anomaly's.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def redact(record: object, features_path: str, sensitive: frozenset[str], key: bytes) -> object:
     """A copy of a raw serving record with sensitive feature values replaced by keyed hashes,
     for keeping bad records (dead letters) without keeping what must not be kept.
@@ -35,7 +42,7 @@ def redact(record: object, features_path: str, sensitive: frozenset[str], key: b
     if not isinstance(inner, dict):
         return record
     hidden = {
-        k: keyed_hash(key, str(v)) if k in sensitive and v is not None else v
+        k: keyed_hash(key, _text(v)) if k in sensitive and v is not None else v
         for k, v in inner.items()
     }
     return {**record, head: hidden}

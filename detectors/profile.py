@@ -17,6 +17,7 @@ from typing import Any
 import datasketches as ds
 
 from detectors.stats import OTHER, BinCounts, Moments
+from detectors.validate import as_float
 
 RESERVOIR_SIZE = 20_000
 
@@ -126,7 +127,7 @@ class ColumnSketch:
         kind = json_kind(value)
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if kind in ("int", "float"):
-            self._update_number(float(value))  # type: ignore[arg-type]
+            self._update_number(as_float(value))  # type: ignore[arg-type]
         elif kind in ("str", "bool"):
             self.frequent.update(category_text(value))
 

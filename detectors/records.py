@@ -69,12 +69,26 @@ def type_name(value: object) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
+# Timestamps a date can hold: 1970-01-01 up to the end of year 9999.
+LATEST_TS = 253_402_300_799.0
+
+
 def parse_ts(value: object) -> float:
     """Epoch seconds from ISO-8601 text or a number (seconds, or milliseconds past year 5138)."""
+    ts = _ts_of(value)
+    if not 0 <= ts <= LATEST_TS:
+        raise ValueError("timestamp outside 1970..9999")
+    return ts
+
+
+def _ts_of(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
     if isinstance(value, int | float):
-        ts = float(value)
+        try:
+            ts = float(value)
+        except OverflowError:
+            raise ValueError("timestamp is out of range") from None
         if not math.isfinite(ts):
             raise ValueError("timestamp is not finite")
         return ts / 1000 if ts > 1e11 else ts

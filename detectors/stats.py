@@ -143,6 +143,23 @@ class CategoryCounts:
         return sum(self.known.values()) + sum(self.new.values()) + self.other
 
 
+def _merge_bins(a: BinCounts | None, b: BinCounts | None) -> BinCounts | None:
+    """Either side may lack a histogram (a partition that never saw the feature)."""
+    if a is None or b is None:
+        present = a if b is None else b
+        return None if present is None else present.merge(BinCounts.zero(present.edges))
+    return a.merge(b)
+
+
+def _merge_categories(a: CategoryCounts | None, b: CategoryCounts | None) -> CategoryCounts | None:
+    if a is None or b is None:
+        present = a if b is None else b
+        if present is None:
+            return None
+        return present.merge(CategoryCounts.zero(list(present.known), present.cap))
+    return a.merge(b)
+
+
 @dataclass(slots=True)
 class FeatureWindow:
     """Everything one window knows about one feature."""
@@ -173,12 +190,8 @@ class FeatureWindow:
             missing=self.missing + other.missing,
             violations=violations,
             moments=self.moments.merge(other.moments),
-            bins=self.bins.merge(other.bins) if self.bins and other.bins else self.bins,
-            categories=(
-                self.categories.merge(other.categories)
-                if self.categories and other.categories
-                else self.categories
-            ),
+            bins=_merge_bins(self.bins, other.bins),
+            categories=_merge_categories(self.categories, other.categories),
         )
 
     def to_plain(self) -> dict[str, Any]:
@@ -190,12 +203,12 @@ class FeatureWindow:
             "missing": self.missing,
             "violations": dict(self.violations),
             "moments": [m.n, m.mean, m.m2, m.min, m.max],
-            "bins": None if self.bins is None else [list(self.bins.edges), self.bins.counts],
+            "bins": None if self.bins is None else [list(self.bins.edges), list(self.bins.counts)],
             "categories": None
             if self.categories is None
             else [
-                self.categories.known,
-                self.categories.new,
+                dict(self.categories.known),
+                dict(self.categories.new),
                 self.categories.other,
                 self.categories.cap,
             ],

@@ -60,6 +60,14 @@ class Checked:
     violation: Violation | None = None
 
 
+def as_float(value: int | float) -> float:
+    """The value as a float; an integer too large for one becomes infinity (JSON allows it)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _bad(name: str, code: str, detail: str) -> Checked:
     return Checked(None, False, Violation(name, code, detail))
 
@@ -92,7 +100,7 @@ def _check_number(name: str, spec: FeatureSpec, value: object) -> Checked:
         return _bad(name, code, f"string where {spec.type} expected")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _bad(name, "UNEXPECTED_VALUE_TYPE", f"{type_name(value)} where {spec.type} expected")
-    x = float(value)
+    x = as_float(value)
     if math.isnan(x):
         return Checked(
             None,

@@ -1,0 +1,102 @@
+"""detectors.change: river's Page-Hinkley and ADWIN on standardized values, calibrated on
+training: silent on stationary data, quick on a half-sd shift."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from river.drift import ADWIN, PageHinkley
+
+from detectors.change import Change, StandardizedChange, adwin, detectors_for, page_hinkley
+
+PH = {"delta": 0.25, "threshold": 40.0, "alpha": 1.0, "min_instances": 30.0}
+AD = {"delta": 1e-6, "clock": 32.0}
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, math.nan, math.inf])
+def test_a_detector_rejects_a_std_that_cannot_standardize_naming_std(std: float) -> None:
+    with pytest.raises(ValueError, match="std"):
+        StandardizedChange("page_hinkley", page_hinkley(PH), mean=0.0, std=std)
+
+
+@pytest.mark.parametrize("mean", [math.nan, math.inf, -math.inf])
+def test_a_detector_rejects_a_non_finite_mean_naming_mean(mean: float) -> None:
+    with pytest.raises(ValueError, match="mean"):
+        StandardizedChange("page_hinkley", page_hinkley(PH), mean=mean, std=1.0)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std"), [(0.0, 0.0), (5.0, -1.0), (0.0, math.nan), (math.nan, 1.0), (0.0, math.inf)]
+)
+def test_a_feature_that_cannot_be_standardized_gets_no_detectors(mean: float, std: float) -> None:
+    assert detectors_for({"page_hinkley": PH, "adwin": AD}, mean, std) == []
+
+
+def test_a_feature_gets_one_detector_per_calibrated_kind_river_knows() -> None:
+    found = detectors_for({"page_hinkley": PH, "adwin": AD, "kswin": {"x": 1.0}}, 3.0, 2.0)
+    assert [d.name for d in found] == ["page_hinkley", "adwin"]
+    assert isinstance(found[0].detector, PageHinkley)
+    assert isinstance(found[1].detector, ADWIN)
+    assert detectors_for({}, 3.0, 2.0) == []
+
+
+def test_the_builders_pass_the_calibrated_parameters_to_river() -> None:
+    ph = page_hinkley(PH)
+    assert (ph.delta, ph.threshold, ph.alpha, ph.min_instances, ph.mode) == (
+        0.25,
+        40.0,
+        1.0,
+        30,
+        "both",
+    )
+    ad = adwin(AD)
+    assert (ad.delta, ad.clock) == (1e-6, 32)
+
+
+def test_values_are_standardized_by_the_training_mean_and_std() -> None:
+    # The same stream in other units must give the same alarms at the same positions.
+    rng = np.random.default_rng(5)
+    z = np.concatenate([rng.standard_normal(500), rng.standard_normal(500) + 1.0])
+    unit = StandardizedChange("page_hinkley", page_hinkley(PH), mean=0.0, std=1.0)
+    dollars = StandardizedChange("page_hinkley", page_hinkley(PH), mean=100.0, std=20.0)
+    alarms_unit = [i for i, x in enumerate(z.tolist()) if unit.update(x)]
+    alarms_dollars = [i for i, x in enumerate((100 + 20 * z).tolist()) if dollars.update(x)]
+    assert alarms_unit
+    assert alarms_unit == alarms_dollars
+
+
+def test_a_change_says_which_detector_when_and_how_far_the_mean_moved() -> None:
+    d = StandardizedChange("page_hinkley", page_hinkley(PH), mean=10.0, std=2.0)
+    for _ in range(200):
+        assert d.update(10.0) is None
+    change = next(c for c in (d.update(14.0) for _ in range(500)) if c)  # +2 sd
+    assert isinstance(change, Change)
+    assert change.detector == "page_hinkley"
+    assert change.seen > 200
+    assert 0.0 < change.shift <= 2.0
+
+    down = StandardizedChange("adwin", adwin({"delta": 0.002, "clock": 32.0}), mean=0.0, std=1.0)
+    for _ in range(500):
+        down.update(0.0)
+    assert next(c for c in (down.update(-3.0) for _ in range(500)) if c).shift < 0
+
+
+def test_calibrated_detectors_are_silent_on_stationary_data_and_fire_soon_after_a_half_sd_shift(
+    standard_normal_calibration: dict[str, dict[str, float]],
+) -> None:
+    rng = np.random.default_rng(2026)
+    detectors = detectors_for(standard_normal_calibration, mean=0.0, std=1.0)
+    assert [d.name for d in detectors] == ["page_hinkley", "adwin"]
+    for x in rng.standard_normal(200_000).tolist():
+        for d in detectors:
+            assert d.update(x) is None, f"{d.name} false alarm after {d.seen} values"
+    fired_at: dict[str, int] = {}
+    for i, x in enumerate((rng.standard_normal(1_000) + 0.5).tolist()):
+        for d in detectors:
+            change = d.update(x)
+            if change is not None and d.name not in fired_at:
+                fired_at[d.name] = i
+                assert change.shift > 0
+    assert set(fired_at) == {"page_hinkley", "adwin"}, fired_at

@@ -1,0 +1,250 @@
+"""detectors.distances: distances between distributions, against scipy and by hand, and the
+null thresholds that say how large a distance grows by chance alone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import jensenshannon as scipy_jensenshannon
+from scipy.stats import chi2
+
+from detectors.distances import (
+    PSI_EPSILON,
+    effective_size,
+    jensen_shannon,
+    jensen_shannon_null_threshold,
+    l_infinity,
+    l_infinity_null_threshold,
+    normalize,
+    psi,
+    rate_increase_null_threshold,
+)
+
+PROPERTY = settings(max_examples=50, deadline=None)
+
+
+def scipy_bits(p: list[float], q: list[float]) -> float:
+    """scipy's JS distance (base 2) squared. For near-identical vectors scipy takes the square
+    root of a rounding residue just below zero and returns NaN: that divergence is zero."""
+    distance = float(scipy_jensenshannon(p, q, base=2))
+    return 0.0 if math.isnan(distance) else distance**2
+
+
+def weights(size: int) -> st.SearchStrategy[list[float]]:
+    """A probability vector of ``size`` entries, zeros included."""
+    entry = st.just(0.0) | st.floats(min_value=0.0, max_value=1e3)
+    return st.lists(entry, min_size=size, max_size=size).filter(lambda w: sum(w) > 0).map(normalize)
+
+
+pairs_of_distributions = st.integers(2, 24).flatmap(lambda k: st.tuples(weights(k), weights(k)))
+
+
+# --- Jensen-Shannon ----------------------------------------------------------------------
+
+HAND_PICKED = [
+    ([0.5, 0.5], [0.5, 0.5]),
+    ([1.0, 0.0], [0.0, 1.0]),
+    ([1.0, 0.0, 0.0], [0.5, 0.5, 0.0]),
+    ([0.0, 0.0, 1.0], [0.2, 0.3, 0.5]),
+    ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]),
+    ([0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]),
+    ([0.001, 0.999], [0.999, 0.001]),
+    ([1e-12, 1 - 1e-12], [0.5, 0.5]),
+    ([0.0, 0.3, 0.0, 0.7], [0.6, 0.0, 0.4, 0.0]),
+]
+
+
+@pytest.mark.parametrize(("p", "q"), HAND_PICKED)
+def test_jensen_shannon_in_bits_is_scipys_distance_squared(p: list[float], q: list[float]) -> None:
+    assert jensen_shannon(p, q) == pytest.approx(scipy_bits(p, q), abs=1e-9)
+
+
+@PROPERTY
+@given(pairs_of_distributions)
+def test_jensen_shannon_in_bits_is_scipys_distance_squared_for_any_distributions(
+    pq: tuple[list[float], list[float]],
+) -> None:
+    p, q = pq
+    assert jensen_shannon(p, q) == pytest.approx(scipy_bits(p, q), abs=1e-9)
+
+
+@PROPERTY
+@given(pairs_of_distributions)
+def test_jensen_shannon_is_symmetric_and_between_zero_and_one(
+    pq: tuple[list[float], list[float]],
+) -> None:
+    p, q = pq
+    assert 0.0 <= jensen_shannon(p, q) <= 1.0
+    assert jensen_shannon(p, q) == pytest.approx(jensen_shannon(q, p), abs=1e-12)
+
+
+@PROPERTY
+@given(st.integers(2, 24).flatmap(weights))
+def test_jensen_shannon_of_a_distribution_with_itself_is_zero(p: list[float]) -> None:
+    assert jensen_shannon(p, p) == 0.0
+
+
+@PROPERTY
+@given(st.integers(1, 12).flatmap(weights), st.integers(1, 12).flatmap(weights))
+def test_jensen_shannon_of_disjoint_supports_is_one_bit(a: list[float], b: list[float]) -> None:
+    p = a + [0.0] * len(b)
+    q = [0.0] * len(a) + b
+    assert jensen_shannon(p, q) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_jensen_shannon_needs_vectors_of_the_same_length() -> None:
+    with pytest.raises(ValueError):
+        jensen_shannon([0.5, 0.5], [1.0])
+
+
+# --- L-infinity --------------------------------------------------------------------------
+
+
+def test_l_infinity_is_the_largest_frequency_difference_and_names_its_category() -> None:
+    training = {"ios": 0.45, "android": 0.45, "web": 0.10}
+    window = {"ios": 0.42, "android": 0.38, "web": 0.20}
+    # by hand: ios 0.03, android 0.07, web 0.10
+    distance, category = l_infinity(window, training)
+    assert distance == pytest.approx(0.10)
+    assert category == "web"
+    window = {"ios": 0.60, "android": 0.30, "web": 0.10}
+    # by hand: ios 0.15, android 0.15 (a tie up to rounding), web 0
+    distance, category = l_infinity(window, training)
+    assert distance == pytest.approx(0.15)
+    assert category in ("ios", "android")
+
+
+def test_l_infinity_counts_categories_present_on_one_side_only() -> None:
+    window = {"US": 0.5, "BR": 0.3, "DE": 0.2}
+    training = {"US": 0.4, "DE": 0.1, "JP": 0.5}
+    # by hand: US 0.1, BR 0.3 (new), DE 0.1, JP 0.5 (vanished)
+    distance, category = l_infinity(window, training)
+    assert distance == pytest.approx(0.5)
+    assert category == "JP"
+    distance, category = l_infinity({"US": 0.8, "BR": 0.2}, {"US": 0.9, "GB": 0.1})
+    assert distance == pytest.approx(0.2)
+    assert category == "BR"
+
+
+def test_l_infinity_breaks_exact_ties_by_the_first_category_in_sorted_order() -> None:
+    # 0.25 and 0.75 are exact in binary, so both differences are exactly 0.25
+    assert l_infinity({"b": 0.5, "a": 0.5}, {"b": 0.75, "a": 0.25}) == (0.25, "a")
+
+
+def test_l_infinity_of_identical_or_empty_distributions_is_zero() -> None:
+    assert l_infinity({"a": 0.3, "b": 0.7}, {"a": 0.3, "b": 0.7})[0] == 0.0
+    assert l_infinity({}, {}) == (0.0, "")
+
+
+@PROPERTY
+@given(
+    st.dictionaries(st.sampled_from("abcdefgh"), st.floats(0, 1), max_size=8),
+    st.dictionaries(st.sampled_from("abcdefgh"), st.floats(0, 1), max_size=8),
+)
+def test_l_infinity_is_symmetric_in_value(p: dict[str, float], q: dict[str, float]) -> None:
+    assert l_infinity(p, q)[0] == l_infinity(q, p)[0]
+
+
+# --- PSI ---------------------------------------------------------------------------------
+
+
+def test_psi_is_the_hand_computed_sum_with_empty_bins_floored_at_epsilon() -> None:
+    p = [0.5, 0.3, 0.2, 0.0]
+    q = [0.25, 0.25, 0.25, 0.25]
+    expected = (
+        (0.5 - 0.25) * math.log(0.5 / 0.25)
+        + (0.3 - 0.25) * math.log(0.3 / 0.25)
+        + (0.2 - 0.25) * math.log(0.2 / 0.25)
+        + (1e-4 - 0.25) * math.log(1e-4 / 0.25)  # the empty bin counts as 1e-4
+    )
+    assert PSI_EPSILON == 1e-4
+    assert psi(p, q) == pytest.approx(expected, rel=1e-12)
+    assert psi(p, q) == pytest.approx(0.1936 + 1.9552, abs=1e-3)
+
+
+def test_psi_takes_the_epsilon_it_is_given() -> None:
+    assert psi([1.0, 0.0], [0.0, 1.0], epsilon=0.01) == pytest.approx(2 * 0.99 * math.log(100))
+
+
+@PROPERTY
+@given(pairs_of_distributions)
+def test_psi_is_symmetric_non_negative_and_zero_for_identical(
+    pq: tuple[list[float], list[float]],
+) -> None:
+    p, q = pq
+    assert psi(p, q) >= 0.0
+    assert psi(p, q) == pytest.approx(psi(q, p), rel=1e-9, abs=1e-15)
+    assert psi(p, p) == 0.0
+
+
+# --- normalize and sample sizes ----------------------------------------------------------
+
+
+def test_normalize_turns_counts_into_frequencies_and_nothing_into_zeros() -> None:
+    assert normalize([1, 3, 0, 4]) == [0.125, 0.375, 0.0, 0.5]
+    assert normalize([0, 0, 0]) == [0.0, 0.0, 0.0]
+
+
+def test_effective_size_is_n_against_the_reference_and_nm_over_n_plus_m_between_windows() -> None:
+    assert effective_size(500) == 500.0
+    assert effective_size(300, 600) == pytest.approx(200.0)
+    assert effective_size(0, 0) == 0.0
+
+
+# --- null thresholds ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bins", "n", "alpha"), [(2, 100, 0.05), (16, 2_000, 0.01), (16, 50_000, 1e-6), (40, 7.5, 0.2)]
+)
+def test_jensen_shannon_null_threshold_is_chi_squared_over_8_n_ln2(
+    bins: int, n: float, alpha: float
+) -> None:
+    expected = chi2.isf(alpha, bins - 1) / (8 * n * math.log(2))
+    assert jensen_shannon_null_threshold(bins, n, alpha) == pytest.approx(expected, rel=1e-12)
+
+
+def test_jensen_shannon_null_threshold_is_infinite_without_data_or_without_two_bins() -> None:
+    assert jensen_shannon_null_threshold(16, 0, 0.01) == math.inf
+    assert jensen_shannon_null_threshold(1, 1_000, 0.01) == math.inf
+
+
+def test_jensen_shannon_null_threshold_is_the_sampled_1_minus_alpha_quantile() -> None:
+    alpha, n, bins, samples = 0.01, 2_000, 16, 20_000
+    q = [1 / bins] * bins
+    counts = np.random.default_rng(7).multinomial(n, q, size=samples)
+    divergences = [jensen_shannon((row / n).tolist(), q) for row in counts]
+    empirical = float(np.quantile(divergences, 1 - alpha))
+    threshold = jensen_shannon_null_threshold(bins, n, alpha)
+    assert empirical == pytest.approx(threshold, rel=0.25)
+
+
+def test_l_infinity_null_threshold_shrinks_like_one_over_root_n() -> None:
+    q = {"US": 0.3, "DE": 0.2, "GB": 0.5}
+    small, large = (l_infinity_null_threshold(q, n, 1e-6) for n in (1_000, 4_000))
+    assert large == pytest.approx(small / 2, rel=1e-12)
+    assert l_infinity_null_threshold(q, 0, 1e-6) == math.inf
+    assert l_infinity_null_threshold({}, 1_000, 1e-6) == math.inf
+
+
+def test_l_infinity_null_threshold_covers_the_sampled_largest_difference() -> None:
+    q = {"a": 0.5, "b": 0.3, "c": 0.2}
+    n, alpha = 1_000, 0.01
+    counts = np.random.default_rng(3).multinomial(n, list(q.values()), size=5_000)
+    worst = np.abs(counts / n - np.array(list(q.values()))).max(axis=1)
+    exceed = float(np.mean(worst > l_infinity_null_threshold(q, n, alpha)))
+    assert exceed <= alpha * 1.5
+
+
+def test_rate_increase_null_threshold_shrinks_like_one_over_root_n() -> None:
+    small, large = (rate_increase_null_threshold(0.1, n, 1e-6) for n in (1_000, 4_000))
+    assert large == pytest.approx(small / 2, rel=1e-12)
+    assert rate_increase_null_threshold(0.1, 0, 1e-6) == math.inf
+
+
+def test_rate_increase_null_threshold_is_positive_even_for_a_zero_base_rate() -> None:
+    assert rate_increase_null_threshold(0.0, 1_000, 1e-6) > 0.0

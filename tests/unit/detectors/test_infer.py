@@ -1,0 +1,129 @@
+"""detectors.infer: a training profile in two streaming passes; types from the JSON kinds seen,
+bins from pass one's quantiles, exact counts from pass two."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from detectors.calibrate import CalibrationOptions
+from detectors.infer import BaselineOptions, build_profile, infer_type
+from detectors.privacy import keyed_hash
+from detectors.profile import ColumnSketch, Profile
+
+FAST = CalibrationOptions(streams=16, stream_length=500, adwin_events=2_000)
+
+
+def sketch(values: list[object]) -> ColumnSketch:
+    s = ColumnSketch(seed=0)
+    for v in values:
+        s.update(v)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2, 3], "int"),
+        ([1, 2.5, 3], "float"),
+        ([1, 2, None], "int"),
+        ([True, False, None], "bool"),
+        (["a", "b"], "categorical"),
+        ([True, 1, 2], "categorical"),  # a third of the values are not numbers
+        ([*range(99), "n/a"], "int"),  # a stray string in 100 does not make it text
+        ([*range(90), *["n/a"] * 10], "categorical"),
+        ([None, None], "float"),  # nothing seen: a numeric default
+        ([], "float"),
+    ],
+)
+def test_the_type_is_the_json_kind_most_values_had(values: list[object], expected: str) -> None:
+    assert infer_type(sketch(values)) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"bins": 1}, "bins"),
+        ({"max_vocabulary": 0}, "max_vocabulary"),
+        ({"range_tolerance": -0.1}, "range_tolerance"),
+        ({"sensitive": frozenset({"email"})}, "privacy_key"),
+    ],
+)
+def test_options_reject_bad_values_naming_the_parameter(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    with pytest.raises(ValueError, match=parameter):
+        BaselineOptions(**kwargs)
+
+
+def rows(n: int = 500) -> Iterator[dict[str, Any]]:
+    rng = random.Random(1)
+    for i in range(n):
+        row: dict[str, Any] = {
+            "amount": rng.expovariate(0.1),
+            "email": f"user{i % 7}@example.com",
+            "constant": 4.0,
+            "row_id": i,
+        }
+        if i >= 100:
+            row["late"] = rng.random()  # a column that first appears in row 101
+        yield row
+
+
+def profile(n: int = 500, **options: Any) -> Profile:
+    opts = BaselineOptions(calibration=FAST, **options)
+    return build_profile(rows(n), rows(n), opts, "rows")
+
+
+@pytest.fixture(scope="module")
+def sensitive_profile() -> Profile:
+    return profile(sensitive=frozenset({"email"}), privacy_key=b"key", ignore=frozenset({"row_id"}))
+
+
+def test_a_column_that_appears_late_was_missing_in_the_rows_before(
+    sensitive_profile: Profile,
+) -> None:
+    late = sensitive_profile.features["late"]
+    assert (late.count, late.missing) == (500, 100)
+    assert sensitive_profile.rows == 500
+
+
+def test_ignored_columns_are_not_profiled(sensitive_profile: Profile) -> None:
+    assert set(sensitive_profile.features) == {"amount", "email", "constant", "late"}
+
+
+def test_bin_frequencies_are_exact_counts_over_the_quantile_edges(
+    sensitive_profile: Profile,
+) -> None:
+    amount = sensitive_profile.features["amount"].numeric
+    assert amount is not None
+    assert len(amount.frequencies) == len(amount.edges) + 1
+    assert sum(amount.frequencies) == pytest.approx(1.0)
+    assert amount.frequencies[0] == 0.0  # nothing below the minimum
+    assert len(amount.edges) == 16  # the minimum and 15 inner quantiles of BaselineOptions.bins
+    assert max(amount.frequencies) < 0.15  # roughly equal mass per bin
+
+
+def test_sensitive_values_are_hashed_before_they_are_profiled(sensitive_profile: Profile) -> None:
+    email = sensitive_profile.features["email"].categorical
+    assert email is not None
+    assert set(email.frequencies) == {keyed_hash(b"key", f"user{i}@example.com") for i in range(7)}
+    assert "example.com" not in json.dumps(sensitive_profile.to_json())
+
+
+def test_numeric_columns_with_spread_are_calibrated_and_constant_ones_are_not(
+    sensitive_profile: Profile,
+) -> None:
+    calibration = sensitive_profile.features["amount"].calibration
+    assert set(calibration) == {"page_hinkley", "adwin"}
+    assert sensitive_profile.features["constant"].calibration == {}
+    assert sensitive_profile.features["email"].calibration == {}
+
+
+def test_too_few_values_to_calibrate_leave_a_column_uncalibrated() -> None:
+    assert profile(99).features["amount"].calibration == {}
+    assert profile(100).features["amount"].calibration != {}
