@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,6 +63,108 @@ class PrivacySettings(_Section):
         return None
 
 
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """A secret from the environment (or a settings value), else from its file, else None."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text().strip()
+    return None
+
+
+class ElasticsearchSettings(_Section):
+    """Where anomalies and drift scores are indexed; ``url: null`` keeps Elasticsearch off."""
+
+    url: str | None = None
+    api_key: SecretStr | None = None  # base64 "id:key" as Elasticsearch hands it out
+    api_key_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    # Lowercase: Elasticsearch refuses index names with capitals.
+    index_prefix: str = Field("logdrift", pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
+    retention_days: int = Field(30, ge=1)
+    bulk_size: int = Field(500, ge=1, le=10_000)
+    request_timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    backlog_log_seconds: float = Field(5.0, gt=0)
+    shutdown_drain_seconds: float = Field(10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> ElasticsearchSettings:
+        has_key = self.api_key is not None or self.api_key_file is not None
+        has_password = self.password is not None or self.password_file is not None
+        if has_key and (self.username is not None or has_password):
+            raise ValueError("use either api_key or username/password, not both")
+        if has_password and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.url is not None and "@" in urlsplit(self.url).netloc:
+            raise ValueError("put credentials in username/password or api_key, not in the url")
+        return self
+
+    def api_key_value(self) -> str | None:
+        return _secret(self.api_key, self.api_key_file)
+
+    def password_value(self) -> str | None:
+        return _secret(self.password, self.password_file)
+
+
+class KafkaTopics(_Section):
+    serving_logs: str = "serving-logs"
+    feedback: str = "feedback"
+    feature_summaries: str = "feature-summaries"
+    anomalies: str = "anomalies"
+    dead_letters: str = "dead-letters"
+
+
+class KafkaSettings(_Section):
+    """The Kafka worker (``logdrift worker``) and ``logdrift forward-to-kafka``."""
+
+    brokers: str = "127.0.0.1:9092"  # comma-separated host:port list
+    app_id: str = Field("logdrift", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")  # e.g. "staging."
+    topics: KafkaTopics = KafkaTopics()
+    partitions: int = Field(4, ge=1)  # of the topics and changelogs the worker creates
+    replication_factor: int = Field(1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    batch_max_records: int = Field(500, ge=1)  # stage one micro-batch, per partition
+    batch_max_seconds: float = Field(0.5, gt=0)
+    max_lateness: float = Field(60.0, ge=0)  # event-time seconds a lagging partition may hold
+    # entries per feature held for event-time order; the whole state is one changelog record,
+    # which must stay under the broker's 1 MiB message limit (an entry is ~60 bytes)
+    max_buffer: int = Field(5_000, ge=0, le=10_000)
+    commit_interval: float = Field(1.0, gt=0)
+    commit_every: int = Field(500, ge=1)
+    session_timeout: float = Field(10.0, gt=0)
+    heartbeat_interval: float = Field(1.0, gt=0)
+    max_poll_records: int = Field(2_000, ge=1)
+    max_fetch_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # per partition and fetch
+    stats_log_seconds: float = Field(10.0, gt=0)
+    data_dir: Path | None = None  # Faust's local data; default ./<app_id>-data
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl_username is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+        return self
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + str(getattr(self.topics, name))
+
+    def sasl_password_value(self) -> str | None:
+        return _secret(self.sasl_password, self.sasl_password_file)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -73,6 +176,8 @@ class Settings(BaseSettings):
     forward: ForwardSettings = ForwardSettings()
     fields: FieldSettings = FieldSettings()
     privacy: PrivacySettings = PrivacySettings()
+    elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
+    kafka: KafkaSettings = KafkaSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
@@ -94,12 +97,22 @@ class AnomalyStore:
             self._conn.close()
             raise
 
-    def put(self, anomalies: Sequence[Anomaly]) -> int:
-        """Upsert by id in one transaction; returns how many were written."""
+    def put(self, anomalies: Sequence[Anomaly], outbox: Sequence[OutboxItem] = ()) -> int:
+        """Upsert by id in one transaction; returns how many were written. ``outbox``: documents
+        for Elasticsearch, committed in the same transaction (connectors/outbox.py)."""
         rows = [_anomaly_row(a) for a in anomalies]
+        now = time.time()
         with self._lock, self._conn:
             self._conn.executemany(_UPSERT, rows)
+            self._conn.executemany(ENQUEUE, [item.row(now) for item in outbox])
         return len(rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the store's lock, inside one transaction: for companion tables
+        (the outbox) that live in this file."""
+        with self._lock, self._conn:
+            yield self._conn
 
     def query(
         self,
@@ -206,7 +219,7 @@ class AnomalyStore:
         # durable across application crashes, which is what a local store needs.
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA)
 
 
 def _anomaly_row(a: Anomaly) -> tuple[Any, ...]:

@@ -91,7 +91,7 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     ctx.obj = {"config": config}
 
 
-@main.command()
+@main.command(short_help="Profile training data into a baseline directory.")
 @click.argument("training", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -196,7 +196,7 @@ def schema_validate(directory: Path) -> None:
     console.print(f"{directory / 'schema.yaml'}: ok")
 
 
-@main.command()
+@main.command(short_help="Run the embedded detector on the forward protocol.")
 @click.option(
     "--baseline",
     "baselines",
@@ -223,6 +223,7 @@ def run(
     Fluentd's out_forward speak) feeding the engine; anomalies go to stdout and the store.
     SIGTERM or Ctrl-C judges the open windows and exits without losing acknowledged records."""
     from streams.embedded import EmbeddedRunner, Pipeline
+    from streams.shipper import shipper_from_settings
 
     settings = _settings(ctx)
     fwd = settings.forward.model_copy(
@@ -240,11 +241,16 @@ def run(
         EngineOptions(window.seconds, window.min_count),
     )
     anomaly_store = AnomalyStore(store or settings.store)
+    try:
+        shipper = shipper_from_settings(settings.elasticsearch, anomaly_store)  # None: no ES url
+    except ValueError as exc:  # a CA file that does not load, a malformed url
+        raise click.ClickException(str(exc)) from None
     pipeline = Pipeline(
         engine,
         anomaly_store,
         _mapping(settings),
         emit=lambda line: console.print(line, soft_wrap=True),
+        documents=shipper.documents if shipper else None,
     )
     runner = EmbeddedRunner(
         pipeline,
@@ -252,6 +258,7 @@ def run(
             handler, fwd.host, fwd.port, fwd.max_frame_bytes, fwd.max_connections
         ),
         window.idle_close_seconds,
+        background=shipper,
     )
     try:
         stats = asyncio.run(
@@ -276,7 +283,7 @@ def _since(value: str | None) -> float | None:
         raise click.BadParameter(f"{value!r}: use ISO-8601, e.g. 2026-11-28T10:00:00Z") from None
 
 
-@main.command()
+@main.command(short_help="List stored anomalies (or dead letters).")
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite anomaly store.")
 @click.option("--model")
 @click.option("--feature")
@@ -334,7 +341,7 @@ def anomalies(
         console.print(f"{len(found)} anomalies")
 
 
-@main.command()
+@main.command(short_help="Check a serving-log file offline; exit 1 on anomalies.")
 @click.argument("logs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--baseline", "baselines", multiple=True, required=True, type=click.Path(path_type=Path)
@@ -376,7 +383,7 @@ def check(
     sys.exit(1 if report.anomalies else 0)
 
 
-@main.command()
+@main.command(short_help="Send sample serving traffic through fluent-logger.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=24224, show_default=True)
 @click.option(
@@ -429,7 +436,7 @@ def simulate(
     console.print(f"sent {sent:,} records to {host}:{port}")
 
 
-@main.command()
+@main.command(short_help="Everything from nothing, in under a minute.")
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -449,3 +456,9 @@ def demo(workdir: Path | None, events: int) -> None:
         with tempfile.TemporaryDirectory(prefix="logdrift-demo-") as tmp:
             ok = run_demo(Path(tmp), events)
     sys.exit(0 if ok else 1)
+
+
+from streams.cli_elastic import es, kibana  # noqa: E402  (registered last: they import main's helpers)
+
+main.add_command(es)
+main.add_command(kibana)

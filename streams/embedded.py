@@ -3,6 +3,7 @@
     fluent-logger / Fluentd out_forward --forward protocol--> ForwardServer
       --> decode_record --> Engine.process (the same step the Faust agents call)
       --> AnomalyStore (SQLite) and one readable line per anomaly on stdout
+      --> with Elasticsearch configured: the store's outbox --> a background shipper
 
 A forward chunk is acknowledged only after its records are accounted and every anomaly they
 raised is committed to the store. SIGTERM or SIGINT stops accepting, lets in-flight chunks
@@ -18,11 +19,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
 from connectors.forward import ForwardEvent
 from connectors.forward_server import ForwardServer
+from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
 from detectors.engine import Engine, Result, WindowReport
@@ -55,11 +58,13 @@ class Pipeline:
         store: AnomalyStore,
         mapping: FieldMapping,
         emit: Callable[[str], None] = print,
+        documents: Callable[[Result], list[OutboxItem]] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.mapping = mapping
         self.emit = emit
+        self.documents = documents  # what goes to the outbox for Elasticsearch, if anything
         self.stats = RunnerStats()
         # Dead letters keep the original record, less any sensitive value in it.
         self._sensitive = [
@@ -94,9 +99,11 @@ class Pipeline:
         )
 
     def publish(self, result: Result) -> None:
-        """Commit anomalies before anything is acknowledged, then tell the terminal."""
-        if result.anomalies:
-            self.store.put(result.anomalies)
+        """Commit anomalies (and their outbox documents, in the same transaction) before
+        anything is acknowledged, then tell the terminal."""
+        outbox = self.documents(result) if self.documents is not None else []
+        if result.anomalies or outbox:
+            self.store.put(result.anomalies, outbox=outbox)
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
         for anomaly in result.anomalies:
@@ -116,14 +123,23 @@ def window_line(report: WindowReport) -> str:
     )
 
 
+class Background(Protocol):
+    """A companion task (the Elasticsearch shipper): runs until ``done`` is set, then finishes
+    its own work and returns."""
+
+    async def run(self, done: asyncio.Event) -> None: ...
+
+
 class EmbeddedRunner:
     def __init__(
         self,
         pipeline: Pipeline,
         server_factory: Callable[..., ForwardServer],
         idle_close_seconds: float,
+        background: Background | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.background = background
         self.server = server_factory(self._on_events)
         self.idle_close_seconds = idle_close_seconds
         self._last_arrival = time.monotonic()
@@ -155,11 +171,16 @@ class EmbeddedRunner:
         )
         if ready is not None:
             ready(self.server.port)
+        done = asyncio.Event()
+        companion = asyncio.create_task(self.background.run(done)) if self.background else None
         idle = asyncio.create_task(self._close_idle_windows())
         await self._stop.wait()
         await idle
         await self.server.stop()  # in-flight chunks finish (and are acked) before this returns
         self.pipeline.publish(self.pipeline.engine.close_all())
+        done.set()
+        if companion is not None:
+            await companion  # ships what the last windows produced, within its drain time
         return self.pipeline.stats
 
 

@@ -994,33 +994,51 @@ def es_status() -> ServerInfo | None:
     return None
 
 
-def start_es() -> ServerInfo:
-    """Start (or reuse) the single-node ES; returns once health is yellow or better."""
+def start_es(reuse: bool = False) -> ServerInfo:
+    """Start (or reuse) the single-node ES; returns once health is yellow or better.
+
+    ``reuse``: restart the node last stopped with ``stop_es(keep_data=True)`` on the same ports
+    with the same data (an outage a client must ride out, not a fresh node). Without a node so
+    stopped, it starts a fresh one.
+    """
     with _locked("es"):
-        return _start_es_locked()
+        return _start_es_locked(reuse)
 
 
-def _start_es_locked() -> ServerInfo:
+def _es_stopped_file() -> Path:
+    return run_dir() / "es.stopped.json"
+
+
+def _start_es_locked(reuse: bool = False) -> ServerInfo:
     running = es_status()
     if running is not None:
         return running
+    stopped = _read_json(_es_stopped_file()) if reuse else None
     _stop_es_locked(quiet=True)
+    _es_stopped_file().unlink(missing_ok=True)
+    if stopped is not None:
+        # Same ports or nothing: a client holds the URL, so a port retry would be a new node.
+        return _start_es_once(stopped)
     return _with_port_retry("elasticsearch", _start_es_once)
 
 
-def _start_es_once() -> ServerInfo:
+def _start_es_once(previous: dict[str, object] | None = None) -> ServerInfo:
     home = fetch_es()
     ids = _ensure_es_user()
     modules = _es_modules(home)
     java_home = find_java_home(ES_MIN_JAVA, prefer_default=False)
     edir = _es_dir()
-    shutil.rmtree(edir, ignore_errors=True)
+    if previous is None:
+        shutil.rmtree(edir, ignore_errors=True)
     _mkdirs_traversable(edir.parent)
     for sub in ("data", "logs", "tmp"):
         (edir / sub).mkdir(parents=True, exist_ok=True)
     edir.chmod(0o755)
     _chown_tree(edir, ids)
-    http_port, transport_port = _free_port(), _free_port()
+    if previous is not None:
+        http_port, transport_port = int(str(previous["port"])), int(str(previous["transport_port"]))
+    else:
+        http_port, transport_port = _free_port(), _free_port()
     while transport_port == http_port:
         transport_port = _free_port()
     pidfile = edir / "es.pid"
@@ -1112,10 +1130,16 @@ def _wait_es_ready(launcher: subprocess.Popen[bytes], pidfile: Path, port: int, 
     raise _fail(f"elasticsearch: not yellow within {READY_TIMEOUT:.0f} s", *logs)
 
 
-def stop_es() -> None:
-    """Stop the ES node of this run dir (SIGTERM, 30 s, SIGKILL). No-op if not running."""
+def stop_es(keep_data: bool = False) -> None:
+    """Stop the ES node of this run dir (SIGTERM, 30 s, SIGKILL). No-op if not running.
+
+    ``keep_data``: remember its ports and keep its data, for ``start_es(reuse=True)``.
+    """
     with _locked("es"):
+        state = _read_json(_es_state_file())
         _stop_es_locked(quiet=False)
+        if keep_data and state is not None:
+            _write_json(_es_stopped_file(), state)
 
 
 def _stop_es_locked(quiet: bool, extra_pids: Sequence[int] = ()) -> None:

@@ -48,7 +48,7 @@ def test_an_unknown_key_in_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_settings_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="nope.yaml"):
+    with pytest.raises(SettingsError, match=r"nope\.yaml"):
         load_settings(tmp_path / "nope.yaml")
 
 
