@@ -133,8 +133,9 @@ def test_a_sensitive_feature_never_shows_a_raw_value(training_csv: Path, tmp_pat
     logdrift("baseline", training_csv, "--out", out, "--model", "ctr", "--sensitive", "country")
     stored = (out / "profile.json").read_text() + (out / "schema.yaml").read_text()
     assert '"US"' not in stored and "- US" not in stored
-    records = list(serving_records(6_000, rate=100, start=START,
-                                   injections=[Injection("new_category", 0)]))
+    records = list(
+        serving_records(6_000, rate=100, start=START, injections=[Injection("new_category", 0)])
+    )
     logs = _write_jsonl(tmp_path / "logs.jsonl", records)
     proc = logdrift("check", logs, "--baseline", out, "--format", "json", check=False)
     assert proc.returncode == 1, "the new country is still caught"
