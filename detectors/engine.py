@@ -237,9 +237,10 @@ class Engine:
         state.count = 0
         return Result(list(anomalies), [report])
 
+    # Anomaly construction is module-level (below) so the Faust worker's stage functions
+    # (detectors/stages.py) build exactly the same anomalies; these keep the Engine's API.
     def _where(self, state: ModelState, feature: str) -> str:
-        version = f" v{state.version}" if state.version else ""
-        return f"{feature} ({state.model}{version})"
+        return where(state, feature)
 
     def _window_anomaly(
         self,
@@ -248,62 +249,77 @@ class Engine:
         f: Finding,
         flagged: dict[FlagKey, float],
     ) -> Anomaly:
-        key = (feature, f.kind, f.detector)
-        since = state.ongoing.get(key, state.start)
-        flagged[key] = since
-        window = f"window {iso(state.start)} to {iso(state.end)}, {state.count:,} records"
-        if since < state.start:
-            window += f"; ongoing since {iso(since)}"
-        return Anomaly(
-            id=anomaly_id(state.model, state.version, feature, f.kind, f.detector, state.start),
-            timestamp=state.end,
-            kind=f.kind,
-            detector=f.detector,
-            severity=severity_for(f.statistic / f.threshold if f.threshold > 0 else math.inf),
-            model=state.model,
-            model_version=state.version,
-            feature=feature,
-            statistic=f.statistic,
-            threshold=f.threshold,
-            window_start=state.start,
-            window_end=state.end,
-            window_count=state.count,
-            message=f"{self._where(state, feature)}: {f.message}; {window}",
-            baseline=f.baseline,
-            current={**f.current, "since": iso(since)},
-        )
+        return window_anomaly(state, feature, f, flagged)
 
     def _change_anomaly(
         self, state: ModelState, feature: str, change: Change, ts: float
     ) -> Anomaly:
-        ref = state.baseline.references[feature]
-        min_shift = 2 * ref.profile.calibration["page_hinkley"]["delta"]
-        recent = ref.mean + change.shift * ref.std
-        values = (
-            "" if ref.spec.sensitive else f" ({ref.mean:.4g} in training, {recent:.4g} recently)"
-        )
-        name = DETECTOR_NAMES.get(change.detector, change.detector)
-        return Anomaly(
-            id=anomaly_id(
-                state.model, state.version, feature, "drift", change.detector, state.start
-            ),
-            timestamp=ts,
-            kind="drift",
-            detector=change.detector,
-            severity=severity_for(abs(change.shift) / min_shift),
-            model=state.model,
-            model_version=state.version,
-            feature=feature,
-            statistic=change.shift,
-            threshold=min_shift,
-            window_start=state.start,
-            window_end=ts,
-            window_count=state.count,
-            message=(
-                f"{self._where(state, feature)}: mean moved {change.shift:+.2f} standard "
-                f"deviations from training{values}; {name} change alarm at {iso(ts)}, "
-                f"{state.count:,} records into the window that began {iso(state.start)}"
-            ),
-            baseline={} if ref.spec.sensitive else {"mean": ref.mean, "std": ref.std},
-            current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"mean": recent})},
-        )
+        return change_anomaly(state, feature, change, ts)
+
+
+def where(state: ModelState, feature: str) -> str:
+    """'feature (model vN)': how messages name what changed."""
+    version = f" v{state.version}" if state.version else ""
+    return f"{feature} ({state.model}{version})"
+
+
+def window_anomaly(
+    state: ModelState,
+    feature: str,
+    f: Finding,
+    flagged: dict[FlagKey, float],
+) -> Anomaly:
+    key = (feature, f.kind, f.detector)
+    since = state.ongoing.get(key, state.start)
+    flagged[key] = since
+    window = f"window {iso(state.start)} to {iso(state.end)}, {state.count:,} records"
+    if since < state.start:
+        window += f"; ongoing since {iso(since)}"
+    return Anomaly(
+        id=anomaly_id(state.model, state.version, feature, f.kind, f.detector, state.start),
+        timestamp=state.end,
+        kind=f.kind,
+        detector=f.detector,
+        severity=severity_for(f.statistic / f.threshold if f.threshold > 0 else math.inf),
+        model=state.model,
+        model_version=state.version,
+        feature=feature,
+        statistic=f.statistic,
+        threshold=f.threshold,
+        window_start=state.start,
+        window_end=state.end,
+        window_count=state.count,
+        message=f"{where(state, feature)}: {f.message}; {window}",
+        baseline=f.baseline,
+        current={**f.current, "since": iso(since)},
+    )
+
+
+def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -> Anomaly:
+    ref = state.baseline.references[feature]
+    min_shift = 2 * ref.profile.calibration["page_hinkley"]["delta"]
+    recent = ref.mean + change.shift * ref.std
+    values = "" if ref.spec.sensitive else f" ({ref.mean:.4g} in training, {recent:.4g} recently)"
+    name = DETECTOR_NAMES.get(change.detector, change.detector)
+    return Anomaly(
+        id=anomaly_id(state.model, state.version, feature, "drift", change.detector, state.start),
+        timestamp=ts,
+        kind="drift",
+        detector=change.detector,
+        severity=severity_for(abs(change.shift) / min_shift),
+        model=state.model,
+        model_version=state.version,
+        feature=feature,
+        statistic=change.shift,
+        threshold=min_shift,
+        window_start=state.start,
+        window_end=ts,
+        window_count=state.count,
+        message=(
+            f"{where(state, feature)}: mean moved {change.shift:+.2f} standard "
+            f"deviations from training{values}; {name} change alarm at {iso(ts)}, "
+            f"{state.count:,} records into the window that began {iso(state.start)}"
+        ),
+        baseline={} if ref.spec.sensitive else {"mean": ref.mean, "std": ref.std},
+        current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"mean": recent})},
+    )

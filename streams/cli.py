@@ -462,3 +462,8 @@ from streams.cli_elastic import es, kibana  # noqa: E402  (registered last: they
 
 main.add_command(es)
 main.add_command(kibana)
+
+from streams.cli_worker import forward_to_kafka, worker  # noqa: E402
+
+main.add_command(worker)
+main.add_command(forward_to_kafka)

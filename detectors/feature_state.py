@@ -1,0 +1,222 @@
+"""Stage two of the partitioned worker: one owner per model/version/feature merges the
+partitions' micro-batches (detectors/stages.py) into one stream and runs the Engine's per-feature
+half on it — window accumulators, change detectors, window-close comparisons.
+
+Why merge before detecting: a change detector fed a quarter of the events (one partition)
+needs about four times as many events to fire. Here every detector sees every event of its
+feature. The merge releases entries in event-time order once every source partition's watermark
+(its newest event time) has passed them, so 1 and 4 partitions feed the detectors the same
+sequence and raise the same anomalies, with the same ids, as the Engine on the ordered stream.
+A partition that lags more than ``max_lateness`` seconds of event time stops holding the
+others back (its entries then count as late, as the Engine counts late records).
+
+Replays are idempotent: per source partition the state keeps the last offset applied, and an
+entry at or below it is skipped. The whole state round-trips through ``to_plain``/``from_plain``
+(versioned plain data) for a changelog-backed table.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.anomaly import Anomaly
+from detectors.baseline import Baseline, FeatureReference
+from detectors.change import StandardizedChange, detectors_for
+from detectors.compare import compare_feature, violation_finding
+from detectors.engine import EngineOptions, FlagKey, ModelState, change_anomaly, window_anomaly
+from detectors.stages import NEW_COLUMNS
+from detectors.stats import OTHER, FeatureWindow
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOptions:
+    max_lateness: float = 60.0  # event-time seconds a silent partition may hold the rest back
+    max_buffer: int = 5_000  # entries held for ordering; bounds the changelog record size
+
+    def __post_init__(self) -> None:
+        if not self.max_lateness >= 0:
+            raise ValueError(f"max_lateness must be >= 0, got {self.max_lateness}")
+        if self.max_buffer < 0:
+            raise ValueError(f"max_buffer must be >= 0, got {self.max_buffer}")
+
+
+@dataclass(slots=True)
+class FeatureState:
+    model: str
+    version: str
+    feature: str
+    opened: bool = False
+    start: float = 0.0
+    end: float = 0.0
+    count: int = 0
+    late: int = 0
+    window: FeatureWindow = field(default_factory=FeatureWindow)
+    previous: FeatureWindow | None = None
+    detectors: list[StandardizedChange] = field(default_factory=list)
+    ongoing: dict[FlagKey, float] = field(default_factory=dict)
+    new_columns: dict[str, int] = field(default_factory=dict)
+    offsets: dict[int, int] = field(default_factory=dict)  # source partition -> last applied
+    watermarks: dict[int, float] = field(default_factory=dict)  # partition -> newest ts
+    partitions: int = 1
+    buffer: list[list[Any]] = field(default_factory=list)  # [ts, partition, offset, v, m, codes]
+
+
+def _order(entry: list[Any]) -> tuple[float, int, int]:
+    return (entry[0], entry[1], entry[2])
+
+
+class CompareStep:
+    """The stage-two step for one baseline: pure, clock-free, no I/O."""
+
+    def __init__(
+        self, baseline: Baseline, options: EngineOptions, merge: MergeOptions = MergeOptions()
+    ) -> None:
+        self.baseline = baseline
+        self.options = options
+        self.merge = merge
+
+    # ---- state ------------------------------------------------------------------------
+    def new_state(self, model: str, version: str, feature: str) -> FeatureState:
+        state = FeatureState(model, version, feature)
+        ref = self._ref(feature)
+        if ref is not None:
+            state.window = ref.empty_window()
+            if ref.numeric:
+                state.detectors = detectors_for(ref.profile.calibration, ref.mean, ref.std)
+        return state
+
+    def _ref(self, feature: str) -> FeatureReference | None:
+        return self.baseline.references.get(feature)
+
+    # ---- merging partitions -------------------------------------------------------------
+    def receive(self, state: FeatureState, summary: dict[str, Any]) -> list[Anomaly]:
+        """Apply one micro-batch; returns the anomalies the released entries raised."""
+        partition = int(summary["partition"])
+        state.partitions = max(state.partitions, int(summary["partitions"]))
+        last = state.offsets.get(partition, -1)
+        fresh = [e for e in summary["entries"] if e[0] > last]
+        if fresh:
+            state.offsets[partition] = max(e[0] for e in fresh)
+            state.buffer.extend([e[1], partition, e[0], e[2], e[3], e[4]] for e in fresh)
+            state.buffer.sort(key=_order)
+        mark = state.watermarks.get(partition, -math.inf)
+        state.watermarks[partition] = max(mark, float(summary["watermark"]))
+        return self._release(state, self._watermark(state))
+
+    def flush(self, state: FeatureState) -> list[Anomaly]:
+        """Release everything held (an idle stream, or shutdown)."""
+        return self._release(state, math.inf)
+
+    def _watermark(self, state: FeatureState) -> float:
+        heard = [state.watermarks.get(p) for p in range(state.partitions)]
+        slowest = -math.inf if None in heard else min(w for w in heard if w is not None)
+        return max(slowest, max(state.watermarks.values()) - self.merge.max_lateness)
+
+    def _release(self, state: FeatureState, mark: float) -> list[Anomaly]:
+        n = bisect.bisect_right(state.buffer, mark, key=lambda e: e[0])
+        n = max(n, len(state.buffer) - self.merge.max_buffer)
+        out: list[Anomaly] = []
+        for ts, _, _, value, missing, codes in state.buffer[:n]:
+            out += self.step(state, ts, value, missing, codes)
+        del state.buffer[:n]
+        return out
+
+    # ---- the Engine's per-feature half, in the Engine's order --------------------------
+    def step(
+        self, state: FeatureState, ts: float, value: object, missing: bool, codes: list[str]
+    ) -> list[Anomaly]:
+        out: list[Anomaly] = []
+        if not state.opened:
+            self._open(state, self._align(ts))
+            state.opened = True
+        if ts >= state.end:
+            out += self._close(state, final=False)
+            if state.count == 0:  # closed, not carried over: start the period holding ts
+                self._open(state, self._align(ts))
+        if ts < state.start:
+            state.late += 1
+        state.count += 1
+        if state.feature == NEW_COLUMNS:
+            for name in codes:
+                self._count_new_column(state, name)
+            return out
+        win = state.window
+        for code in codes:
+            win.violate(code)
+        win.seen += 1
+        if missing:
+            win.missing += 1
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            x = float(value)
+            win.bins.update(x)  # type: ignore[union-attr]
+            win.moments.update(x)
+            fired = None
+            for detector in state.detectors:
+                fired = detector.update(x) or fired
+            if fired is not None:
+                out.append(change_anomaly(self._view(state), state.feature, fired, ts))
+        elif isinstance(value, str):
+            win.categories.update(value)  # type: ignore[union-attr]
+        return out
+
+    def close(self, state: FeatureState) -> list[Anomaly]:
+        """Judge the open window as it is (shutdown), like ``Engine.close_all``."""
+        return self._close(state, final=True) if state.count else []
+
+    def _align(self, ts: float) -> float:
+        return math.floor(ts / self.options.window_seconds) * self.options.window_seconds
+
+    def _open(self, state: FeatureState, start: float) -> None:
+        state.start, state.end = start, start + self.options.window_seconds
+        state.count, state.late = 0, 0
+        ref = self._ref(state.feature)
+        state.window = ref.empty_window() if ref is not None else FeatureWindow()
+        state.new_columns = {}
+
+    def _count_new_column(self, state: FeatureState, name: str) -> None:
+        if name not in state.new_columns and len(state.new_columns) >= self.options.new_column_cap:
+            name = OTHER
+        state.new_columns[name] = state.new_columns.get(name, 0) + 1
+
+    def _view(self, state: FeatureState) -> ModelState:
+        """The Engine's model state as the anomaly builders read it."""
+        return ModelState(
+            self.baseline,
+            state.model,
+            state.version,
+            state.start,
+            state.end,
+            state.count,
+            state.late,
+            ongoing=state.ongoing,
+        )
+
+    def _close(self, state: FeatureState, final: bool) -> list[Anomaly]:
+        if state.count < self.options.min_count and not final:
+            state.end += self.options.window_seconds  # too little data to judge: carry over
+            return []
+        flagged: dict[FlagKey, float] = {}
+        view = self._view(state)
+        anomalies: list[Anomaly] = []
+        ref = self._ref(state.feature)
+        if state.feature == NEW_COLUMNS:
+            t = self.baseline.schema.thresholds.default
+            for column, count in sorted(state.new_columns.items()):
+                new = violation_finding(
+                    "SCHEMA_NEW_COLUMN", count, state.count, t.violation_rate, t.false_alarm_rate
+                )
+                if new is not None:
+                    anomalies.append(window_anomaly(view, column, new, flagged))
+        elif ref is not None:
+            _, findings = compare_feature(ref, state.window, state.previous, self.options.min_count)
+            anomalies += [window_anomaly(view, state.feature, f, flagged) for f in findings]
+            if state.window.valid >= self.options.min_count:
+                state.previous = state.window
+        state.ongoing = flagged
+        self._open(state, state.end)
+        return anomalies

@@ -1,0 +1,131 @@
+"""Stage one of the partitioned worker: the per-record half of the Engine, run per partition.
+
+``observe`` validates one record into one ``Observation`` per monitored feature: the same
+keyed hashing, ``check_value`` and ``structural_violations`` the Engine applies before it
+touches its windows. ``SummaryBuilder`` groups observations into bounded micro-batches keyed
+model/version/feature, each entry tagged with its source partition and offset: stage two
+(``detectors/feature_state.py``) merges the partitions' batches back into one stream per
+feature, in event-time order, and skips offsets it has already applied.
+
+>>> from detectors.baseline import Baseline
+>>> from detectors.profile import FeatureProfile, NumericProfile, Profile
+>>> from detectors.schema import Schema
+>>> schema = Schema.model_validate({"model": "m", "features": {"x": {"type": "float"}}})
+>>> num = NumericProfile(0.0, 1.0, -3.0, 3.0, {}, [0.0], [0.5, 0.5])
+>>> profile = Profile(10, "t", {"x": FeatureProfile("float", 10, 0, 0, 0, num)})
+>>> b = Baseline.of(schema, profile, b"k")
+>>> from detectors.records import ServingRecord
+>>> obs = observe(b, ServingRecord(1.0, "m", "1", {"x": "oops", "y": 2}))
+>>> obs["x"], obs[NEW_COLUMNS]
+(Observation(value=None, missing=False, codes=('FLOAT_TYPE_STRING_NOT_FLOAT',)), \
+Observation(value=None, missing=False, codes=('y',)))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.baseline import Baseline
+from detectors.privacy import keyed_hash
+from detectors.profile import category_text
+from detectors.records import ServingRecord
+from detectors.schema import PREDICTION
+from detectors.validate import check_value, structural_violations
+
+SUMMARY_VERSION = 1
+# A pseudo-feature per model version carrying the names of columns the schema does not know:
+# the Engine scores new columns per model, so they need one owner in stage two as well.
+NEW_COLUMNS = "__new_columns__"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One record's contribution to one feature's window: a value for the statistics (float or
+    category text, None when it cannot enter them), whether it was missing, and violation codes
+    (for NEW_COLUMNS: the unknown column names)."""
+
+    value: float | str | None
+    missing: bool = False
+    codes: tuple[str, ...] = ()
+
+
+def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]:
+    """What one record says about every monitored feature, plus NEW_COLUMNS. Never raises."""
+    structural: dict[str, list[str]] = {}
+    new: list[str] = []
+    for v in structural_violations(baseline.schema, record.features):
+        if v.code == "SCHEMA_NEW_COLUMN":
+            new.append(v.feature)
+        else:
+            structural.setdefault(v.feature, []).append(v.code)
+    out: dict[str, Observation] = {}
+    for name, ref in baseline.references.items():
+        value = record.prediction if name == PREDICTION else record.features.get(name)
+        text = None
+        if ref.spec.sensitive and isinstance(value, str | bool):
+            text = keyed_hash(baseline.privacy_key, category_text(value))
+        checked = check_value(name, ref.spec, value, text)
+        codes = structural.get(name, [])
+        if checked.violation is not None:
+            codes = [*codes, checked.violation.code]
+        out[name] = Observation(checked.value, checked.missing, tuple(codes))
+    out[NEW_COLUMNS] = Observation(None, False, tuple(new))
+    return out
+
+
+def summary_key(model: str, version: str, feature: str) -> str:
+    """The feature-summaries key: one stage-two owner per model version and feature."""
+    return f"{model}/{version}/{feature}"
+
+
+# An entry on the wire: [offset, ts, value, missing, codes]; plain lists for JSON.
+Entry = list[Any]
+
+
+@dataclass(slots=True)
+class _Batch:
+    entries: list[Entry] = field(default_factory=list)
+    watermark: float = float("-inf")
+
+
+@dataclass(slots=True)
+class SummaryBuilder:
+    """Micro-batches of one source partition's observations, per model/version/feature.
+
+    The caller drains it after a bounded batch (records or seconds); each summary carries the
+    newest event time seen on this partition, which stage two uses as the partition's
+    watermark when it merges partitions in event-time order."""
+
+    partition: int
+    partitions: int
+    batches: dict[tuple[str, str, str], _Batch] = field(default_factory=dict)
+
+    def add(self, offset: int, record: ServingRecord, observations: dict[str, Observation]) -> None:
+        for feature, obs in observations.items():
+            batch = self.batches.get((record.model, record.version, feature))
+            if batch is None:
+                batch = self.batches[(record.model, record.version, feature)] = _Batch()
+            batch.entries.append([offset, record.ts, obs.value, obs.missing, list(obs.codes)])
+            batch.watermark = max(batch.watermark, record.ts)
+
+    def drain(self) -> list[tuple[str, dict[str, Any]]]:
+        """(key, summary) pairs to publish, and an empty builder."""
+        out = [
+            (
+                summary_key(model, version, feature),
+                {
+                    "v": SUMMARY_VERSION,
+                    "model": model,
+                    "version": version,
+                    "feature": feature,
+                    "partition": self.partition,
+                    "partitions": self.partitions,
+                    "watermark": batch.watermark,
+                    "entries": batch.entries,
+                },
+            )
+            for (model, version, feature), batch in self.batches.items()
+        ]
+        self.batches = {}
+        return out

@@ -1,0 +1,112 @@
+"""Stage-two state (detectors/feature_state.py) as versioned plain data, and back.
+
+Parameters come from the running baseline, never from stored state: a snapshot only fills in
+counts and detector state. What no longer fits the baseline (another version of this format,
+other bin edges or categories, a detector snapshot that does not load) starts fresh, and the
+reasons are returned for the caller to log; restoring never raises on stored data.
+
+Floats may be infinite (an empty window's min and max): encode with a JSON codec that keeps
+them, e.g. ``json.dumps`` with its default ``allow_nan=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from detectors.change_state import restore, snapshot
+from detectors.feature_state import STATE_VERSION, CompareStep, FeatureState
+from detectors.stats import FeatureWindow
+
+
+def to_plain(state: FeatureState) -> dict[str, Any]:
+    return {
+        "v": STATE_VERSION,
+        "model": state.model,
+        "version": state.version,
+        "feature": state.feature,
+        "opened": state.opened,
+        "start": state.start,
+        "end": state.end,
+        "count": state.count,
+        "late": state.late,
+        "window": state.window.to_plain(),
+        "previous": None if state.previous is None else state.previous.to_plain(),
+        "detectors": [snapshot(d) for d in state.detectors],
+        "ongoing": [[f, k, d, since] for (f, k, d), since in state.ongoing.items()],
+        "new_columns": dict(state.new_columns),
+        "offsets": {str(p): o for p, o in state.offsets.items()},
+        "watermarks": {str(p): w for p, w in state.watermarks.items()},
+        "partitions": state.partitions,
+        "buffer": state.buffer,
+    }
+
+
+def _fits(window: FeatureWindow, empty: FeatureWindow) -> bool:
+    """Same bin edges or the same known categories as the baseline's empty window."""
+    if (window.bins is None) != (empty.bins is None):
+        return False
+    if window.bins is not None and empty.bins is not None:
+        return window.bins.edges == empty.bins.edges
+    if window.categories is not None and empty.categories is not None:
+        return window.categories.known.keys() == empty.categories.known.keys()
+    return window.categories is None and empty.categories is None
+
+
+def _window(
+    data: dict[str, Any] | None, empty: FeatureWindow, what: str, notes: list[str]
+) -> FeatureWindow | None:
+    if data is None:
+        return None
+    try:
+        window = FeatureWindow.from_plain(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        notes.append(f"{what} window not restored ({exc}); starting it empty")
+        return None
+    if not _fits(window, empty):
+        notes.append(f"{what} window was kept over another baseline; starting it empty")
+        return None
+    return window
+
+
+def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, list[str]]:
+    """The restored state and what had to start fresh (empty when everything fitted)."""
+    try:
+        model, version, feature = str(data["model"]), str(data["version"]), str(data["feature"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"stage-two state without a key: {exc}") from None
+    state = step.new_state(model, version, feature)
+    if data.get("v") != STATE_VERSION:
+        return state, [f"state version {data.get('v')!r} is not {STATE_VERSION}: starting fresh"]
+    notes: list[str] = []
+    try:
+        state.opened = bool(data["opened"])
+        state.start, state.end = float(data["start"]), float(data["end"])
+        state.count, state.late = int(data["count"]), int(data["late"])
+        state.ongoing = {(f, k, d): float(s) for f, k, d, s in data["ongoing"]}
+        state.new_columns = {str(k): int(v) for k, v in data["new_columns"].items()}
+        state.offsets = {int(p): int(o) for p, o in data["offsets"].items()}
+        state.watermarks = {int(p): float(w) for p, w in data["watermarks"].items()}
+        state.partitions = int(data["partitions"])
+        state.buffer = [list(e) for e in data["buffer"]]
+        snapshots = list(data["detectors"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return step.new_state(model, version, feature), [f"damaged state ({exc}): starting fresh"]
+    empty = state.window
+    state.window = _window(data.get("window"), empty, "open", notes) or empty
+    state.previous = _window(data.get("previous"), empty, "previous", notes)
+    by_name = {s.get("name"): s for s in snapshots if isinstance(s, dict)}
+    restored = []
+    for fresh in state.detectors:
+        if fresh.name not in by_name:
+            notes.append(f"no snapshot of {fresh.name}: it starts fresh")
+            restored.append(fresh)
+            continue
+        detector, note = restore(by_name[fresh.name], fresh)
+        if note is not None:
+            notes.append(f"{fresh.name} starts fresh: {note}")
+        restored.append(detector)
+    state.detectors = restored
+    if not (math.isfinite(state.start) and math.isfinite(state.end)):
+        return step.new_state(model, version, feature), ["window bounds not finite: fresh"]
+    return state, notes

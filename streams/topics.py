@@ -1,0 +1,47 @@
+"""Every topic of the worker, and the record type that travels between its two stages.
+
+serving-logs and feedback are external (Fluentd or ``forward-to-kafka`` write them, keyed by
+request id) and read as raw bytes, so a record that is not even JSON can still be dead-lettered
+with its original bytes. The others are the worker's own and created with
+``kafka.partitions`` partitions, which the stage-two changelog must match.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.app import app, kafka
+
+
+class FeatureSummary(faust.Record, serializer="json"):
+    """A micro-batch of one source partition's observations of one model/version/feature
+    (built by ``detectors.stages.SummaryBuilder``; entries are [offset, ts, value, missing,
+    codes])."""
+
+    v: int
+    model: str
+    version: str
+    feature: str
+    partition: int
+    partitions: int
+    watermark: float
+    entries: list[Any]
+
+
+def _raw(name: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw")
+
+
+def _own(name: str, **kwargs: Any) -> faust.TopicT:
+    return app.topic(name, partitions=kafka.partitions, internal=True, **kwargs)
+
+
+serving_logs = _raw(kafka.topic("serving_logs"))
+feedback = _raw(kafka.topic("feedback"))  # declared for the label join (a later issue)
+feature_summaries = _own(kafka.topic("feature_summaries"), key_type=str, value_type=FeatureSummary)
+anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
+dead_letters = _own(
+    kafka.topic("dead_letters"), key_type=bytes, value_type=bytes, value_serializer="raw"
+)

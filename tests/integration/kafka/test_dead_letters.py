@@ -1,0 +1,88 @@
+"""Bad input is data: 10,000 malformed records mixed into a stream all land on dead-letters with
+their original bytes and a reason, the counts match, the worker keeps going, and detection on
+the good records is exactly what it would have been without them."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import orjson
+
+from detectors.baseline import Baseline
+from streams.traffic import Injection
+from tests.integration.kafka.conftest import (
+    anomalies_on,
+    consume,
+    create_topic,
+    engine_anomalies,
+    produce,
+    serving_messages,
+    wait_until,
+)
+from tests.integration.kafka.traffic import before, rows_with_tail
+from tools.servers import ServerInfo
+
+MALFORMED = 10_000
+SHAPES = {  # what arrives -> the kind of reason it must be dead-lettered with
+    b"\x00\xffnot json at all": "not_json",
+    b'{"ts": "2027-01-15T08:00:00Z", "model": "ctr", "features": {"price": 1.0': "not_json",
+    b"[1, 2, 3]": "<record>: expected an object, got list",
+    b'{"ts": "2027-01-15T08:00:00Z", "model": "ctr"}': "features: missing",
+    b'{"ts": "2027-01-15T08:00:00Z", "model": "ctr", "features": [1]}': (
+        "features: expected an object, got list"
+    ),
+    b'{"ts": "yesterday", "model": "ctr", "features": {}}': "ts: not an ISO-8601 timestamp",
+    b'{"ts": "2027-01-15T08:00:00Z", "model": "fraud", "features": {}}': (
+        "model: no baseline for model 'fraud' (have: ctr)"
+    ),
+}
+
+
+def test_malformed_records_are_dead_lettered_and_detection_is_unaffected(
+    kafka: ServerInfo, ctr_baseline: Baseline, start_worker, app_id: str
+) -> None:
+    create_topic(kafka.url, f"{app_id}-serving-logs", 4)
+    rows, tail_start = rows_with_tail(5_000, [Injection("mean_shift", 2_500)])
+    expected = before(engine_anomalies(ctr_baseline, rows), tail_start)
+    assert expected
+    good = serving_messages(rows)
+    shapes = list(SHAPES)
+    rng = random.Random(2)
+    bad = [(f"bad-{i}".encode(), shapes[i % len(shapes)]) for i in range(MALFORMED)]
+    mixed = list(good)
+    for message in bad:  # scattered through the stream, good records keep their order
+        mixed.insert(rng.randrange(len(mixed) + 1), message)
+
+    worker = start_worker(app_id)
+    worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", mixed)
+
+    wait_until(
+        lambda: (
+            worker.counters().get("records") == len(rows)
+            and worker.counters().get("dead_letters") == MALFORMED
+        ),
+        120,
+        "every record accounted",
+    )
+    dead = consume(kafka.url, f"{app_id}-dead-letters")
+    assert len(dead) == MALFORMED
+    assert Counter(d.value for d in dead) == Counter(v for _, v in bad)  # original bytes
+    for d in dead:
+        assert d.headers["logdrift.kind"].decode() == SHAPES[d.value]
+        assert d.headers["logdrift.reason"]  # the full message, e.g. where the JSON broke
+        assert d.headers["logdrift.source"].startswith(f"{app_id}-serving-logs/".encode())
+    assert {d.key for d in dead} == {k for k, _ in bad}
+
+    wait_until(
+        lambda: expected <= before(anomalies_on(kafka.url, f"{app_id}-anomalies"), tail_start),
+        120,
+        "the anomalies of the good records",
+    )
+    assert before(anomalies_on(kafka.url, f"{app_id}-anomalies"), tail_start) == expected
+    assert worker.proc.poll() is None  # alive
+    counted = worker.text().rsplit("counters: ", 1)[1].splitlines()[0]
+    assert f"dead_letters={MALFORMED}" in counted and "not_json=" in counted
+    produce(kafka.url, f"{app_id}-serving-logs", [(b"k", orjson.dumps({"late": "bad"}))])
+    wait_until(lambda: worker.counters().get("dead_letters") == MALFORMED + 1, 30, "still alive")

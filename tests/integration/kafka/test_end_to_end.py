@@ -1,0 +1,52 @@
+"""Records on serving-logs with injected changes come out as anomalies on the anomalies topic:
+the same verdicts, with the same ids, as the embedded Engine on the same records."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from detectors.baseline import Baseline
+from streams.traffic import Injection
+from tests.integration.kafka.conftest import (
+    anomalies_on,
+    create_topic,
+    engine_anomalies,
+    produce,
+    serving_messages,
+    wait_until,
+)
+from tests.integration.kafka.traffic import before, delay, rows_with_tail
+from tools.servers import ServerInfo
+
+CHANGED = {"score", "device"}
+STATIONARY = {"price", "age", "country", "is_returning", "prediction"}
+
+
+def test_injected_changes_become_the_engines_anomalies_and_nothing_else(
+    kafka: ServerInfo, ctr_baseline: Baseline, start_worker, app_id: str
+) -> None:
+    create_topic(kafka.url, f"{app_id}-serving-logs", 4)
+    rows, tail_start = rows_with_tail(
+        6_000, [Injection("mean_shift", 3_000), Injection("category_surge", 3_000)]
+    )
+    expected = [a for a in engine_anomalies(ctr_baseline, rows) if a.timestamp < tail_start]
+    assert {a.feature for a in expected} == CHANGED  # the test data says what must be found
+
+    worker = start_worker(app_id)
+    worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
+
+    topic = f"{app_id}-anomalies"
+    want = {a.id for a in expected}
+    wait_until(lambda: want <= {a.id for a in anomalies_on(kafka.url, topic)}, 120, "anomalies")
+    wait_until(lambda: worker.counters().get("records") == len(rows), 60, "every record counted")
+    got = anomalies_on(kafka.url, topic)
+
+    assert before(got, tail_start) == want
+    assert {a.feature for a in got if a.timestamp < tail_start} == CHANGED
+    assert not {a.feature for a in got} & STATIONARY
+    assert max(Counter(a.id for a in got).values()) == 1  # no crash, so no re-delivery
+    assert delay(got, "score", 3_000) == delay(expected, "score", 3_000)
+    assert worker.counters()["dead_letters"] == 0
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()[-3000:]
