@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from scipy.stats import chi2, norm
+from scipy.stats import binom, chi2, norm
 
 PSI_EPSILON = 1e-4
 
@@ -98,3 +98,74 @@ def rate_increase_null_threshold(rate: float, n: int, alpha: float) -> float:
         return math.inf
     z = float(norm.isf(alpha))
     return z * math.sqrt(max(rate * (1 - rate), 1.0 / n) / n)
+
+
+def coarsen(probs: Sequence[float], n_eff: float, min_expected: float = 5.0) -> list[range]:
+    """Adjacent bins grouped so each group expects at least ``min_expected`` values in a sample
+    of n_eff: the chi-squared approximation behind the null thresholds holds only then (with
+    about 3 expected per bin it fires ~20x more often than its alpha says). Large samples keep
+    every bin.
+
+    >>> coarsen([0.25, 0.25, 0.25, 0.25], 12)
+    [range(0, 2), range(2, 4)]
+    """
+    groups: list[range] = []
+    start, mass = 0, 0.0
+    for i, p in enumerate(probs):
+        mass += p
+        if mass * n_eff >= min_expected:
+            groups.append(range(start, i + 1))
+            start, mass = i + 1, 0.0
+    if start < len(probs):
+        if groups:  # a short tail joins the group before it
+            groups[-1] = range(groups[-1].start, len(probs))
+        else:
+            groups.append(range(start, len(probs)))
+    return groups
+
+
+def grouped(values: Sequence[float], groups: list[range]) -> list[float]:
+    return [sum(values[i] for i in g) for g in groups]
+
+
+def category_null_bounds(q: Mapping[str, float], n: float, alpha: float) -> dict[str, float]:
+    """Per category, how far its frequency in n draws moves by chance, with alpha shared over
+    the categories and both directions: the larger of the exact binomial quantile (the normal
+    approximation is far too tight for rare categories in small windows) and the normal bound
+    (which holds for the difference of two small windows, where n is an effective size)."""
+    if n < 1 or not q:
+        return dict.fromkeys(q, math.inf)
+    draws = max(1, round(n))
+    a = alpha / (2 * len(q))
+    z = float(norm.isf(a))
+    bounds = {}
+    for key, p in q.items():
+        above = float(binom.isf(a, draws, p)) / draws - p
+        below = p - float(binom.ppf(a, draws, p)) / draws
+        bounds[key] = max(above, below, z * math.sqrt(p * (1 - p) / n))
+    return bounds
+
+
+def pearson_chi2(observed: Sequence[Sequence[float]]) -> float:
+    """Pearson's statistic of a contingency table (rows: samples, columns: bin groups); one row
+    of expected counts scaled to a sample makes it the one-sample goodness-of-fit test."""
+    rows = [sum(r) for r in observed]
+    cols = [sum(c) for c in zip(*observed, strict=True)]
+    total = sum(rows)
+    x2 = 0.0
+    for r, row in zip(rows, observed, strict=True):
+        for c, o in zip(cols, row, strict=True):
+            e = r * c / total if total else 0.0
+            if e > 0:
+                x2 += (o - e) ** 2 / e
+    return x2
+
+
+def chi2_critical(groups: int, alpha: float) -> float:
+    return float(chi2.isf(alpha, groups - 1)) if groups > 1 else math.inf
+
+
+def goodness_of_fit(counts: Sequence[float], probs: Sequence[float]) -> float:
+    """Pearson's statistic of observed counts against reference probabilities."""
+    n = sum(counts)
+    return sum((c - n * p) ** 2 / (n * p) for c, p in zip(counts, probs, strict=True) if p > 0)

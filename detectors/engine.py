@@ -109,6 +109,8 @@ class Engine:
             if state.count == 0:  # closed, not carried over: start the period holding ts
                 start = self._align(record.ts)
                 state.open_window(start, start + self.options.window_seconds)
+            else:  # carried over: it now runs to the end of the period holding ts
+                state.end = max(state.end, self._align(record.ts) + self.options.window_seconds)
         if record.ts < state.start:
             state.late += 1
         state.count += 1

@@ -1,8 +1,8 @@
 """The training profile: what each feature looked like, built in two streaming passes in memory
 bounded by features x bins.
 
-Pass one sees every value once (types, moments, a KLL quantile sketch, a frequent-items sketch,
-a fixed-size reservoir for calibration); its quantiles fix the bin edges. Pass two counts the
+Pass one sees every value once (types, moments, a frequent-items sketch and
+a fixed-size seeded reservoir); the reservoir's quantiles fix the bin edges. Pass two counts the
 training values exactly in those bins and categories, so baseline frequencies carry no sketch
 error.
 """
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import datasketches as ds
+import numpy as np
 
 from detectors.stats import OTHER, BinCounts, Moments
 from detectors.validate import as_float
@@ -111,7 +112,6 @@ class ColumnSketch:
     nan: int = 0
     inf: int = 0
     moments: Moments = field(default_factory=Moments.zero)
-    quantiles: Any = field(default_factory=lambda: ds.kll_doubles_sketch(400))
     frequent: Any = field(default_factory=lambda: ds.frequent_strings_sketch(12))
     reservoir: list[float] = field(default_factory=list)
     rng: random.Random = field(init=False)
@@ -139,7 +139,6 @@ class ColumnSketch:
             self.inf += 1
             return
         self.moments.update(x)
-        self.quantiles.update(x)
         # Algorithm R: a uniform sample of the training values, for detector calibration.
         if len(self.reservoir) < RESERVOIR_SIZE:
             self.reservoir.append(x)
@@ -148,11 +147,16 @@ class ColumnSketch:
             if j < RESERVOIR_SIZE:
                 self.reservoir[j] = x
 
+    def sample_quantiles(self, probs: list[float]) -> list[float]:
+        """Quantiles of the seeded reservoir: the same training rows give the same edges on
+        every build (a KLL sketch's random compaction did not)."""
+        return [float(q) for q in np.quantile(np.asarray(self.reservoir), probs)]
+
     def quantile_edges(self, bins: int) -> list[float]:
         """Inner bin edges at equal-mass quantiles, duplicates removed (discrete features)."""
-        if self.quantiles.is_empty():
+        if not self.reservoir:
             return []
-        qs = self.quantiles.get_quantiles([i / bins for i in range(1, bins)])
+        qs = self.sample_quantiles([i / bins for i in range(1, bins)])
         edges = sorted(set(float(q) for q in qs) | {float(self.moments.min)})
         return edges
 
@@ -179,7 +183,7 @@ def frequencies(counts: list[int]) -> list[float]:
 def numeric_profile(sketch: ColumnSketch, bins: BinCounts) -> NumericProfile:
     m = sketch.moments
     probs = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
-    qs = sketch.quantiles.get_quantiles(list(probs)) if m.n else [math.nan] * len(probs)
+    qs = sketch.sample_quantiles(list(probs)) if m.n else [math.nan] * len(probs)
     return NumericProfile(
         mean=m.mean if m.n else math.nan,
         std=m.std,

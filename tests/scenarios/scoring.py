@@ -102,7 +102,8 @@ def run_scenario(
     baseline: Baseline, scenario: str, seed: int, events: int, at: int | None, setup: Setup
 ) -> Run:
     """Feed a seeded stream through a fresh engine, closing every window at the end."""
-    engine = Engine([baseline], EngineOptions(setup.window_seconds, setup.min_count))
+    options = EngineOptions(window_seconds=setup.window_seconds, min_count=setup.min_count)
+    engine = Engine([baseline], options)
     injections = [] if at is None else [Injection(scenario, at)]
     stream = serving_records(events, rate=setup.rate, start=START, injections=injections, seed=seed)
     anomalies: list[Anomaly] = []

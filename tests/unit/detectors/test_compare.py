@@ -101,11 +101,14 @@ def test_a_reshaped_numeric_window_is_distribution_skew_by_jensen_shannon() -> N
     assert score.psi is not None and score.psi > 0
 
 
-def test_the_skew_threshold_is_the_larger_of_the_floor_and_the_null_threshold() -> None:
-    small = compare_feature(PRICE, numeric_window([0, 25, 25, 25, 25]), None, 10)[0]
-    large = compare_feature(PRICE, numeric_window([0, 2500, 2500, 2500, 2500]), None, 10)[0]
-    assert small.skew_threshold is not None and small.skew_threshold > 0.01  # chance dominates
-    assert large.skew_threshold == 0.01  # the floor: a negligible difference is no anomaly
+def test_a_difference_past_the_floor_is_an_anomaly_only_when_chance_cannot_explain_it() -> None:
+    small = compare_feature(PRICE, numeric_window([0, 16, 9, 16, 9]), None, 10)
+    large = compare_feature(PRICE, numeric_window([0, 1600, 900, 1600, 900]), None, 10)
+    for score, _ in (small, large):
+        assert score.skew is not None and score.skew > 0.01  # past the floor in both
+        assert score.skew_threshold == 0.01
+    assert ("distribution_skew", "jensen_shannon") not in kinds(small[1])  # 50 values: chance
+    assert ("distribution_skew", "jensen_shannon") in kinds(large[1])
 
 
 def test_a_window_that_moved_from_the_previous_one_is_drift() -> None:

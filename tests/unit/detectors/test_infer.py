@@ -127,3 +127,13 @@ def test_numeric_columns_with_spread_are_calibrated_and_constant_ones_are_not(
 def test_too_few_values_to_calibrate_leave_a_column_uncalibrated() -> None:
     assert profile(99).features["amount"].calibration == {}
     assert profile(100).features["amount"].calibration != {}
+
+
+def test_the_same_training_rows_give_the_same_profile_every_build() -> None:
+    from streams.traffic import training_rows
+
+    def build() -> dict[str, object]:
+        rows = list(training_rows(3_000, seed=4))
+        return build_profile(rows, rows, BaselineOptions(calibration=FAST), "t").to_json()
+
+    assert build() == build()
