@@ -7,7 +7,9 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
   ──▶ compare_windows   per feature: merge partitions in event time, windows, change detectors,
                         comparisons (detectors.feature_state.CompareStep); state in feature_to_state
   ──▶ anomalies         (key = anomaly id)
-  ──▶ index_anomalies   Elasticsearch: issue 4 consumes the anomalies topic
+  ──▶ index_anomalies   (only with elasticsearch.url) bulk-index Anomaly documents; a batch is
+                        acked once Elasticsearch acknowledged or refused every document, so
+                        offsets wait out an outage; refused documents ──▶ dead-letters
 ```
 
 Agents run with concurrency 1: offsets are committed in order, after the producer flushed what
@@ -18,6 +20,7 @@ and counted, and an unexpected error in a step is logged, dead-lettered and coun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +29,13 @@ from typing import Any
 import orjson
 from faust.types import EventT
 
+from connectors.elasticsearch import ElasticSink
 from detectors.feature_state import FeatureState
 from detectors.records import DecodeError, decode_record
 from detectors.stages import SummaryBuilder, observe, summary_key
 from detectors.state_codec import from_plain, to_plain
-from streams.app import app, detection, kafka
+from streams.app import app, detection, kafka, settings
+from streams.indexing import WITHIN_SECONDS, Source, documents_of, new_sink, source_of
 from streams.tables import decode_state, encode_state, feature_to_state
 from streams.topics import FeatureSummary, anomalies, dead_letters, feature_summaries, serving_logs
 
@@ -42,6 +47,7 @@ class Counters:
     records: int = 0
     summaries: int = 0
     anomalies: int = 0
+    indexed: int = 0
     dead_letters: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -49,7 +55,8 @@ class Counters:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.dead_by_reason.items()))
         return (
             f"records={self.records} summaries={self.summaries} anomalies={self.anomalies} "
-            f"dead_letters={self.dead_letters}" + (f" ({reasons})" if reasons else "")
+            f"indexed={self.indexed} dead_letters={self.dead_letters}"
+            + (f" ({reasons})" if reasons else "")
         )
 
 
@@ -173,6 +180,61 @@ async def _compare(key: str, summary: FeatureSummary) -> None:
     raw = encode_state(to_plain(state))
     feature_to_state[key] = raw
     _cache[key] = (raw, state)
+
+
+async def index_anomalies(stream: AsyncIterable[Any]) -> None:
+    """Stage three (registered below only when ``elasticsearch.url`` is set). The body returns
+    only once every document is acknowledged or refused: while Elasticsearch is down it waits
+    (``ElasticSink`` retries), and the batch's offsets are not committed."""
+    sink: ElasticSink | None = None
+    es = settings.elasticsearch
+    try:
+        async for events in stream.take_events(es.bulk_size, within=WITHIN_SECONDS):  # type: ignore[attr-defined]
+            if sink is None:
+                try:
+                    sink = new_sink(es)
+                except Exception as exc:  # a CA file that does not load: say so per batch
+                    logger.exception("stage three cannot create its Elasticsearch client")
+                    await _dead_letter_all(events, repr(exc))
+                    continue
+            await _index_batch(sink, events)
+    finally:
+        if sink is not None:
+            with contextlib.suppress(Exception):
+                await sink.close()
+
+
+async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]]) -> None:
+    try:
+        batch = documents_of(events)
+        for source, reason, kind in batch.bad:
+            await _dead_letter(source.key, source.value, reason, kind, source.where)
+        if not batch.documents:
+            return
+        refused = await sink.index_anomalies(batch.documents)
+        counters.indexed += len(batch.documents) - len(refused)
+        for rejection in refused:
+            fallback = Source(rejection.doc.doc_id.encode(), rejection.doc.body, "index")
+            source = batch.sources.get(rejection.doc.doc_id, fallback)
+            await _dead_letter(
+                source.key, source.value, rejection.reason, "elasticsearch_refused", source.where
+            )
+    except Exception as exc:  # never raise out of the agent: it would ack without indexing
+        logger.exception("stage three failed on a batch of %d anomalies", len(events))
+        await _dead_letter_all(events, repr(exc))
+
+
+async def _dead_letter_all(events: Sequence[EventT[Any]], reason: str) -> None:
+    for event in events:
+        source = source_of(event)
+        try:
+            await _dead_letter(source.key, source.value, reason, "internal_error", source.where)
+        except Exception:
+            logger.exception("could not dead-letter %s", source.where)
+
+
+if settings.elasticsearch.url is not None:
+    app.agent(anomalies, concurrency=1, name="index_anomalies")(index_anomalies)
 
 
 @app.timer(interval=kafka.stats_log_seconds)  # type: ignore[untyped-decorator]
