@@ -1,10 +1,10 @@
 """Distances between distributions, and what each looks like when nothing changed.
 
 A distance alone is not a verdict: on 50 events noise alone gives a large one, on 500,000
-events a negligible difference is still "significant". So each distance comes with
-``*_null_threshold``: the value it stays under with probability ``1 - alpha`` when the window is
-drawn from the reference, at this window size. A comparison flags only when the distance
-passes both that and an effect-size floor.
+events a negligible difference is still "significant". So beside the distances live what chance
+alone reaches at a window's size (Pearson's chi-squared over coarsened bins, exact binomial
+bounds per category, a rate's normal bound); a comparison flags only when the distance passes an
+effect-size floor and chance cannot explain it.
 
 >>> d, where = l_infinity({"a": 0.7, "b": 0.2, "c": 0.1}, {"a": 0.4, "b": 0.3, "c": 0.3})
 >>> round(d, 12), where
@@ -69,27 +69,6 @@ def effective_size(n: int, m: int | None = None) -> float:
     if m is None:
         return float(n)
     return n * m / (n + m) if n + m else 0.0
-
-
-def jensen_shannon_null_threshold(bins: int, n_eff: float, alpha: float) -> float:
-    """Upper 1 - alpha quantile of the JS divergence (bits) of a sample of effective size n_eff
-    from its own distribution over ``bins`` non-empty bins.
-
-    For small differences JS ~= sum((p - q)^2 / q) / 8 nats, and n * sum((p - q)^2 / q) is
-    Pearson's statistic, chi-squared with bins - 1 degrees of freedom."""
-    if n_eff <= 0 or bins < 2:
-        return math.inf
-    return float(chi2.isf(alpha, bins - 1)) / (8 * n_eff * math.log(2))
-
-
-def l_infinity_null_threshold(q: Mapping[str, float], n_eff: float, alpha: float) -> float:
-    """Bound on the largest category frequency difference under no change: each frequency is
-    within z * sd of its reference, with alpha shared over the categories (Bonferroni)."""
-    if n_eff <= 0 or not q:
-        return math.inf
-    z = float(norm.isf(alpha / (2 * len(q))))
-    worst = max(v * (1 - v) for v in q.values())
-    return z * math.sqrt(max(worst, 1e-12) / n_eff)
 
 
 def rate_increase_null_threshold(rate: float, n: int, alpha: float) -> float:

@@ -27,7 +27,7 @@ from connectors.forward import ForwardEvent
 from connectors.forward_server import ForwardServer
 from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore
-from detectors.anomaly import Anomaly, iso
+from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
 from detectors.privacy import redact
 from detectors.records import DecodeError, FieldMapping, decode_record
@@ -182,7 +182,3 @@ class EmbeddedRunner:
         if companion is not None:
             await companion  # ships what the last windows produced, within its drain time
         return self.pipeline.stats
-
-
-def anomaly_rows(anomalies: list[Anomaly]) -> list[dict[str, object]]:
-    return [a.to_document() for a in anomalies]

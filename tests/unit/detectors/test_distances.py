@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon as scipy_jensenshannon
-from scipy.stats import binom, chi2, chi2_contingency, norm
+from scipy.stats import binom, chi2_contingency, norm
 
 from detectors.distances import (
     PSI_EPSILON,
@@ -21,9 +21,7 @@ from detectors.distances import (
     goodness_of_fit,
     grouped,
     jensen_shannon,
-    jensen_shannon_null_threshold,
     l_infinity,
-    l_infinity_null_threshold,
     normalize,
     pearson_chi2,
     psi,
@@ -202,48 +200,6 @@ def test_effective_size_is_n_against_the_reference_and_nm_over_n_plus_m_between_
 
 
 # --- null thresholds ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("bins", "n", "alpha"), [(2, 100, 0.05), (16, 2_000, 0.01), (16, 50_000, 1e-6), (40, 7.5, 0.2)]
-)
-def test_jensen_shannon_null_threshold_is_chi_squared_over_8_n_ln2(
-    bins: int, n: float, alpha: float
-) -> None:
-    expected = chi2.isf(alpha, bins - 1) / (8 * n * math.log(2))
-    assert jensen_shannon_null_threshold(bins, n, alpha) == pytest.approx(expected, rel=1e-12)
-
-
-def test_jensen_shannon_null_threshold_is_infinite_without_data_or_without_two_bins() -> None:
-    assert jensen_shannon_null_threshold(16, 0, 0.01) == math.inf
-    assert jensen_shannon_null_threshold(1, 1_000, 0.01) == math.inf
-
-
-def test_jensen_shannon_null_threshold_is_the_sampled_1_minus_alpha_quantile() -> None:
-    alpha, n, bins, samples = 0.01, 2_000, 16, 20_000
-    q = [1 / bins] * bins
-    counts = np.random.default_rng(7).multinomial(n, q, size=samples)
-    divergences = [jensen_shannon((row / n).tolist(), q) for row in counts]
-    empirical = float(np.quantile(divergences, 1 - alpha))
-    threshold = jensen_shannon_null_threshold(bins, n, alpha)
-    assert empirical == pytest.approx(threshold, rel=0.25)
-
-
-def test_l_infinity_null_threshold_shrinks_like_one_over_root_n() -> None:
-    q = {"US": 0.3, "DE": 0.2, "GB": 0.5}
-    small, large = (l_infinity_null_threshold(q, n, 1e-6) for n in (1_000, 4_000))
-    assert large == pytest.approx(small / 2, rel=1e-12)
-    assert l_infinity_null_threshold(q, 0, 1e-6) == math.inf
-    assert l_infinity_null_threshold({}, 1_000, 1e-6) == math.inf
-
-
-def test_l_infinity_null_threshold_covers_the_sampled_largest_difference() -> None:
-    q = {"a": 0.5, "b": 0.3, "c": 0.2}
-    n, alpha = 1_000, 0.01
-    counts = np.random.default_rng(3).multinomial(n, list(q.values()), size=5_000)
-    worst = np.abs(counts / n - np.array(list(q.values()))).max(axis=1)
-    exceed = float(np.mean(worst > l_infinity_null_threshold(q, n, alpha)))
-    assert exceed <= alpha * 1.5
 
 
 def test_rate_increase_null_threshold_shrinks_like_one_over_root_n() -> None:
