@@ -51,6 +51,9 @@ class WindowReport:
     late: int
     scores: list[FeatureScore]
     anomalies: list[Anomaly]
+    # The closed window's statistics per feature (bins and category counts, never events):
+    # what `logdrift report` draws as the current distribution.
+    windows: dict[str, FeatureWindow] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -234,6 +237,7 @@ class Engine:
             state.late,
             scores,
             anomalies,
+            windows=state.windows,  # open_window below starts new ones; these stay as closed
         )
         state.open_window(state.end, state.end + self.options.window_seconds)
         state.count = 0
