@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ import orjson
 
 from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
+from detectors.compare import FeatureScore
+from detectors.engine import WindowReport
+from detectors.report_data import window_summary
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
@@ -55,8 +58,28 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (
+    model TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    window_end REAL NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (model, model_version, feature, window_start)
+);
+CREATE INDEX IF NOT EXISTS scores_end ON scores (window_end);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+# One row per model, feature and window, anomaly or not: the score and the window's counts
+# (bins and categories, no raw values), for `logdrift report`. Added without a version bump:
+# opening an older store creates the table, and an older logdrift ignores it.
+_UPSERT_SCORE = """
+INSERT INTO scores (model, model_version, feature, window_start, window_end, body)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (model, model_version, feature, window_start) DO UPDATE SET
+    window_end = excluded.window_end, body = excluded.body
 """
 
 _UPSERT = """
@@ -69,6 +92,19 @@ ON CONFLICT (id) DO UPDATE SET
     model = excluded.model, model_version = excluded.model_version,
     feature = excluded.feature, window_start = excluded.window_start, body = excluded.body
 """
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScore:
+    """One feature's score in one closed window, with the window's counts."""
+
+    model: str
+    model_version: str
+    start: float
+    end: float
+    count: int
+    score: FeatureScore
+    window: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +133,40 @@ class AnomalyStore:
             self._conn.close()
             raise
 
-    def put(self, anomalies: Sequence[Anomaly], outbox: Sequence[OutboxItem] = ()) -> int:
+    def put(
+        self,
+        anomalies: Sequence[Anomaly],
+        outbox: Sequence[OutboxItem] = (),
+        reports: Sequence[WindowReport] = (),
+    ) -> int:
         """Upsert by id in one transaction; returns how many were written. ``outbox``: documents
-        for Elasticsearch, committed in the same transaction (connectors/outbox.py)."""
+        for Elasticsearch, committed in the same transaction (connectors/outbox.py);
+        ``reports``: closed windows whose scores are kept for `logdrift report`."""
         rows = [_anomaly_row(a) for a in anomalies]
+        scores = [row for r in reports for row in _score_rows(r)]
         now = time.time()
         with self._lock, self._conn:
             self._conn.executemany(_UPSERT, rows)
             self._conn.executemany(ENQUEUE, [item.row(now) for item in outbox])
+            self._conn.executemany(_UPSERT_SCORE, scores)
         return len(rows)
+
+    def scores(self, *, model: str | None = None, limit: int | None = None) -> list[StoredScore]:
+        """Window scores, oldest window first; ``limit`` keeps the newest windows' rows."""
+        params: list[Any] = []
+        sql = "SELECT model, model_version, window_start, window_end, body FROM scores"
+        if model is not None:
+            sql += " WHERE model = ?"
+            params.append(model)
+        sql += " ORDER BY window_end DESC, feature" + _limit_clause(limit, params)
+        found = []
+        for name, version, start, end, body in reversed(self._fetch(sql, params)):
+            data = orjson.loads(body)
+            score = FeatureScore(**data["score"])
+            found.append(
+                StoredScore(name, version, start, end, int(data["count"]), score, data["window"])
+            )
+        return found
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -220,6 +281,20 @@ class AnomalyStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA)
+
+
+def _score_rows(report: WindowReport) -> list[tuple[Any, ...]]:
+    rows = []
+    for score in report.scores:
+        win = report.windows.get(score.feature)
+        body = {
+            "count": report.count,
+            "score": asdict(score),
+            "window": window_summary(win) if win is not None else {},
+        }
+        row = (report.model, report.version, score.feature, report.start, report.end)
+        rows.append((*row, orjson.dumps(body).decode()))
+    return rows
 
 
 def _anomaly_row(a: Anomaly) -> tuple[Any, ...]:

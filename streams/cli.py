@@ -467,3 +467,7 @@ from streams.cli_worker import forward_to_kafka, worker  # noqa: E402
 
 main.add_command(worker)
 main.add_command(forward_to_kafka)
+
+from streams.cli_report import report  # noqa: E402
+
+main.add_command(report)

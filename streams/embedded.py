@@ -102,8 +102,8 @@ class Pipeline:
         """Commit anomalies (and their outbox documents, in the same transaction) before
         anything is acknowledged, then tell the terminal."""
         outbox = self.documents(result) if self.documents is not None else []
-        if result.anomalies or outbox:
-            self.store.put(result.anomalies, outbox=outbox)
+        if result.anomalies or outbox or result.reports:  # window scores feed `logdrift report`
+            self.store.put(result.anomalies, outbox=outbox, reports=result.reports)
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
         for anomaly in result.anomalies:
