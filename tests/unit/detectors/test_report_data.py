@@ -1,0 +1,264 @@
+"""The data behind `logdrift report`'s charts, against hand-computed values: proportions per bin
+and per category, the score series and its threshold, anomaly marks, the summary's order and
+the schema violations."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.anomaly import Anomaly
+from detectors.baseline import Baseline
+from detectors.compare import FeatureScore
+from detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
+from detectors.report_data import (
+    MAX_CATEGORIES,
+    OTHER_LABEL,
+    ReportInput,
+    bin_labels,
+    build_report,
+    window_summary,
+)
+from detectors.schema import Schema
+from detectors.stats import OTHER, BinCounts, CategoryCounts, FeatureWindow
+
+T0 = 1_795_860_000.0  # 2026-11-28T10:00:00Z
+
+
+def baseline(devices: dict[str, float] | None = None) -> Baseline:
+    schema = Schema.model_validate(
+        {
+            "model": "ctr",
+            "features": {
+                "price": {"type": "float"},
+                "device": {"type": "categorical"},
+                "age": {"type": "int"},
+            },
+        }
+    )
+    numeric = NumericProfile(
+        mean=10.0,
+        std=5.0,
+        min=0.0,
+        max=30.0,
+        quantiles={},
+        edges=[0.0, 10.0, 20.0],
+        frequencies=[0.0, 0.5, 0.3, 0.2],
+    )
+    devices = devices or {"ios": 0.5, "android": 0.4, "web": 0.1}
+    profile = Profile(
+        rows=100,
+        source="training.csv",
+        features={
+            "price": FeatureProfile("float", 100, 0, 0, 0, numeric=numeric),
+            "age": FeatureProfile("int", 100, 0, 0, 0, numeric=numeric),
+            "device": FeatureProfile(
+                "categorical",
+                100,
+                0,
+                0,
+                0,
+                categorical=CategoricalProfile(devices, 0.0, len(devices), True),
+            ),
+        },
+    )
+    return Baseline.of(schema, profile, b"key")
+
+
+def price_window(values: list[float], violations: dict[str, int] | None = None) -> FeatureWindow:
+    win = FeatureWindow(bins=BinCounts.zero((0.0, 10.0, 20.0)))
+    for x in values:
+        win.seen += 1
+        win.bins.update(x)  # type: ignore[union-attr]
+    for code, n in (violations or {}).items():
+        win.violations[code] = n
+        win.seen += n
+    return win
+
+
+def device_window(counts: dict[str, int], known: tuple[str, ...]) -> FeatureWindow:
+    win = FeatureWindow(categories=CategoryCounts.zero(known, cap=32))
+    for value, n in counts.items():
+        for _ in range(n):
+            win.seen += 1
+            win.categories.update(value)  # type: ignore[union-attr]
+    return win
+
+
+def score(feature: str, skew: float | None, threshold: float | None, **kw: float) -> FeatureScore:
+    return FeatureScore(
+        feature, seen=100, valid=100, missing_rate=0.0, skew=skew, skew_threshold=threshold, **kw
+    )
+
+
+def anomaly(feature: str, ts: float, statistic: float, threshold: float, **kw: str) -> Anomaly:
+    return Anomaly(
+        id=f"{feature}-{ts}",
+        timestamp=ts,
+        kind=kw.get("kind", "distribution_skew"),
+        detector=kw.get("detector", "l_infinity"),
+        severity="high",
+        model="ctr",
+        model_version="3",
+        feature=feature,
+        statistic=statistic,
+        threshold=threshold,
+        window_start=kw.get("start", ts - 60),  # type: ignore[arg-type]
+        window_end=ts,
+        window_count=100,
+        message=f"{feature} moved",
+    )
+
+
+def test_bin_labels_name_open_under_and_overflow_bins() -> None:
+    assert bin_labels((0.0, 10.0, 20.0)) == ["< 0", "[0, 10)", "[10, 20)", ">= 20"]
+
+
+def test_numeric_distribution_is_proportions_per_baseline_bin() -> None:
+    data = ReportInput()
+    # 1 value in [0, 10), 3 in [10, 20), 4 at or above 20 (none below 0)
+    win = price_window([5.0, 12.0, 15.0, 19.9, 20.0, 25.0, 100.0, 21.0])
+    data.add_window(T0, T0 + 60, [score("price", 0.2, 0.01)], {"price": win})
+    chart = next(c for c in build_report(baseline(), data).features if c.feature == "price")
+    d = chart.distribution
+    assert d.numeric
+    # the underflow bin is empty on both sides, so it is trimmed
+    assert d.labels == ["[0, 10)", "[10, 20)", ">= 20"]
+    assert d.baseline == [0.5, 0.3, 0.2]
+    assert d.current == [1 / 8, 3 / 8, 4 / 8]
+    assert d.current_count == 8
+    assert d.window == (T0, T0 + 60)
+
+
+def test_categorical_distribution_shows_values_new_since_training() -> None:
+    data = ReportInput()
+    known = ("android", "ios", "web")
+    win = device_window({"ios": 2, "android": 1, "web": 4, "tv": 3}, known)
+    data.add_window(T0, T0 + 60, [score("device", 0.3, 0.05)], {"device": win})
+    d = next(c for c in build_report(baseline(), data).features if c.feature == "device")
+    dist = d.distribution
+    assert not dist.numeric
+    # ordered by the larger of the two shares (android and web tie at 40%), then by name
+    assert dist.labels == ["ios", "android", "web", "tv"]
+    assert dist.baseline == [0.5, 0.4, 0.1, 0.0]
+    assert dist.current == pytest.approx([0.2, 0.1, 0.4, 0.3])
+    assert dist.current_count == 10
+
+
+def test_categories_past_the_cap_are_summed_into_other() -> None:
+    names = [f"c{i:02d}" for i in range(MAX_CATEGORIES + 5)]
+    share = 1 / len(names)
+    data = ReportInput()
+    data.add_window(T0, T0 + 60, [score("device", 0.0, 0.05)], {})
+    chart = build_report(baseline(dict.fromkeys(names, share)), data).features
+    dist = next(c for c in chart if c.feature == "device").distribution
+    assert len(dist.labels) == MAX_CATEGORIES + 1
+    assert dist.labels[-1] == OTHER_LABEL
+    assert dist.baseline[-1] == pytest.approx(5 * share)
+    assert sum(dist.baseline) == pytest.approx(1.0)
+    assert dist.current == [] and dist.window is None  # no window: no current bars
+
+
+def test_latest_window_is_the_current_distribution() -> None:
+    data = ReportInput()
+    data.add_window(T0 + 60, T0 + 120, [], {"price": price_window([25.0, 26.0])})
+    data.add_window(T0, T0 + 60, [], {"price": price_window([5.0])})  # older, arrives later
+    d = next(c for c in build_report(baseline(), data).features if c.feature == "price")
+    assert d.distribution.current[-1] == 1.0
+    assert d.distribution.window == (T0 + 60, T0 + 120)
+
+
+def test_timeline_carries_scores_thresholds_and_anomaly_marks_in_time_order() -> None:
+    data = ReportInput()
+    for i, (skew, thr) in enumerate([(0.01, 0.05), (0.2, 0.06), (None, None)]):
+        start = T0 + 60 * i
+        data.add_window(start, start + 60, [score("device", skew, thr, drift=0.1)], {})
+    late = anomaly("device", T0 + 120, 0.2, 0.06)
+    early = anomaly("device", T0 + 90, 1.0, 0.5, kind="drift", detector="page_hinkley")
+    data.anomalies = [late, early, anomaly("price", T0 + 60, 0.5, 0.01)]
+    t = next(c for c in build_report(baseline(), data).features if c.feature == "device").timeline
+    assert t.metric == "L-infinity"
+    assert t.ends == [T0 + 60, T0 + 120, T0 + 180]
+    assert t.skew == [0.01, 0.2, None]
+    assert t.threshold == [0.05, 0.06, None]
+    assert t.drift == [0.1, 0.1, 0.1]
+    assert [(m.timestamp, m.detector) for m in t.marks] == [
+        (T0 + 90, "page_hinkley"),
+        (T0 + 120, "l_infinity"),
+    ]
+
+
+def test_summary_sorted_by_how_far_each_feature_moved_in_its_latest_window() -> None:
+    data = ReportInput()
+    w1, w2 = T0, T0 + 60
+    # price: far in the past, back under its threshold now (peak 50, latest 0.5)
+    data.add_window(w1, w1 + 60, [score("price", 0.5, 0.01)], {})
+    data.add_window(w2, w2 + 60, [score("price", 0.005, 0.01)], {})
+    # device: 4x its threshold now
+    data.add_window(w2, w2 + 60, [score("device", 0.2, 0.05)], {})
+    # age: no skew (values became strings) but a schema anomaly 90x its threshold now
+    data.add_window(w2, w2 + 60, [score("age", None, None)], {})
+    data.anomalies = [
+        anomaly("age", w2 + 60, 0.9, 0.01, kind="schema_skew", detector="int_type_not_int_string")
+    ]
+    rows = [c.summary for c in build_report(baseline(), data).features]
+    assert [r.feature for r in rows] == ["age", "device", "price"]
+    age, device, price = rows
+    assert age.latest_ratio == pytest.approx(90.0)
+    assert age.reason == "schema_skew (int_type_not_int_string)"
+    assert age.latest is None and age.kinds == ["schema_skew"]
+    assert device.latest_ratio == pytest.approx(4.0)
+    assert device.reason == "distribution_skew (L-infinity)"
+    assert (device.latest, device.threshold) == (0.2, 0.05)
+    assert price.latest_ratio == pytest.approx(0.5)
+    assert price.peak_ratio == pytest.approx(50.0)
+
+
+def test_equal_latest_ratios_order_by_peak_then_name() -> None:
+    data = ReportInput()
+    data.add_window(T0, T0 + 60, [score("price", 0.03, 0.01), score("age", 0.01, 0.01)], {})
+    data.add_window(T0 + 60, T0 + 120, [score(n, 0.0, 0.01) for n in ("price", "age")], {})
+    data.add_window(T0 + 60, T0 + 120, [score("device", 0.0, 0.05)], {})
+    order = [c.feature for c in build_report(baseline(), data).features]
+    assert order == ["price", "age", "device"]
+
+
+def test_violations_are_summed_over_windows_with_their_share_of_records() -> None:
+    data = ReportInput()
+    bad = {"FLOAT_TYPE_STRING_NOT_FLOAT": 3}
+    data.add_window(T0, T0 + 60, [score("price", None, None)], {"price": price_window([], bad)})
+    data.add_window(
+        T0 + 60, T0 + 120, [score("price", None, None)], {"price": price_window([1.0], bad)}
+    )
+    data.dead_letters = {"model: missing": 2, "ts: not a time": 5}
+    report = build_report(baseline(), data)
+    [row] = report.violations
+    assert (row.feature, row.code, row.count) == ("price", "FLOAT_TYPE_STRING_NOT_FLOAT", 6)
+    assert row.meaning == "strings where float expected"
+    assert row.share == pytest.approx(6 / 200)  # each score saw 100 records
+    assert report.dead_letters == [("ts: not a time", 5), ("model: missing", 2)]
+
+
+def test_window_summary_keeps_counts_and_no_raw_values() -> None:
+    win = price_window([5.0, 1234.5])
+    plain = window_summary(win)
+    assert plain == {
+        "seen": 2,
+        "missing": 0,
+        "violations": {},
+        "bins": [0, 1, 0, 1],
+        "categories": None,
+    }
+    assert "1234.5" not in repr(plain)  # min and max (raw values) are left out
+    cats = window_summary(device_window({"ios": 1, "tv": 2}, ("ios", "web")))
+    assert cats["categories"] == {"ios": 1, "tv": 2}
+    assert OTHER not in cats["categories"]
+
+
+def test_report_period_windows_and_model() -> None:
+    data = ReportInput(records=300)
+    for i in range(3):
+        data.add_window(T0 + 60 * i, T0 + 60 * (i + 1), [score("price", 0.0, 0.01)], {})
+    report = build_report(baseline(), data)
+    assert report.model == "ctr"
+    assert report.period == (T0, T0 + 180)
+    assert report.windows == 3 and report.records == 300
