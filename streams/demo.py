@@ -163,6 +163,10 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
         f"Store: {workdir / 'logdrift.db'} ({len(found)} anomalies; "
         f"`logdrift anomalies --store {workdir / 'logdrift.db'}` lists them)"
     )
+    console.print(
+        f"Charts: `logdrift report --baseline {workdir / 'baseline'} --store "
+        f"{workdir / 'logdrift.db'} --out report.html` (keep the files with `--workdir DIR`)"
+    )
     return all(v.first is not None for v in verdicts) and not false_alarms
 
 
