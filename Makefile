@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: help install demo test unit scenarios integration lint typecheck bench clean
+.PHONY: help install browser demo test unit scenarios integration lint typecheck bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,10 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+browser: ## headless Chromium for the report's screenshot test (Debian's chromium package)
+	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
 demo: install ## make training data, build a baseline, send drifting traffic, show what is caught
 	$(BIN)/logdrift demo
 
-test: install lint typecheck ## everything CI runs: lint, types, unit, scenario and integration tests
+test: install lint typecheck browser ## everything CI runs: lint, types, unit, scenario and integration tests
 	$(BIN)/pytest
 
 unit: install ## the fast unit tests (seconds)
@@ -28,7 +32,7 @@ unit: install ## the fast unit tests (seconds)
 scenarios: install ## seeded drift scenarios scored for detection delay and false alarms
 	$(BIN)/pytest tests/scenarios
 
-integration: install ## real fluent-logger client against the real runner
+integration: install browser ## real fluent-logger client against the real runner
 	$(BIN)/pytest tests/integration
 
 lint: install ## ruff lint and format check
