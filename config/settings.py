@@ -165,6 +165,16 @@ class KafkaSettings(_Section):
         return _secret(self.sasl_password, self.sasl_password_file)
 
 
+class ObservabilitySettings(_Section):
+    """Prometheus metrics, liveness (/healthz) and readiness (/readyz) over HTTP; log format."""
+
+    metrics_enabled: bool = True
+    host: str = "127.0.0.1"  # loopback by default: expose deliberately, not by accident
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (named in the log)
+    # auto: JSON lines unless stderr is a terminal; json and text force one or the other
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -178,6 +188,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     kafka: KafkaSettings = KafkaSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(

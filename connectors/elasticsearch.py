@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 from elastic_transport import TransportError
@@ -73,6 +73,36 @@ class RetryPolicy:
     initial: float = 0.5
     maximum: float = 30.0
     log_every: float = 5.0
+
+
+class BulkObserver(Protocol):
+    """Told about every bulk request (for metrics); must be quick and must not raise."""
+
+    def bulk_done(
+        self, seconds: float, acked: int, retried: int, rejected: int, failure: str | None
+    ) -> None: ...
+
+    def backlog(self, documents: int) -> None: ...
+
+
+class _Unobserved:
+    def bulk_done(
+        self, seconds: float, acked: int, retried: int, rejected: int, failure: str | None
+    ) -> None:
+        pass
+
+    def backlog(self, documents: int) -> None:
+        pass
+
+
+_observer: BulkObserver = _Unobserved()
+
+
+def observe_bulks(observer: BulkObserver) -> None:
+    """Report every sink's bulk requests in this process to ``observer`` (one per process: the
+    runner and the worker create sinks in several places)."""
+    global _observer
+    _observer = observer
 
 
 class Backoff:
@@ -199,6 +229,7 @@ class ElasticSink:
             outcome = await self.bulk(todo)
             rejected += outcome.rejected
             todo = outcome.pending
+            _observer.backlog(len(todo))
             if not todo:
                 break
             if time.monotonic() - last_log >= self.policy.log_every:
@@ -247,13 +278,17 @@ class ElasticSink:
 
     async def _send(self, docs: list[Doc], outcome: BulkOutcome) -> tuple[list[Doc], str | None]:
         """One bulk request; returns what to retry and why."""
+        began = time.monotonic()
         try:
             if not self._templates_installed:
                 await self.setup()
             response = await self.client.bulk(operations=cast(Any, _ndjson(docs)))
         except (ApiError, TransportError) as exc:
             self._templates_installed = False  # the node may be new when it is back
+            failure = f"http_{exc.meta.status}" if isinstance(exc, ApiError) else "transport"
+            _observer.bulk_done(time.monotonic() - began, 0, len(docs), 0, failure)
             return docs, describe(exc)
+        acked_before, rejected_before = len(outcome.acked), len(outcome.rejected)
         retry: list[Doc] = []
         error = None
         for doc, item in zip(docs, response["items"], strict=True):
@@ -270,6 +305,13 @@ class ElasticSink:
                     "elasticsearch rejected document %s for %s: %s", doc.doc_id, doc.index, reason
                 )
                 outcome.rejected.append(Rejection(doc, reason))
+        _observer.bulk_done(
+            time.monotonic() - began,
+            len(outcome.acked) - acked_before,
+            len(retry),
+            len(outcome.rejected) - rejected_before,
+            None,
+        )
         return retry, error
 
 

@@ -28,6 +28,7 @@ from detectors.calibrate import CalibrationOptions
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions
 from detectors.records import FieldMapping, parse_ts
+from streams import logs
 from streams.traffic import SCENARIOS, Injection, serving_records
 
 console = Console(highlight=False, soft_wrap=True)
@@ -38,9 +39,11 @@ SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
 
 def _settings(ctx: click.Context, **overrides: object) -> Settings:
     try:
-        return load_settings(ctx.obj.get("config"), **overrides)
+        settings = load_settings(ctx.obj.get("config"), **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    logs.apply_settings(settings, ctx.obj.get("log_format"), ctx.obj.get("verbose", False))
+    return settings
 
 
 def _names(value: str) -> frozenset[str]:
@@ -56,9 +59,11 @@ def _load_baselines(dirs: list[Path], settings: Settings) -> list:  # type: igno
         raise click.UsageError("no baseline: pass --baseline DIR (made by `logdrift baseline`)")
     key = settings.privacy.key_bytes()
     try:
-        return [load_baseline(d, key) for d in dirs]
+        loaded = [load_baseline(d, key) for d in dirs]
     except BaselineError as exc:
         raise click.ClickException(str(exc)) from None
+    logs.protect_baselines(loaded)
+    return loaded
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -69,8 +74,13 @@ def _load_baselines(dirs: list[Path], settings: Settings) -> list:  # type: igno
     "defaults in config/logdrift.yaml; LOGDRIFT_* variables override both).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "text"]),
+    help="Log lines as JSON or text [auto: JSON unless stderr is a terminal].",
+)
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+def main(ctx: click.Context, config: Path | None, verbose: bool, log_format: str | None) -> None:
     """logdrift watches ML prediction logs and says when serving data stops looking like
     training data.
 
@@ -84,11 +94,8 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
       logdrift anomalies                         # what was caught
       logdrift check serving.jsonl --baseline base/   # offline gate, exit 1 on anomalies
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    ctx.obj = {"config": config}
+    logs.configure(log_format or "auto", logging.DEBUG if verbose else logging.INFO)
+    ctx.obj = {"config": config, "log_format": log_format, "verbose": verbose}
 
 
 @main.command(short_help="Profile training data into a baseline directory.")
@@ -223,6 +230,7 @@ def run(
     Fluentd's out_forward speak) feeding the engine; anomalies go to stdout and the store.
     SIGTERM or Ctrl-C judges the open windows and exits without losing acknowledged records."""
     from streams.embedded import EmbeddedRunner, Pipeline
+    from streams.metrics import runner_endpoint
     from streams.shipper import shipper_from_settings
 
     settings = _settings(ctx)
@@ -252,6 +260,7 @@ def run(
         emit=lambda line: console.print(line, soft_wrap=True),
         documents=shipper.documents if shipper else None,
     )
+    endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
     runner = EmbeddedRunner(
         pipeline,
         lambda handler: ForwardServer(
@@ -259,11 +268,15 @@ def run(
         ),
         window.idle_close_seconds,
         background=shipper,
+        endpoint=endpoint,
     )
     try:
         stats = asyncio.run(
             runner.run(
-                ready=lambda p: console.print(f"listening on {fwd.host}:{p} (forward protocol)")
+                ready=lambda p: console.print(
+                    f"listening on {fwd.host}:{p} (forward protocol)"
+                    + (f"; metrics on {endpoint.url}/metrics" if endpoint.url else "")
+                )
             )
         )
     finally:

@@ -31,6 +31,7 @@ from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
 from detectors.privacy import redact
 from detectors.records import DecodeError, FieldMapping, decode_record
+from streams import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Pipeline:
 
     def handle(self, events: list[ForwardEvent]) -> Result:
         result = Result()
+        metrics.record_in("forward", len(events))
         for event in events:
             try:
                 record = decode_record(event.record, self.mapping, default_ts=event.time)
@@ -86,6 +88,8 @@ class Pipeline:
 
     def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> None:
         reason = _short_reason(exc)
+        metrics.record_dead_letter(reason)
+        metrics.record_out("dead-letters")
         self.stats.dead_letters += 1
         self.stats.dead_by_reason[reason] = self.stats.dead_by_reason.get(reason, 0) + 1
         record: object = event.record
@@ -106,6 +110,9 @@ class Pipeline:
             self.store.put(result.anomalies, outbox=outbox, reports=result.reports)
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
+        metrics.record_anomalies(result.anomalies)
+        metrics.record_out("anomalies", len(result.anomalies))
+        metrics.record_windows(result.reports)
         for anomaly in result.anomalies:
             self.emit(anomaly.line())
         for report in result.reports:
@@ -137,9 +144,11 @@ class EmbeddedRunner:
         server_factory: Callable[..., ForwardServer],
         idle_close_seconds: float,
         background: Background | None = None,
+        endpoint: metrics.Endpoint | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.background = background
+        self.endpoint = endpoint  # /metrics, /healthz, /readyz: ready once the listener is up
         self.server = server_factory(self._on_events)
         self.idle_close_seconds = idle_close_seconds
         self._last_arrival = time.monotonic()
@@ -165,20 +174,37 @@ class EmbeddedRunner:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        watched = await self._start_endpoint()
         await self.server.start()
         logger.info(
             "listening for the forward protocol on %s:%d", self.server.host, self.server.port
         )
+        if self.endpoint is not None:
+            self.endpoint.health.mark("listener_up")
         if ready is not None:
             ready(self.server.port)
         done = asyncio.Event()
         companion = asyncio.create_task(self.background.run(done)) if self.background else None
         idle = asyncio.create_task(self._close_idle_windows())
         await self._stop.wait()
+        if self.endpoint is not None:
+            self.endpoint.health.mark("listener_up", False)  # draining: send traffic elsewhere
         await idle
         await self.server.stop()  # in-flight chunks finish (and are acked) before this returns
         self.pipeline.publish(self.pipeline.engine.close_all())
         done.set()
         if companion is not None:
             await companion  # ships what the last windows produced, within its drain time
+        if self.endpoint is not None:
+            await self.endpoint.stop()
+        if watched is not None:
+            metrics.unwatch(watched)
         return self.pipeline.stats
+
+    async def _start_endpoint(self) -> metrics.ForwardCollector | None:
+        """Serve metrics before the listener: readiness says "not yet" until it is up."""
+        if self.endpoint is None:
+            return None
+        self.endpoint.health.mark("listener_up", False)
+        await self.endpoint.start()
+        return metrics.watch_forward(lambda: self.server.stats)

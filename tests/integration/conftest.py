@@ -18,6 +18,9 @@ from connectors.files import write_csv
 from streams.traffic import training_rows
 
 LOGDRIFT = [sys.executable, "-m", "streams"]
+# Every runner and worker these tests start serves metrics on a free port: the default 9464
+# would collide between concurrent runs on one machine.
+os.environ.setdefault("LOGDRIFT_OBSERVABILITY__PORT", "0")
 
 
 def logdrift(
