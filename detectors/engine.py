@@ -15,9 +15,10 @@ from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
 from detectors.baseline import Baseline
 from detectors.change import Change, StandardizedChange, detectors_for
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
+from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult
 from detectors.privacy import keyed_hash
 from detectors.profile import category_text
-from detectors.records import DecodeError, ServingRecord
+from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import check_value, structural_violations
@@ -60,10 +61,17 @@ class WindowReport:
 class Result:
     anomalies: list[Anomaly] = field(default_factory=list)
     reports: list[WindowReport] = field(default_factory=list)
+    labels: list[LabelReport] = field(default_factory=list)  # judged windows of labels
 
     def extend(self, other: Result) -> None:
         self.anomalies += other.anomalies
         self.reports += other.reports
+        self.labels += other.labels
+
+    def add_labels(self, other: LabelResult) -> Result:
+        self.anomalies += other.anomalies
+        self.labels += other.reports
+        return self
 
 
 @dataclass(slots=True)
@@ -88,12 +96,19 @@ class ModelState:
 
 
 class Engine:
-    def __init__(self, baselines: list[Baseline], options: EngineOptions = EngineOptions()) -> None:
+    def __init__(
+        self,
+        baselines: list[Baseline],
+        options: EngineOptions = EngineOptions(),
+        labels: LabelOptions | None = None,
+    ) -> None:
         if not baselines:
             raise ValueError("at least one baseline is required")
         self.options = options
         self.baselines = {b.model: b for b in baselines}
         self.states: dict[tuple[str, str], ModelState] = {}
+        # Delayed labels (performance, slices, fairness): on when configured.
+        self.labels = LabelMonitor(labels) if labels is not None else None
 
     def baseline_for(self, model: str) -> Baseline:
         baseline = self.baselines.get(model) or self.baselines.get(None)
@@ -127,7 +142,42 @@ class Engine:
             change = self._observe(state, name, value)
             if change is not None:
                 result.anomalies.append(self._change_anomaly(state, name, change, record.ts))
+        if self.labels is not None:
+            result.add_labels(self._hold_for_label(self.labels, state, record))
         return result
+
+    def feedback(self, record: FeedbackRecord) -> Result:
+        """Join one label to its prediction (a no-op unless labels are configured)."""
+        if self.labels is None:
+            return Result()
+        return Result().add_labels(self.labels.feedback(record))
+
+    def _hold_for_label(
+        self, monitor: LabelMonitor, state: ModelState, record: ServingRecord
+    ) -> LabelResult:
+        opts = monitor.options
+        groups = tuple(self._group_value(state, record, attr) for attr in opts.groups)
+        slice_value = record.slice.get(opts.slice_key) if opts.slice_key else None
+        return monitor.observe(
+            (state.model, state.version),
+            record.request_id,
+            record.ts,
+            record.prediction,
+            slice_value,
+            groups,
+        )
+
+    @staticmethod
+    def _group_value(state: ModelState, record: ServingRecord, attr: str) -> str:
+        """A sensitive attribute's value from the slice object, else the features; a feature
+        marked sensitive in the schema is named only by its keyed hash."""
+        value = record.slice.get(attr, record.features.get(attr))
+        if value is None:
+            return OTHER
+        ref = state.baseline.references.get(attr)
+        if ref is not None and ref.spec.sensitive:
+            return keyed_hash(state.baseline.privacy_key, category_text(value))
+        return category_text(value)
 
     def close_until(self, watermark: float) -> Result:
         """Close every window that ended at or before ``watermark`` (an idle stream's windows
@@ -136,6 +186,8 @@ class Engine:
         for state in self.states.values():
             if state.count and state.end <= watermark:
                 result.extend(self._close(state, final=False))
+        if self.labels is not None:
+            result.add_labels(self.labels.close_until(watermark))
         return result
 
     def close_all(self) -> Result:
@@ -144,6 +196,8 @@ class Engine:
         for state in self.states.values():
             if state.count:
                 result.extend(self._close(state, final=True))
+        if self.labels is not None:
+            result.add_labels(self.labels.close_until(math.inf))
         return result
 
     def _align(self, ts: float) -> float:
@@ -264,8 +318,11 @@ class Engine:
 
 
 def where(state: ModelState, feature: str) -> str:
-    """'feature (model vN)': how messages name what changed."""
+    """'feature (model vN)': how messages name what changed; the model's own output is named
+    as prediction drift, since its inputs may well be unchanged."""
     version = f" v{state.version}" if state.version else ""
+    if feature == PREDICTION:
+        return f"prediction drift: the model's output {feature} ({state.model}{version})"
     return f"{feature} ({state.model}{version})"
 
 

@@ -38,6 +38,7 @@ class FieldMapping:
     features: str = "features"
     prediction: str = "prediction"
     slice: str = "slice"
+    label: str = "label"  # feedback records: a label and a request id, and no features
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +156,50 @@ def decode_record(
         request_id=_text(raw, mapping.request_id, None),
         slice=slice_,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """A label for an earlier prediction (DESIGN section 2): joined to it by request id."""
+
+    ts: float
+    request_id: str
+    label: float
+
+
+def is_feedback(raw: object, mapping: FieldMapping = FieldMapping()) -> bool:
+    """A record carrying a label and no features is feedback, not a prediction."""
+    return (
+        isinstance(raw, dict)
+        and _lookup(raw, mapping.features) is _ABSENT
+        and _lookup(raw, mapping.label) is not _ABSENT
+    )
+
+
+def decode_feedback(
+    raw: dict[str, object], mapping: FieldMapping = FieldMapping(), default_ts: float | None = None
+) -> FeedbackRecord:
+    """Decode one feedback record or raise DecodeError.
+
+    >>> decode_feedback({"ts": 10, "request_id": "a1b2", "label": True})
+    FeedbackRecord(ts=10.0, request_id='a1b2', label=1.0)
+    """
+    request_id = _text(raw, mapping.request_id, None)
+    if request_id is None:
+        raise DecodeError(mapping.request_id, "missing: a label joins its prediction by it")
+    label = _lookup(raw, mapping.label)
+    if isinstance(label, bool):
+        label = float(label)
+    if not isinstance(label, int | float) or not math.isfinite(label):
+        raise DecodeError(
+            mapping.label, f"expected a finite number or bool, got {type_name(label)}"
+        )
+    ts_raw = _lookup(raw, mapping.ts)
+    if ts_raw is _ABSENT or ts_raw is None:
+        if default_ts is None:
+            raise DecodeError(mapping.ts, "missing")
+        return FeedbackRecord(default_ts, request_id, float(label))
+    try:
+        return FeedbackRecord(parse_ts(ts_raw), request_id, float(label))
+    except (ValueError, OverflowError, OSError) as exc:
+        raise DecodeError(mapping.ts, str(exc)) from None
