@@ -35,6 +35,7 @@ from detectors.anomaly import iso
 from detectors.compare import FeatureScore
 from detectors.engine import WindowReport
 from detectors.records import parse_ts
+from detectors.report_data import window_summary
 
 ANOMALIES = "anomalies"
 DRIFT_SCORES = "drift-scores"
@@ -126,6 +127,7 @@ def score_documents(report: WindowReport) -> list[tuple[str, dict[str, Any]]]:
 
 def _score_doc(report: WindowReport, s: FeatureScore) -> dict[str, Any]:
     flagged = [a for a in report.anomalies if a.feature == s.feature]
+    win = report.windows.get(s.feature)
     return {
         "@timestamp": iso(report.end),
         "model": {"name": report.model, "version": report.version},
@@ -150,6 +152,9 @@ def _score_doc(report: WindowReport, s: FeatureScore) -> dict[str, Any]:
             "psi": _finite(s.psi),
         },
         "anomalies": {"count": len(flagged), "kinds": sorted({a.kind for a in flagged})},
+        # The window's counts per bin or category (no raw values), for `logdrift report`'s
+        # current distribution; kept in _source, not indexed.
+        "distribution": window_summary(win) if win is not None else {},
     }
 
 

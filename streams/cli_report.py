@@ -8,12 +8,14 @@ logdrift report --baseline base/ --from-es https://es.internal:9200 --out report
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from config.settings import Settings
 from detectors.engine import EngineOptions
 from detectors.report_data import ReportInput, build_report
 
@@ -77,7 +79,7 @@ def report(
             raise click.ClickException(f"{store}: no anomaly store here")
         data = from_store(store, name, max_windows)
     else:
-        data = _from_es(settings, es_url or "", name, max_windows)
+        data = _from_es(settings, es_url or "", name, len(base.references), max_windows)
     page = build_report(base, data, name)
     size = write_report(page, out, time.time())
     moved = [c.feature for c in page.features if c.summary.latest_ratio > 1]
@@ -88,5 +90,19 @@ def report(
     )
 
 
-def _from_es(settings: object, url: str, model: str | None, max_windows: int) -> ReportInput:
-    raise click.ClickException("--from-es is not available yet")
+def _from_es(
+    settings: Settings, url: str, model: str | None, features: int, max_windows: int
+) -> ReportInput:
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    from connectors.elasticsearch import describe
+    from streams.report_inputs import from_es
+
+    es = settings.elasticsearch.model_copy(update={"url": url})
+    try:
+        return asyncio.run(from_es(es, model, features, max_windows))
+    except (ApiError, TransportError) as exc:
+        raise click.ClickException(f"{url}: {describe(exc)}") from None
+    except ValueError as exc:  # a CA file that does not load, a malformed url
+        raise click.ClickException(str(exc)) from None

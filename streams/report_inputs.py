@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from config.settings import ElasticsearchSettings
+from connectors.elasticsearch import client_from_settings
+from connectors.es_documents import ANOMALIES, DRIFT_SCORES, IndexNames
+from connectors.es_reader import anomaly_from_document, score_from_document, search_newest
 from connectors.files import FileFormatError, iter_json_lines
 from connectors.store import AnomalyStore
 from detectors.baseline import Baseline
@@ -75,3 +79,27 @@ def _records(data: ReportInput) -> int:
         key = (p.start, p.end)
         per_window[key] = max(per_window.get(key, 0), p.score.seen)
     return sum(per_window.values())
+
+
+async def from_es(
+    settings: ElasticsearchSettings, model: str | None, features: int, max_windows: int
+) -> ReportInput:
+    """The newest ``max_windows`` windows of drift scores (``features`` documents each) and the
+    anomalies raised in them, from the configured node's aliases."""
+    names = IndexNames(settings.index_prefix)
+    data = ReportInput(
+        source=f"{settings.url} ({names.alias(DRIFT_SCORES)}, {names.alias(ANOMALIES)})"
+    )
+    client = client_from_settings(settings)
+    try:
+        docs = await search_newest(client, names, DRIFT_SCORES, model, max_windows * features)
+        scores = [score_from_document(d) for d in docs]
+        for s in scores:
+            data.add_window(s.start, s.end, [s.score], {s.score.feature: s.distribution})
+        since = min((s.start for s in scores), default=None)
+        found = await search_newest(client, names, ANOMALIES, model, 10_000, since)
+        data.anomalies = [anomaly_from_document(d) for d in found]
+    finally:
+        await client.close()
+    data.records = _records(data)
+    return data
