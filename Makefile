@@ -45,5 +45,11 @@ typecheck: install ## mypy (strict on detectors/ and connectors/)
 bench: install ## benchmarks: print numbers side by side (see BENCHMARKS.md)
 	$(BIN)/python bench/engine.py
 
+compose-plugin: ## build the docker compose plugin from its Go module (cached; no engine needed)
+	bash tools/compose-plugin.sh
+
+compose-check: compose-plugin ## parse compose.yaml with `docker compose config`
+	docker compose -f compose.yaml config -q
+
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
