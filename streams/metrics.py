@@ -13,9 +13,8 @@ raw feature value reaches a scrape.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -38,7 +37,6 @@ from detectors.engine import WindowReport
 # *_created series would double what a scrape carries, and nobody reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry()
-K = TypeVar("K")
 ProcessCollector(registry=REGISTRY)  # memory, CPU, open files: bounded memory is a promise
 
 RECORDS_IN = Counter(
@@ -141,16 +139,6 @@ def record_anomalies(anomalies: Iterable[Anomaly]) -> None:
 def record_windows(reports: Iterable[WindowReport]) -> None:
     for r in reports:
         WINDOWS.labels(r.model).inc()
-
-
-def consumer_lag(ends: Mapping[K, int], committed: Mapping[K, int | None]) -> dict[K, int]:
-    """Per partition: end offset minus committed offset (Kafka's "next offset to read" both);
-    nothing committed yet lags by the whole end offset. Never below zero.
-
-    >>> consumer_lag({"p0": 120, "p1": 50, "p2": 9}, {"p0": 100, "p1": 50})
-    {'p0': 20, 'p1': 0, 'p2': 9}
-    """
-    return {tp: max(0, end - (committed.get(tp) or 0)) for tp, end in ends.items()}
 
 
 class ElasticMetrics:

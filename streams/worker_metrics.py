@@ -1,8 +1,8 @@
 """The worker's metrics, readiness and consumer lag, on the same endpoint as the runner's:
 
     agents --consumed/produced/dead_lettered/raised/window_moved--> streams.metrics counters
-    update_lag (timer)   highwater (end offset, asked of the broker) - committed offset,
-                         per assigned partition of the agents' source topics
+    update_lag (timer)   per partition of each source topic: end offset - the reading
+                         group's committed offset, both asked of the broker (connectors/kafka_lag)
     serve_metrics (task) /metrics, /healthz, /readyz on observability.host:port
     ready = broker_connected (the last end-offset round trip succeeded, recently)
           + tables_recovered (changelogs replayed, no rebalance under way)
@@ -17,8 +17,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
+from connectors.kafka_lag import LagProbe
 from detectors.anomaly import Anomaly
 from streams import metrics
 from streams.app import app, detection, kafka, settings
@@ -80,27 +80,32 @@ endpoint.health.check("baseline_loaded", _baseline_loaded)
 
 
 # --- lag -------------------------------------------------------------------------------------
-def _source_topics() -> set[str]:
-    names = ["serving_logs", "feature_summaries"]
+def lag_groups() -> dict[str, list[str]]:
+    """Consumer group -> the topics it reads: stage one's own group (serving-logs), and
+    Faust's (the stages after it)."""
+    faust_topics = [kafka.topic("feature_summaries")]
     if settings.elasticsearch.url is not None:
-        names.append("anomalies")
-    return {kafka.topic(n) for n in names}
+        faust_topics.append(kafka.topic("anomalies"))
+    return {f"{kafka.app_id}-stage-one": [kafka.topic("serving_logs")], kafka.app_id: faust_topics}
+
+
+_probe: LagProbe | None = None
 
 
 async def refresh_lag() -> None:
-    """One end-offsets round trip for the assigned source partitions; gauges updated."""
-    global _last_broker_answer
-    consumer = app.consumer
-    assigned = [tp for tp in consumer.assignment() if tp.topic in _source_topics()]
-    ends = await consumer.highwaters(*assigned) if assigned else {}
+    """Ask the broker for each group's committed and end offsets; gauges updated."""
+    global _last_broker_answer, _probe
+    if _probe is None:
+        probe = LagProbe(kafka)
+        await probe.start()
+        _probe = probe
+    now: set[tuple[str, int]] = set()
+    for group, topics in lag_groups().items():
+        for (topic, partition), lag in (await _probe.lag(group, topics)).items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+            now.add((topic, partition))
     _last_broker_answer = time.monotonic()
-    # faust's own record of what it committed (next offset to read), per partition
-    committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
-    now = set()
-    for tp, lag in metrics.consumer_lag(ends, committed).items():
-        metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
-        now.add((tp.topic, tp.partition))
-    for topic, partition in _lagging - now:  # revoked: no stale series
+    for topic, partition in _lagging - now:  # a topic gone: no stale series
         metrics.CONSUMER_LAG.remove(topic, str(partition))
     _lagging.clear()
     _lagging.update(now)
@@ -121,3 +126,5 @@ async def serve_metrics() -> None:
         await asyncio.Event().wait()  # until the worker stops and cancels its tasks
     finally:
         await endpoint.stop()
+        if _probe is not None:
+            await _probe.stop()

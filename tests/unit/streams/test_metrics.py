@@ -121,15 +121,3 @@ def test_ready_only_when_every_check_passes_and_a_failing_probe_is_not_ready() -
     health.check("broker_connected", broken)
     assert health.checks()["broker_connected"] is False
     assert not health.ready()
-
-
-def test_consumer_lag_is_end_minus_committed_and_returns_to_zero() -> None:
-    ends = {("serving-logs", 0): 500, ("serving-logs", 1): 0, ("serving-logs", 2): 40}
-    assert metrics.consumer_lag(ends, {("serving-logs", 0): 100}) == {
-        ("serving-logs", 0): 400,
-        ("serving-logs", 1): 0,
-        ("serving-logs", 2): 40,
-    }
-    caught_up = {tp: end for tp, end in ends.items()}
-    assert set(metrics.consumer_lag(ends, caught_up).values()) == {0}
-    assert metrics.consumer_lag({"p": 5}, {"p": 9}) == {"p": 0}, "never negative"
