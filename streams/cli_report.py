@@ -70,6 +70,7 @@ def report(
     name = model or base.model
     data: ReportInput
     if logs:
+        _json_lines_only(logs)
         options = EngineOptions(
             window_seconds or settings.window.seconds, min_count or settings.window.min_count
         )
@@ -77,7 +78,7 @@ def report(
     elif store is not None:
         if not store.exists():
             raise click.ClickException(f"{store}: no anomaly store here")
-        data = from_store(store, name, max_windows)
+        data = from_store(store, name, len(base.references), max_windows)
     else:
         data = _from_es(settings, es_url or "", name, len(base.references), max_windows)
     page = build_report(base, data, name)
@@ -88,6 +89,20 @@ def report(
         f"{len(data.anomalies)} anomalies"
         + (f"; moved past threshold: {', '.join(moved)}" if moved else "; nothing past threshold")
     )
+
+
+def _json_lines_only(logs: tuple[Path, ...]) -> None:
+    """Serving logs are JSON lines, as `logdrift check` reads them (other suffixes are tried
+    as JSON lines too)."""
+    from connectors.files import FileFormatError, infer_format
+
+    for path in logs:
+        try:
+            fmt, _ = infer_format(path)
+        except FileFormatError:
+            continue
+        if fmt != "jsonl":
+            raise click.UsageError(f"{path}: serving logs are read as JSON lines, not {fmt}")
 
 
 def _from_es(

@@ -52,21 +52,20 @@ def _dead(data: ReportInput, reason: str) -> None:
     data.dead_letters[reason] = data.dead_letters.get(reason, 0) + 1
 
 
-def from_store(path: Path, model: str | None, max_windows: int) -> ReportInput:
-    """The store's window scores (newest ``max_windows`` windows' rows), anomalies and dead
-    letters."""
+def from_store(path: Path, model: str | None, features: int, max_windows: int) -> ReportInput:
+    """The store's newest ``max_windows`` windows of scores (``features`` rows each), the
+    anomalies raised in them, and the dead letters."""
     data = ReportInput(source=str(path))
     with AnomalyStore(path) as store:
-        rows = store.scores(model=model, limit=None)
-        starts = sorted({r.start for r in rows})[-max_windows:]
-        keep = set(starts)
+        rows = store.scores(model=model, limit=max_windows * features)
         for row in rows:
-            if row.start in keep:
-                data.add_window(row.start, row.end, [row.score], {row.score.feature: row.window})
-        since = starts[0] if starts else None
-        data.anomalies = [
-            a for a in store.query(model=model) if since is None or a.window_start >= since
-        ]
+            data.add_window(row.start, row.end, [row.score], {row.score.feature: row.window})
+        since = min((r.start for r in rows), default=None)
+        data.anomalies = (
+            store.query(model=model)
+            if since is None
+            else [a for a in store.query(model=model, since=since) if a.window_start >= since]
+        )
         data.dead_letters = store.dead_letter_counts()
     data.records = _records(data)
     return data

@@ -85,7 +85,9 @@ def _centre(bars: list[tuple[float, float]]) -> float:
 
 def _data(demo: Path) -> ReportData:
     baseline = load_baseline(demo / "baseline")
-    return build_report(baseline, from_store(demo / "logdrift.db", "ctr", 1440))
+    return build_report(
+        baseline, from_store(demo / "logdrift.db", "ctr", len(baseline.references), 1440)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,8 @@ def test_report_needs_exactly_one_source(tmp_path: Path, demo: Path) -> None:
     )
     assert proc.returncode == 2
     assert "exactly one source" in proc.stderr
+    csv = tmp_path / "serving.csv"
+    csv.write_text("ts,model\n")
+    proc = logdrift("report", "--baseline", demo / "baseline", csv, check=False)
+    assert proc.returncode == 2
+    assert "read as JSON lines, not csv" in proc.stderr

@@ -48,7 +48,7 @@ def test_report_from_elasticsearch_matches_the_store_and_draws_current_distribut
     baseline = load_baseline(baseline_dir)
     settings = ElasticsearchSettings(url=es_node.url, index_prefix=prefix)
     indexed = asyncio.run(from_es(settings, "ctr", len(baseline.references), 1440))
-    stored = from_store(runner.store, "ctr", 1440)
+    stored = from_store(runner.store, "ctr", len(baseline.references), 1440)
     from_node, from_file = build_report(baseline, indexed), build_report(baseline, stored)
     assert from_node.windows == from_file.windows == 6
     assert _summary(from_node) == _summary(from_file)
