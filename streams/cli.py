@@ -93,6 +93,7 @@ def main(ctx: click.Context, config: Path | None, verbose: bool, log_format: str
       logdrift run --baseline base/              # listen for fluent-logger / Fluentd
       logdrift anomalies                         # what was caught
       logdrift check serving.jsonl --baseline base/   # offline gate, exit 1 on anomalies
+      logdrift report --baseline base/ --store logdrift.db   # charts in one HTML file
     """
     logs.configure(log_format or "auto", logging.DEBUG if verbose else logging.INFO)
     ctx.obj = {"config": config, "log_format": log_format, "verbose": verbose}

@@ -24,7 +24,12 @@ console = Console(highlight=False, soft_wrap=True)
 
 @click.command(short_help="Write an HTML drift report with charts (opens offline).")
 @click.argument("logs", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--baseline", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--baseline",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Baseline directory (made by `logdrift baseline`).",
+)
 @click.option(
     "--store", type=click.Path(path_type=Path), help="The embedded runner's SQLite store."
 )
