@@ -205,7 +205,13 @@ def numeric_distribution(
     ref: FeatureReference, plain: dict[str, Any] | None, window: tuple[float, float] | None
 ) -> Distribution:
     assert ref.profile.numeric is not None
-    labels = bin_labels(ref.edges)
+    # A sensitive feature's edges are training values (the lowest is its minimum): bins are
+    # named by rank instead.
+    labels = (
+        [f"bin {i}" for i in range(len(ref.edges) + 1)]
+        if ref.spec.sensitive
+        else bin_labels(ref.edges)
+    )
     base = list(ref.profile.numeric.frequencies)
     cur: list[float] = []
     total = 0

@@ -24,12 +24,12 @@ from detectors.stats import OTHER, BinCounts, CategoryCounts, FeatureWindow
 T0 = 1_795_860_000.0  # 2026-11-28T10:00:00Z
 
 
-def baseline(devices: dict[str, float] | None = None) -> Baseline:
+def baseline(devices: dict[str, float] | None = None, sensitive: bool = False) -> Baseline:
     schema = Schema.model_validate(
         {
             "model": "ctr",
             "features": {
-                "price": {"type": "float"},
+                "price": {"type": "float", "sensitive": sensitive},
                 "device": {"type": "categorical"},
                 "age": {"type": "int"},
             },
@@ -127,6 +127,14 @@ def test_numeric_distribution_is_proportions_per_baseline_bin() -> None:
     assert d.current == [1 / 8, 3 / 8, 4 / 8]
     assert d.current_count == 8
     assert d.window == (T0, T0 + 60)
+
+
+def test_a_sensitive_features_bins_are_named_by_rank_not_by_training_values() -> None:
+    data = ReportInput()
+    data.add_window(T0, T0 + 60, [score("price", 0.2, 0.01)], {"price": price_window([5.0])})
+    chart = next(c for c in build_report(baseline(sensitive=True), data).features if c.sensitive)
+    assert chart.distribution.labels == ["bin 1", "bin 2", "bin 3"]
+    assert chart.distribution.baseline == [0.5, 0.3, 0.2]
 
 
 def test_categorical_distribution_shows_values_new_since_training() -> None:
