@@ -20,9 +20,10 @@ from PIL import Image
 
 from connectors.baseline_files import load_baseline
 from detectors.report_data import ReportData, build_report
+from streams.demo import DEMO_PLAN
 from streams.report import ANOMALY, BASELINE, CURRENT, THRESHOLD
 from streams.report_inputs import from_store
-from streams.traffic import Injection, serving_records
+from streams.traffic import SCENARIOS, Injection, serving_records
 from tests.integration.browser import Layout, bar_masses, color_mask, layout, screenshot
 from tests.integration.conftest import logdrift
 
@@ -63,12 +64,11 @@ def assert_self_contained(html: Path) -> str:
 def test_demo_report_is_one_self_contained_page_with_every_feature(demo_report: Path) -> None:
     text = assert_self_contained(demo_report)
     features = re.findall(r'<section id="f-\d+" class="feature" data-feature="([^"]+)"', text)
-    assert sorted(features) == sorted(
-        ["price", "age", "score", "country", "device", "is_returning", "prediction"]
-    )
+    assert sorted(features) == sorted(load_baseline(demo_report.parent / "baseline").references)
     assert text.count("<svg") == 2 * len(features)  # distribution and timeline each
     # the summary puts every changed feature above the unchanged ones
-    assert set(features[:5]) == {"age", "country", "price", "device", "score"}
+    changed = {SCENARIOS[name].feature for name, _ in DEMO_PLAN}
+    assert set(features[: len(changed)]) == changed
     assert "INT_TYPE_NOT_INT_STRING" in text  # the schema break is in the violations table
 
 
