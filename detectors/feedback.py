@@ -110,6 +110,9 @@ class PendingPredictions:
     def join(self, request_id: str, ts: float) -> Joined | None:
         """The pending prediction for this label, removed; None when there is none."""
         slot = self._index.pop(hash(request_id), None)
+        if slot is not None and ts - self._ts[slot] > self.horizon:
+            self.stats.expired += 1  # nothing newer had expired it yet: the label is too late
+            slot = None
         if slot is None:
             self.stats.unmatched += 1
             return None

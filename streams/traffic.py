@@ -1,22 +1,43 @@
 """Synthetic serving traffic for a click-through-rate model, with named changes to inject.
 
 Used by ``logdrift simulate``, ``logdrift demo`` and the scenario tests. Each scenario changes
-exactly one feature, so what should (and should not) be caught is known.
+exactly one feature (or the model's output), so what should (and should not) be caught is known.
+
+With ``slices=True`` records also carry a slice object (product category, and a customer group
+for fairness), and ``feedback_records`` makes the delayed labels (clicks) for them, with label
+changes to inject: flipped for part of one slice's or one group's traffic, or for everyone's.
+Slices, groups and labels come from their own random streams, so the features and predictions
+of a seed are the same with or without them.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from detectors.anomaly import iso
+from detectors.records import parse_ts
 
 COUNTRIES = ("US", "DE", "GB", "FR", "ES", "IT", "NL", "SE", "PL", "JP")
 COUNTRY_WEIGHTS = (0.30, 0.18, 0.14, 0.11, 0.08, 0.06, 0.05, 0.04, 0.02, 0.02)
 SCORE_MEAN, SCORE_SD = 0.6, 0.15
+CATEGORIES = (
+    "mens_dress_shoes",
+    "womens_running_shoes",
+    "kids_sneakers",
+    "handbags",
+    "watches",
+    "sunglasses",
+    "jackets",
+    "jeans",
+)
+CATEGORY_WEIGHTS = (0.10, 0.18, 0.12, 0.14, 0.08, 0.10, 0.13, 0.15)
+GENDERS = ("f", "m", "x")
+GENDER_WEIGHTS = (0.47, 0.47, 0.06)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +57,11 @@ SCENARIOS = {
         Scenario("new_category", "country", "a country never seen in training, 'BR', at 15%"),
         Scenario("schema_break", "age", "age arrives as a string instead of an int"),
         Scenario("missing_surge", "price", "price goes missing in 30% of records"),
+        Scenario(
+            "prediction_shift",
+            "prediction",
+            "the model's output rises (its logit +0.8) while every input stays the same",
+        ),
     )
 }
 FEATURES = ("price", "age", "score", "country", "device", "is_returning")
@@ -80,9 +106,16 @@ def _features(rng: random.Random, active: set[str]) -> dict[str, Any]:
     }
 
 
-def _prediction(rng: random.Random, features: dict[str, Any]) -> float:
-    logit = -1.5 + 1.2 * features["is_returning"] + rng.gauss(0, 0.8)
+def _prediction(rng: random.Random, features: dict[str, Any], shifted: bool = False) -> float:
+    logit = -1.5 + 1.2 * features["is_returning"] + rng.gauss(0, 0.8) + (0.8 if shifted else 0.0)
     return 1 / (1 + math.exp(-logit))
+
+
+def _slice(rng: random.Random) -> dict[str, str]:
+    return {
+        "category": rng.choices(CATEGORIES, CATEGORY_WEIGHTS)[0],
+        "gender": rng.choices(GENDERS, GENDER_WEIGHTS)[0],
+    }
 
 
 def training_rows(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
@@ -102,17 +135,87 @@ def serving_records(
     seed: int = 1,
     model: str = "ctr",
     version: str = "3",
+    slices: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Serving records (DESIGN section 2) with event times ``start + i / rate``."""
     rng = random.Random(seed)
+    slice_rng = random.Random(f"slices-{seed}")
     for i in range(n):
         active = {inj.scenario for inj in injections if i >= inj.at}
         features = _features(rng, active)
-        yield {
+        record = {
             "ts": iso(start + i / rate),
             "request_id": f"{seed:x}-{i:x}",
             "model": model,
             "model_version": version,
             "features": features,
-            "prediction": _prediction(rng, features),
+            "prediction": _prediction(rng, features, "prediction_shift" in active),
         }
+        if slices:
+            record["slice"] = _slice(slice_rng)
+        yield record
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFlip:
+    """From record ``at`` on, flip the label of ``share`` of the records whose slice object has
+    ``key == value`` (every record when ``key`` is empty): the concept changes there only."""
+
+    at: int
+    share: float = 0.3
+    key: str = ""
+    value: str = ""
+
+    def applies(self, i: int, record: dict[str, Any]) -> bool:
+        return i >= self.at and (
+            not self.key or record.get("slice", {}).get(self.key) == self.value
+        )
+
+
+def uniform_delay(low: float, high: float) -> Callable[[random.Random], float]:
+    """Label delays in event-time seconds, uniform between ``low`` and ``high``."""
+    return lambda rng: rng.uniform(low, high)
+
+
+TEN_MINUTES = uniform_delay(0.0, 600.0)
+
+
+def feedback_records(
+    records: Iterable[dict[str, Any]],
+    *,
+    delay: Callable[[random.Random], float] = TEN_MINUTES,
+    flips: Iterable[LabelFlip] = (),
+    coverage: float = 1.0,
+    seed: int = 1,
+) -> list[dict[str, Any]]:
+    """One feedback record (DESIGN section 2) per labelled prediction, ``delay`` after it, in
+    event-time order. The model is calibrated: the click happens with the predicted
+    probability, then flips apply."""
+    rng = random.Random(f"labels-{seed}")
+    changes = list(flips)
+    out = []
+    for i, record in enumerate(records):
+        clicked = rng.random() < record["prediction"]
+        flipped = any(f.applies(i, record) and rng.random() < f.share for f in changes)
+        if rng.random() >= coverage:
+            continue
+        ts = parse_ts(record["ts"]) + delay(rng)
+        out.append(
+            (
+                ts,
+                {
+                    "ts": iso(ts),
+                    "request_id": record["request_id"],
+                    "label": int(clicked != flipped),
+                },
+            )
+        )
+    out.sort(key=lambda pair: pair[0])
+    return [record for _, record in out]
+
+
+def interleave(*streams: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Merge streams sorted by event time into one, as a log shipper would deliver them."""
+    keyed = [((parse_ts(r["ts"]), n, r) for r in stream) for n, stream in enumerate(streams)]
+    for _, _, record in heapq.merge(*keyed, key=lambda t: (t[0], t[1])):
+        yield record
