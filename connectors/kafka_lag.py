@@ -65,10 +65,11 @@ class LagProbe:
         return lag_of({(tp.topic, tp.partition): end for tp, end in ends.items()}, committed)
 
     async def _partitions(self, topics: list[str]) -> list[TopicPartition]:
-        assert self._consumer is not None
-        await self._consumer.topics()  # fresh metadata: topics made since the last look
+        """Every partition of ``topics`` that exists now (asked afresh: topics come and go)."""
+        assert self._admin is not None
         found = []
-        for topic in topics:
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ()):
-                found.append(TopicPartition(topic, p))
+        for topic in await self._admin.describe_topics(topics):
+            if topic.get("error_code", 0) == 0:
+                for p in sorted(int(part["partition"]) for part in topic["partitions"]):
+                    found.append(TopicPartition(topic["topic"], p))
         return found

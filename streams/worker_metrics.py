@@ -128,3 +128,14 @@ async def serve_metrics() -> None:
         await endpoint.stop()
         if _probe is not None:
             await _probe.stop()
+
+
+def keys_of(anomaly: Anomaly) -> dict[str, str]:
+    """The stable log keys of an anomaly (streams/logs.py)."""
+    return {
+        "model": anomaly.model,
+        "feature": anomaly.feature,
+        "anomaly_id": anomaly.id,
+        "kind": anomaly.kind,
+        "severity": anomaly.severity,
+    }

@@ -1,0 +1,118 @@
+"""Scraping the real worker over HTTP while records stream in from the real broker: readiness
+is false until the broker answered and the tables recovered, the counters move with the
+records, and the consumer lag rises while records arrive and returns to zero after."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.traffic import Injection
+from tests.integration.kafka.conftest import create_topic, produce, serving_messages
+from tests.integration.kafka.traffic import rows_with_tail
+from tools.servers import ServerInfo
+
+N = 6_000
+NOT_JSON = 25
+PACE = 600.0  # records per second: ten seconds of arrivals, so the lag (every 2 s) is seen
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(base: str) -> Samples:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def lag(samples: Samples, topic: str) -> float | None:
+    found = [
+        v
+        for (n, labels), v in samples.items()
+        if n == "logdrift_consumer_lag" and dict(labels)["topic"] == topic
+    ]
+    return sum(found) if found else None
+
+
+def readyz(base: str) -> tuple[int, dict[str, bool]]:
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+            return r.status, json.loads(r.read())["checks"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())["checks"]
+
+
+def test_readiness_counters_and_lag_seen_by_a_scrape(
+    kafka: ServerInfo, start_worker, app_id: str
+) -> None:
+    topic = f"{app_id}-serving-logs"
+    create_topic(kafka.url, topic, 4)
+    rows, _ = rows_with_tail(N - 400, [Injection("category_surge", (N - 400) // 2)])
+    bad = [(f"bad-{i}".encode(), b"\x00 not json") for i in range(NOT_JSON)]
+    messages = serving_messages(rows)
+    messages[100:100] = bad
+
+    worker = start_worker(app_id)
+    base = worker.wait_for(r"metrics on (http://[\d.]+:\d+)/metrics", timeout=120)[1]
+    first_status, first_checks = readyz(base)
+    assert first_status == 503, "not ready before the broker answered and tables recovered"
+    assert not all(first_checks.values())
+    statuses = [first_status]
+    deadline = time.monotonic() + 120
+    while statuses[-1] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        statuses.append(readyz(base)[0])
+    assert statuses[-1] == 200, f"never ready: {readyz(base)}"
+    assert value(scrape(base), "logdrift_records_in_total", topic=topic) == 0
+
+    arriving = threading.Thread(target=produce, args=(kafka.url, topic, messages, PACE))
+    arriving.start()
+    lags: list[float] = []
+    during: list[int] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        status, checks = readyz(base)
+        during.append(status)
+        samples = scrape(base)
+        seen = lag(samples, topic)
+        if seen is not None:
+            lags.append(seen)
+        done = value(samples, "logdrift_records_in_total", topic=topic) == len(messages)
+        if not arriving.is_alive() and done and lags and lags[-1] == 0:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"never settled: lags {lags[-10:]}, {readyz(base)}")
+    arriving.join()
+
+    assert checks == {"broker_connected": True, "tables_recovered": True, "baseline_loaded": True}
+    assert set(during) == {200}, "ready all along while records flowed"
+    assert max(lags) > 0, "the backlog showed as lag"
+    assert lags[-1] == 0, "and the lag returned to zero"
+    assert value(samples, "logdrift_ready") == 1
+    assert value(samples, "logdrift_dead_letters_total", reason="not_json") == NOT_JSON
+    summaries = f"{app_id}-feature-summaries"
+    sent = value(samples, "logdrift_records_out_total", topic=summaries)
+    assert sent > 0
+    assert value(samples, "logdrift_records_in_total", topic=summaries) <= sent
+    surged = sum(
+        value(samples, "logdrift_anomalies_total", kind="distribution_skew", severity=s)
+        for s in ("low", "medium", "high", "critical")
+    )
+    assert surged >= 1, "the category surge was counted by kind and severity"
+    assert value(samples, "logdrift_windows_closed_total", model="ctr") > 0
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()[-3000:]
