@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from detectors.engine import EngineOptions, FlagKey, ModelState, change_anomaly,
 from detectors.stages import NEW_COLUMNS
 from detectors.stats import OTHER, FeatureWindow
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1 kept the merge buffer as a list of entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,49 @@ class FeatureState:
     offsets: dict[int, int] = field(default_factory=dict)  # source partition -> last applied
     watermarks: dict[int, float] = field(default_factory=dict)  # partition -> newest ts
     partitions: int = 1
-    buffer: list[list[Any]] = field(default_factory=list)  # [ts, partition, offset, v, m, codes]
+    # (ts, partition, offset, value, missing, codes), kept sorted: (ts, partition, offset) is
+    # unique, so tuples compare in C and never reach the value
+    buffer: list[Entry] = field(default_factory=list)
 
 
-def _order(entry: list[Any]) -> tuple[float, int, int]:
-    return (entry[0], entry[1], entry[2])
+Entry = tuple[float, int, int, Any, bool, tuple[str, ...]]
+_NO_CODES: tuple[str, ...] = ()
+
+
+def entries_of(summary: dict[str, Any], after: int) -> list[Entry]:
+    """A summary's entries with an offset above ``after``, as buffer entries. Reads the columnar
+    summary (detectors/stages.py, version 2) and version 1's list of [offset, ts, value,
+    missing, codes]."""
+    p = int(summary["partition"])
+    if "entries" in summary:  # version 1
+        return [
+            (e[1], p, e[0], e[2], bool(e[3]), tuple(e[4]))
+            for e in summary["entries"]
+            if e[0] > after
+        ]
+    offsets: list[int] = summary["offsets"]
+    first = bisect.bisect_right(offsets, after)  # offsets ascend within a partition's batch
+    if first == len(offsets):
+        return []
+    n = len(offsets)
+    missing = [False] * n
+    for i in summary["missing"]:
+        missing[i] = True
+    codes = [_NO_CODES] * n
+    for i, found in summary["codes"]:
+        codes[i] = tuple(found)
+    ts, values = summary["ts"], summary["values"]
+    return list(
+        zip(
+            ts[first:],
+            [p] * (n - first),
+            offsets[first:],
+            values[first:],
+            missing[first:],
+            codes[first:],
+            strict=True,
+        )
+    )
 
 
 class CompareStep:
@@ -98,12 +137,11 @@ class CompareStep:
         """Apply one micro-batch; returns the anomalies the released entries raised."""
         partition = int(summary["partition"])
         state.partitions = max(state.partitions, int(summary["partitions"]))
-        last = state.offsets.get(partition, -1)
-        fresh = [e for e in summary["entries"] if e[0] > last]
+        fresh = entries_of(summary, state.offsets.get(partition, -1))
         if fresh:
-            state.offsets[partition] = max(e[0] for e in fresh)
-            state.buffer.extend([e[1], partition, e[0], e[2], e[3], e[4]] for e in fresh)
-            state.buffer.sort(key=_order)
+            state.offsets[partition] = max(e[2] for e in fresh)
+            state.buffer += fresh
+            state.buffer.sort()  # two sorted runs, mostly: timsort merges them in linear time
         mark = state.watermarks.get(partition, -math.inf)
         state.watermarks[partition] = max(mark, float(summary["watermark"]))
         return self._release(state, self._watermark(state))
@@ -128,7 +166,7 @@ class CompareStep:
 
     # ---- the Engine's per-feature half, in the Engine's order --------------------------
     def step(
-        self, state: FeatureState, ts: float, value: object, missing: bool, codes: list[str]
+        self, state: FeatureState, ts: float, value: object, missing: bool, codes: Sequence[str]
     ) -> list[Anomaly]:
         out: list[Anomaly] = []
         if not state.opened:

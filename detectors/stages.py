@@ -33,7 +33,7 @@ from detectors.records import ServingRecord
 from detectors.schema import PREDICTION
 from detectors.validate import check_value, structural_violations
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: columnar
 # A pseudo-feature per model version carrying the names of columns the schema does not know:
 # the Engine scores new columns per model, so they need one owner in stage two as well.
 NEW_COLUMNS = "__new_columns__"
@@ -60,18 +60,27 @@ def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]
         else:
             structural.setdefault(v.feature, []).append(v.code)
     out: dict[str, Observation] = {}
+    features, prediction = record.features, record.prediction
     for name, ref in baseline.references.items():
-        value = record.prediction if name == PREDICTION else record.features.get(name)
+        spec = ref.spec
+        value = prediction if name == PREDICTION else features.get(name)
         text = None
-        if ref.spec.sensitive and isinstance(value, str | bool):
+        if spec.sensitive and isinstance(value, str | bool):
             text = keyed_hash(baseline.privacy_key, category_text(value))
-        checked = check_value(name, ref.spec, value, text)
-        codes = structural.get(name, [])
+        checked = check_value(name, spec, value, text)
+        codes = structural.get(name, ())
         if checked.violation is not None:
-            codes = [*codes, checked.violation.code]
-        out[name] = Observation(checked.value, checked.missing, tuple(codes))
-    out[NEW_COLUMNS] = Observation(None, False, tuple(new))
+            codes = (*codes, checked.violation.code)
+        out[name] = (
+            Observation(checked.value, checked.missing, tuple(codes))
+            if codes or checked.missing
+            else Observation(checked.value)
+        )
+    out[NEW_COLUMNS] = Observation(None, False, tuple(new)) if new else _NOTHING_NEW
     return out
+
+
+_NOTHING_NEW = Observation(None)
 
 
 def summary_key(model: str, version: str, feature: str) -> str:
@@ -79,14 +88,24 @@ def summary_key(model: str, version: str, feature: str) -> str:
     return f"{model}/{version}/{feature}"
 
 
-# An entry on the wire: [offset, ts, value, missing, codes]; plain lists for JSON.
-Entry = list[Any]
+@dataclass(slots=True)
+class _Columns:
+    """One feature's observations in a micro-batch, column by column (compact on the wire)."""
+
+    values: list[float | str | None] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)  # indices of missing values
+    codes: list[list[Any]] = field(default_factory=list)  # [index, [code, ...]], sparse
 
 
 @dataclass(slots=True)
 class _Batch:
-    entries: list[Entry] = field(default_factory=list)
+    """One model version's micro-batch: offsets and event times are shared by its features
+    (every record yields an observation of every monitored feature)."""
+
+    offsets: list[int] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
     watermark: float = float("-inf")
+    features: dict[str, _Columns] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -95,19 +114,34 @@ class SummaryBuilder:
 
     The caller drains it after a bounded batch (records or seconds); each summary carries the
     newest event time seen on this partition, which stage two uses as the partition's
-    watermark when it merges partitions in event-time order."""
+    watermark when it merges partitions in event-time order. A summary is columnar:
+    ``offsets``, ``ts`` and ``values`` side by side, ``missing`` and ``codes`` sparse (by
+    index), so it encodes and decodes in one C call each way."""
 
     partition: int
     partitions: int
-    batches: dict[tuple[str, str, str], _Batch] = field(default_factory=dict)
+    batches: dict[tuple[str, str], _Batch] = field(default_factory=dict)
 
     def add(self, offset: int, record: ServingRecord, observations: dict[str, Observation]) -> None:
+        batch = self.batches.get((record.model, record.version))
+        if batch is None:
+            batch = self.batches[(record.model, record.version)] = _Batch()
+            batch.features = {feature: _Columns() for feature in observations}
+        elif observations.keys() != batch.features.keys():  # one baseline per model: a bug
+            raise ValueError(f"observations of {sorted(observations)} in a batch of other features")
+        i = len(batch.offsets)
+        batch.offsets.append(offset)
+        batch.ts.append(record.ts)
+        if record.ts > batch.watermark:
+            batch.watermark = record.ts
+        columns = batch.features
         for feature, obs in observations.items():
-            batch = self.batches.get((record.model, record.version, feature))
-            if batch is None:
-                batch = self.batches[(record.model, record.version, feature)] = _Batch()
-            batch.entries.append([offset, record.ts, obs.value, obs.missing, list(obs.codes)])
-            batch.watermark = max(batch.watermark, record.ts)
+            col = columns[feature]
+            col.values.append(obs.value)
+            if obs.missing:
+                col.missing.append(i)
+            if obs.codes:
+                col.codes.append([i, list(obs.codes)])
 
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
         """(key, summary) pairs to publish, and an empty builder."""
@@ -122,10 +156,15 @@ class SummaryBuilder:
                     "partition": self.partition,
                     "partitions": self.partitions,
                     "watermark": batch.watermark,
-                    "entries": batch.entries,
+                    "offsets": batch.offsets,
+                    "ts": batch.ts,
+                    "values": col.values,
+                    "missing": col.missing,
+                    "codes": col.codes,
                 },
             )
-            for (model, version, feature), batch in self.batches.items()
+            for (model, version), batch in self.batches.items()
+            for feature, col in batch.features.items()
         ]
         self.batches = {}
         return out

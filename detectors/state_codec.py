@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from detectors.change_state import restore, snapshot
-from detectors.feature_state import STATE_VERSION, CompareStep, FeatureState
+from detectors.feature_state import STATE_VERSION, CompareStep, Entry, FeatureState
 from detectors.stats import FeatureWindow
 
 
@@ -38,8 +38,42 @@ def to_plain(state: FeatureState) -> dict[str, Any]:
         "offsets": {str(p): o for p, o in state.offsets.items()},
         "watermarks": {str(p): w for p, w in state.watermarks.items()},
         "partitions": state.partitions,
-        "buffer": state.buffer,
+        "buffer": _buffer_columns(state.buffer),
     }
+
+
+def _buffer_columns(buffer: list[Entry]) -> dict[str, list[Any]]:
+    """The merge buffer column by column, missing and codes sparse: most of a state's bytes."""
+    return {
+        "ts": [e[0] for e in buffer],
+        "partition": [e[1] for e in buffer],
+        "offset": [e[2] for e in buffer],
+        "value": [e[3] for e in buffer],
+        "missing": [i for i, e in enumerate(buffer) if e[4]],
+        "codes": [[i, list(e[5])] for i, e in enumerate(buffer) if e[5]],
+    }
+
+
+def _buffer(data: dict[str, Any] | list[Any]) -> list[Entry]:
+    if isinstance(data, list):  # state version 1: a list of entries
+        return [(float(e[0]), int(e[1]), int(e[2]), e[3], bool(e[4]), tuple(e[5])) for e in data]
+    n = len(data["ts"])
+    missing = [False] * n
+    for i in data["missing"]:
+        missing[i] = True
+    codes: list[tuple[str, ...]] = [()] * n
+    for i, found in data["codes"]:
+        codes[i] = tuple(str(c) for c in found)
+    columns = zip(
+        map(float, data["ts"]),
+        map(int, data["partition"]),
+        map(int, data["offset"]),
+        data["value"],
+        missing,
+        codes,
+        strict=True,
+    )
+    return sorted(columns)
 
 
 def _fits(window: FeatureWindow, empty: FeatureWindow) -> bool:
@@ -76,7 +110,7 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
     except (KeyError, TypeError) as exc:
         raise ValueError(f"stage-two state without a key: {exc}") from None
     state = step.new_state(model, version, feature)
-    if data.get("v") != STATE_VERSION:
+    if data.get("v") not in (1, STATE_VERSION):  # 1 differs only in the buffer's layout
         return state, [f"state version {data.get('v')!r} is not {STATE_VERSION}: starting fresh"]
     notes: list[str] = []
     try:
@@ -88,7 +122,7 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
         state.offsets = {int(p): int(o) for p, o in data["offsets"].items()}
         state.watermarks = {int(p): float(w) for p, w in data["watermarks"].items()}
         state.partitions = int(data["partitions"])
-        state.buffer = [list(e) for e in data["buffer"]]
+        state.buffer = _buffer(data["buffer"])
         snapshots = list(data["detectors"])
     except (KeyError, TypeError, ValueError) as exc:
         return step.new_state(model, version, feature), [f"damaged state ({exc}): starting fresh"]

@@ -2,7 +2,8 @@
 
 ```
 Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
-  ──▶ profile_records   per partition: decode, validate (detectors.stages.observe), micro-batch
+  ──▶ profile_records   per partition: decode, validate (detectors.stages.observe), micro-batch;
+                        a task reading with a plain consumer group (connectors/kafka_source.py)
   ──▶ feature-summaries (key = model/version/feature)          bad input ──▶ dead-letters
   ──▶ compare_windows   per feature: merge partitions in event time, windows, change detectors,
                         comparisons (detectors.feature_state.CompareStep); state in feature_to_state
@@ -12,9 +13,10 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
                         offsets wait out an outage; refused documents ──▶ dead-letters
 ```
 
-Agents run with concurrency 1: offsets are committed in order, after the producer flushed what
-the acked events caused. Nothing a record contains stops an agent: bad input is dead-lettered
-and counted, and an unexpected error in a step is logged, dead-lettered and counted.
+Agents run with concurrency 1, and stage one handles one batch at a time: offsets are committed
+in order, after the broker acknowledged what the handled records caused. Nothing a record
+contains stops an agent: bad input is dead-lettered and counted, and an unexpected error in a
+step is logged, dead-lettered and counted.
 """
 
 from __future__ import annotations
@@ -22,24 +24,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, Sequence
+import time
+from collections.abc import AsyncIterable, Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from aiokafka.structs import ConsumerRecord
 from faust.types import EventT
 
 from connectors.elasticsearch import ElasticSink
+from connectors.kafka_source import Batch, PartitionBatches
+from detectors.anomaly import Anomaly
 from detectors.feature_state import FeatureState
 from detectors.records import DecodeError, decode_record
-from detectors.stages import SummaryBuilder, observe, summary_key
+from detectors.stages import SummaryBuilder, observe
 from detectors.state_codec import from_plain, to_plain
-from streams.app import app, detection, kafka, settings
+from streams.app import Detection, app, detection, kafka, settings
 from streams.indexing import WITHIN_SECONDS, Source, documents_of, new_sink, source_of
 from streams.tables import decode_state, encode_state, feature_to_state
-from streams.topics import FeatureSummary, anomalies, dead_letters, feature_summaries, serving_logs
+from streams.topics import anomalies, dead_letters, feature_summaries, serving_logs
 
 logger = logging.getLogger("logdrift.worker")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -61,9 +68,13 @@ class Counters:
 
 
 counters = Counters()
+SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
 
-async def _dead_letter(key: bytes | None, value: bytes, reason: str, kind: str, where: str) -> None:
+def _dead_letter(
+    key: bytes | None, value: bytes, reason: str, kind: str, where: str
+) -> Awaitable[Any]:
+    """Count and send one dead letter; await the result to wait for the broker's ack."""
     counters.dead_letters += 1
     counters.dead_by_reason[kind] = counters.dead_by_reason.get(kind, 0) + 1
     headers = [
@@ -71,81 +82,99 @@ async def _dead_letter(key: bytes | None, value: bytes, reason: str, kind: str, 
         ("logdrift.kind", kind.encode()),
         ("logdrift.source", where.encode()),
     ]
-    await dead_letters.send(key=key, value=value, headers=headers)
+    return _delivered(dead_letters.send(key=key, value=value, headers=headers))
 
 
-def _source_partitions() -> int:
-    """How many partitions serving-logs has: stage two waits for each one's watermark."""
-    known = app.consumer.topic_partitions(serving_logs.get_topic_name())
-    return int(known) if known else kafka.partitions
+async def _delivered(sending: Awaitable[Awaitable[Any]]) -> Any:
+    return await (await sending)
 
 
-async def _profile_one(
-    event: EventT[Any], builders: dict[int, SummaryBuilder], partitions: int
-) -> None:
-    message = event.message
-    where = f"{message.topic}/{message.partition}/{message.offset}"
-    raw = message.value if isinstance(message.value, bytes) else b""
-    found = detection()
+# ---- stage one ---------------------------------------------------------------------------
+_stage_one: list[PartitionBatches] = []  # the running source, for the assignment line
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def profile_records() -> None:
+    """Stage one: serving-logs in micro-batches from a plain consumer group
+    (connectors/kafka_source.py; a Faust stream costs ~150 us per event before any work). A
+    batch's offsets are committed only after every summary and dead letter it caused was
+    acknowledged, so a crash re-delivers it and stage two's offset guards drop the repeats."""
+    source = PartitionBatches(kafka, serving_logs.get_topic_name(), f"{kafka.app_id}-stage-one")
+    await source.start()
+    _stage_one.append(source)
     try:
-        record = decode_record(orjson.loads(raw), found.mapping)
+        while not app.should_stop:
+            batch = await source.next_batch(kafka.batch_max_records, kafka.batch_max_seconds)
+            if not batch:
+                continue
+            try:
+                await _profile_batch(source, batch)
+            except Exception:  # the producer, most likely: read the batch again, later
+                logger.exception("stage one failed on a batch; it will be read again")
+                source.rewind(batch)
+                await asyncio.sleep(1.0)
+    finally:
+        _stage_one.clear()
+        await source.stop()
+
+
+async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
+    found = detection()
+    partitions = source.partitions() or kafka.partitions
+    sending: list[Awaitable[Any]] = []
+    good = 0
+    summaries: list[tuple[str, dict[str, Any]]] = []
+    for partition, records in batch.items():
+        builder = SummaryBuilder(partition, partitions)
+        for record in records:
+            problem = _profile_one(found, builder, record)
+            if problem is None:
+                good += 1
+                continue
+            where = f"{record.topic}/{record.partition}/{record.offset}"
+            sending.append(_dead_letter(record.key, record.value or b"", *problem, where))
+        summaries += builder.drain()
+    for key, summary in summaries:
+        sending.append(_delivered(feature_summaries.send(key=key, value=orjson.dumps(summary))))
+    await asyncio.gather(*sending)
+    counters.records += good
+    counters.summaries += len(summaries)
+    await source.commit({p: records[-1].offset + 1 for p, records in batch.items()})
+
+
+def _profile_one(
+    found: Detection, builder: SummaryBuilder, message: ConsumerRecord[bytes, bytes]
+) -> tuple[str, str] | None:
+    """Add one record to the builder; or (reason, kind) to dead-letter it with. Never raises."""
+    try:
+        record = decode_record(orjson.loads(message.value or b""), found.mapping)
         baseline = found.engine.baseline_for(record.model)
+        builder.add(message.offset, record, observe(baseline, record))
     except orjson.JSONDecodeError as exc:
-        await _dead_letter(message.key, raw, f"not JSON: {exc}", "not_json", where)
-        return
+        return f"not JSON: {exc}", "not_json"
     except DecodeError as exc:
-        await _dead_letter(message.key, raw, str(exc), f"{exc.field}: {exc.problem}"[:80], where)
-        return
-    builder = builders.get(message.partition)
-    if builder is None:
-        builder = builders[message.partition] = SummaryBuilder(message.partition, partitions)
-    builder.add(message.offset, record, observe(baseline, record))
-    counters.records += 1
+        return str(exc), f"{exc.field}: {exc.problem}"[:80]
+    except Exception as exc:  # a bug must not stop the stream: keep the record, say why
+        logger.exception("stage one failed on a record")
+        return repr(exc), "internal_error"
+    return None
 
 
-@app.agent(serving_logs, concurrency=1)
-async def profile_records(stream: AsyncIterable[Any]) -> None:
-    """Stage one. ``take_events`` acks a batch only after its summaries were handed to the
-    producer, so a crash re-delivers the batch and stage two's offset guards drop repeats."""
-    async for events in stream.take_events(kafka.batch_max_records, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
-        await _profile_batch(events)
-
-
-async def _profile_batch(events: Sequence[EventT[Any]]) -> None:
-    builders: dict[int, SummaryBuilder] = {}
-    partitions = _source_partitions()
-    for event in events:
-        try:
-            await _profile_one(event, builders, partitions)
-        except Exception as exc:  # a bug must not stop the stream: keep the record, say why
-            logger.exception("stage one failed on a record")
-            message = event.message
-            await _dead_letter(
-                message.key,
-                bytes(message.value or b""),
-                repr(exc),
-                "internal_error",
-                f"{message.topic}/{message.partition}/{message.offset}",
-            )
-    for builder in builders.values():
-        for key, summary in builder.drain():
-            await feature_summaries.send(key=key, value=FeatureSummary(**summary))
-            counters.summaries += 1
-
-
+# ---- stage two ---------------------------------------------------------------------------
 # Decoded states by key, with the table value they came from: a value replaced by recovery or
 # a standby (after a rebalance) is a different object, and then the state is decoded again.
 _cache: dict[str, tuple[bytes, FeatureState]] = {}
 
 
-def _state(key: str, summary: FeatureSummary) -> FeatureState:
-    step = detection().step_for(summary.model)
+def _state(key: str, summary: dict[str, Any]) -> FeatureState:
+    model = str(summary["model"])
+    step = detection().step_for(model)
     stored = feature_to_state.get(key)
     cached = _cache.get(key)
     if cached is not None and stored is cached[0]:
         return cached[1]
     if stored is None:
-        return step.new_state(summary.model, summary.version, summary.feature)
+        return step.new_state(model, str(summary["version"]), str(summary["feature"]))
     state, notes = from_plain(step, decode_state(stored))
     for note in notes:
         logger.warning("%s: %s", key, note)
@@ -153,43 +182,73 @@ def _state(key: str, summary: FeatureSummary) -> FeatureState:
 
 
 @app.agent(feature_summaries, concurrency=1)
-async def compare_windows(summaries: AsyncIterable[FeatureSummary]) -> None:
-    """Stage two: one owner per model/version/feature (the topic's key)."""
-    async for summary in summaries:
-        key = summary_key(summary.model, summary.version, summary.feature)
+async def compare_windows(stream: AsyncIterable[Any]) -> None:
+    """Stage two: one owner per model/version/feature (the topic's key). A batch of summaries
+    is grouped by key; each feature's state is written once per batch, after the anomalies
+    its summaries raised were acknowledged (a crash re-raises them, with the same ids)."""
+    async for events in stream.take_events(SUMMARY_BATCH, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
+        await _compare_batch(events)
+
+
+async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
+    by_key: dict[str, list[EventT[Any]]] = {}
+    for event in events:
+        by_key.setdefault(str(event.key), []).append(event)
+    raised: list[Anomaly] = []
+    states: dict[str, FeatureState] = {}
+    for key, group in by_key.items():
+        state = await _compare_key(key, group, raised)
+        if state is not None:
+            states[key] = state
+    if raised:
+        await asyncio.gather(
+            *(_delivered(anomalies.send(key=a.id, value=orjson.dumps(a.to_dict()))) for a in raised)
+        )
+        counters.anomalies += len(raised)
+        for a in raised:
+            logger.info("anomaly %s %s", a.id, a.line())
+    for key, state in states.items():
+        raw = encode_state(to_plain(state))
+        feature_to_state[key] = raw
+        _cache[key] = (raw, state)
+
+
+async def _compare_key(
+    key: str, events: list[EventT[Any]], raised: list[Anomaly]
+) -> FeatureState | None:
+    """Apply one feature's summaries, in order; the state to write, if any was applied."""
+    state: FeatureState | None = None
+    for event in events:
+        value = event.value if isinstance(event.value, bytes) else b""
         try:
-            await _compare(key, summary)
+            summary = orjson.loads(value)
+            if state is None:
+                state = _state(key, summary)
+            raised += detection().step_for(state.model).receive(state, summary)
         except Exception as exc:
             logger.exception("stage two failed on a summary of %s", key)
-            await _dead_letter(
-                key.encode(), orjson.dumps(summary.asdict()), repr(exc), "internal_error", key
-            )
+            await _dead_letter(key.encode(), value, repr(exc), "internal_error", key)
+    return state
 
 
-async def _compare(key: str, summary: FeatureSummary) -> None:
-    state = _state(key, summary)
-    found = detection().step_for(summary.model).receive(state, summary.asdict())
-    # Anomalies are acknowledged by the broker before the state that raised them is written:
-    # a crash in between re-raises them on replay, with the same ids (they overwrite).
-    sent = [await anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in found]
-    if sent:
-        await asyncio.gather(*sent)
-        counters.anomalies += len(sent)
-        for a in found:
-            logger.info("anomaly %s %s", a.id, a.line())
-    raw = encode_state(to_plain(state))
-    feature_to_state[key] = raw
-    _cache[key] = (raw, state)
+class _Stopping(Exception):
+    """The worker is stopping and Elasticsearch has not acknowledged within the drain time."""
 
 
 async def index_anomalies(stream: AsyncIterable[Any]) -> None:
     """Stage three (registered below only when ``elasticsearch.url`` is set). The body returns
     only once every document is acknowledged or refused: while Elasticsearch is down it waits
-    (``ElasticSink`` retries), and the batch's offsets are not committed."""
+    (``ElasticSink`` retries), and the batch's offsets are not committed. On stop it waits at
+    most ``elasticsearch.shutdown_drain_seconds``, then lets go of what is still unacknowledged
+    without committing it: indexed at the next start (same ids), never lost, never a hang."""
     sink: ElasticSink | None = None
     es = settings.elasticsearch
+    giving_up = False
     try:
         async for events in stream.take_events(es.bulk_size, within=WITHIN_SECONDS):  # type: ignore[attr-defined]
+            if giving_up and app.should_stop:
+                _let_go(events)
+                continue
             if sink is None:
                 try:
                     sink = new_sink(es)
@@ -197,21 +256,54 @@ async def index_anomalies(stream: AsyncIterable[Any]) -> None:
                     logger.exception("stage three cannot create its Elasticsearch client")
                     await _dead_letter_all(events, repr(exc))
                     continue
-            await _index_batch(sink, events)
+            try:
+                await _index_batch(sink, events, es.shutdown_drain_seconds)
+            except _Stopping:
+                giving_up = True
+                _let_go(events)
+                logger.warning(
+                    "stopping with %d anomalies not acknowledged by Elasticsearch: their offsets "
+                    "stay uncommitted, and they are indexed at the next start",
+                    len(events),
+                )
     finally:
         if sink is not None:
             with contextlib.suppress(Exception):
                 await sink.close()
 
 
-async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]]) -> None:
+def _let_go(events: Sequence[EventT[Any]]) -> None:
+    """Mark messages done without acking them to the consumer: Faust's stop stops waiting for
+    them (stream_wait_empty), and their offsets are never committed, so they are read again."""
+    for event in events:
+        event.message.acked = True
+
+
+async def _unless_stopping(work: Awaitable[T], grace: float) -> T:
+    """``work``'s result; ``_Stopping`` once the worker has been stopping for ``grace`` s."""
+    task = asyncio.ensure_future(work)
+    stopping_since: float | None = None
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            return task.result()
+        if app.should_stop:
+            stopping_since = stopping_since or time.monotonic()
+            if time.monotonic() - stopping_since >= grace:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise _Stopping
+
+
+async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: float) -> None:
     try:
         batch = documents_of(events)
         for source, reason, kind in batch.bad:
             await _dead_letter(source.key, source.value, reason, kind, source.where)
         if not batch.documents:
             return
-        refused = await sink.index_anomalies(batch.documents)
+        refused = await _unless_stopping(sink.index_anomalies(batch.documents), grace)
         counters.indexed += len(batch.documents) - len(refused)
         for rejection in refused:
             fallback = Source(rejection.doc.doc_id.encode(), rejection.doc.body, "index")
@@ -219,6 +311,8 @@ async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]]) -> None
             await _dead_letter(
                 source.key, source.value, rejection.reason, "elasticsearch_refused", source.where
             )
+    except _Stopping:
+        raise
     except Exception as exc:  # never raise out of the agent: it would ack without indexing
         logger.exception("stage three failed on a batch of %d anomalies", len(events))
         await _dead_letter_all(events, repr(exc))
@@ -252,6 +346,8 @@ async def announce_assignment() -> None:
         if app.rebalancing or not recovery.completed.is_set():
             continue
         assigned = frozenset(f"{tp.topic}/{tp.partition}" for tp in app.consumer.assignment())
+        for source in _stage_one:
+            assigned |= {f"{source.topic}/{p}" for p in source.assignment()}
         if assigned != announced:
             announced = assigned
             logger.info("ready: assigned %s", " ".join(sorted(assigned)) or "nothing")

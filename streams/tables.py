@@ -15,6 +15,11 @@ feature_to_state = app.Table(
     key_type=str,
     value_type=bytes,  # faust picks the raw codec for bytes, in writes and in recovery alike
     partitions=kafka.partitions,
+    # Stage two writes once per batch of summaries, after the batch's loop, where Faust has no
+    # current event to take the partition from. The key's hash picks the same partition its
+    # summaries came from (same key bytes, partitioner and partition count), so each
+    # changelog partition still belongs to the owner of that feature-summaries partition.
+    use_partitioner=True,
 )
 
 

@@ -1,9 +1,12 @@
-"""Every topic of the worker, and the record type that travels between its two stages.
+"""Every topic of the worker.
 
 serving-logs and feedback are external (Fluentd or ``forward-to-kafka`` write them, keyed by
 request id) and read as raw bytes, so a record that is not even JSON can still be dead-lettered
-with its original bytes. The others are the worker's own and created with
-``kafka.partitions`` partitions, which the stage-two changelog must match.
+with its original bytes. feature-summaries carries stage one's micro-batches, keyed
+model/version/feature: orjson bytes of ``detectors.stages.SummaryBuilder.drain``'s summaries
+(columnar; a faust Record would rebuild every entry in Python). The others are the worker's
+own and created with ``kafka.partitions`` partitions, which the stage-two changelog must
+match.
 """
 
 from __future__ import annotations
@@ -13,21 +16,6 @@ from typing import Any
 import faust
 
 from streams.app import app, kafka
-
-
-class FeatureSummary(faust.Record, serializer="json"):
-    """A micro-batch of one source partition's observations of one model/version/feature
-    (built by ``detectors.stages.SummaryBuilder``; entries are [offset, ts, value, missing,
-    codes])."""
-
-    v: int
-    model: str
-    version: str
-    feature: str
-    partition: int
-    partitions: int
-    watermark: float
-    entries: list[Any]
 
 
 def _raw(name: str) -> faust.TopicT:
@@ -40,7 +28,9 @@ def _own(name: str, **kwargs: Any) -> faust.TopicT:
 
 serving_logs = _raw(kafka.topic("serving_logs"))
 feedback = _raw(kafka.topic("feedback"))  # declared for the label join (a later issue)
-feature_summaries = _own(kafka.topic("feature_summaries"), key_type=str, value_type=FeatureSummary)
+feature_summaries = _own(
+    kafka.topic("feature_summaries"), key_type=str, value_type=bytes, value_serializer="raw"
+)
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
 dead_letters = _own(
     kafka.topic("dead_letters"), key_type=bytes, value_type=bytes, value_serializer="raw"
