@@ -48,6 +48,7 @@ class FieldSettings(_Section):
     features: str = "features"
     prediction: str = "prediction"
     slice: str = "slice"
+    label: str = "label"  # feedback: a record with a label and no features
 
 
 class PrivacySettings(_Section):
@@ -175,6 +176,35 @@ class ObservabilitySettings(_Section):
     log_format: Literal["auto", "json", "text"] = "auto"
 
 
+class SliceSettings(_Section):
+    key: str | None = None  # a key of the record's slice object, e.g. category; null: off
+    top_k: int = Field(20, ge=1, le=1_000)  # slices kept by name; the rest are "other"
+
+
+class FairnessSettings(_Section):
+    groups: list[str] = Field(default_factory=list)  # sensitive attributes, e.g. [gender]
+    threshold: float = Field(0.10, gt=0, lt=1)  # tolerated error-rate gap to the best group
+    change_floor: float = Field(0.05, gt=0, lt=1)  # smallest move of a gap from its reference
+    min_labels: int = Field(100, ge=1)  # per group and window before it is judged
+    reference_windows: int = Field(3, ge=1)
+    false_alarm_rate: float = Field(1e-6, gt=0, lt=0.5)
+
+
+class LabelSettings(_Section):
+    """Delayed labels ("process feedback") joined to predictions by request id."""
+
+    enabled: bool = False
+    task: Literal["classification", "regression"] = "classification"
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+    horizon_seconds: float = Field(86_400.0, gt=0)
+    max_pending: int = Field(1_000_000, ge=1)
+    window_seconds: float = Field(300.0, gt=0)
+    wait_seconds: float = Field(3_600.0, ge=0)
+    false_alarm_budget: float = Field(1e-9, gt=0, lt=1e-3)
+    slices: SliceSettings = SliceSettings()
+    fairness: FairnessSettings = FairnessSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -189,6 +219,7 @@ class Settings(BaseSettings):
     elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
     kafka: KafkaSettings = KafkaSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    labels: LabelSettings = LabelSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -177,13 +177,15 @@ def is_feedback(raw: object, mapping: FieldMapping = FieldMapping()) -> bool:
 
 
 def decode_feedback(
-    raw: dict[str, object], mapping: FieldMapping = FieldMapping(), default_ts: float | None = None
+    raw: object, mapping: FieldMapping = FieldMapping(), default_ts: float | None = None
 ) -> FeedbackRecord:
     """Decode one feedback record or raise DecodeError.
 
     >>> decode_feedback({"ts": 10, "request_id": "a1b2", "label": True})
     FeedbackRecord(ts=10.0, request_id='a1b2', label=1.0)
     """
+    if not isinstance(raw, dict):
+        raise DecodeError("<record>", f"expected an object, got {type_name(raw)}")
     request_id = _text(raw, mapping.request_id, None)
     if request_id is None:
         raise DecodeError(mapping.request_id, "missing: a label joins its prediction by it")

@@ -229,8 +229,13 @@ def run(
 ) -> None:
     """Run the embedded detector: a Fluentd forward-protocol listener (what fluent-logger and
     Fluentd's out_forward speak) feeding the engine; anomalies go to stdout and the store.
-    SIGTERM or Ctrl-C judges the open windows and exits without losing acknowledged records."""
+    SIGTERM or Ctrl-C judges the open windows and exits without losing acknowledged records.
+
+    With `labels.enabled`, feedback records ({"ts", "request_id", "label"}, no features) join
+    the prediction logged with the same request id: performance per window, concept drift per
+    model and per slice (`labels.slices.key`), and group fairness (`labels.fairness.groups`)."""
     from streams.embedded import EmbeddedRunner, Pipeline
+    from streams.label_options import label_options
     from streams.metrics import runner_endpoint
     from streams.shipper import shipper_from_settings
 
@@ -248,6 +253,7 @@ def run(
     engine = Engine(
         _load_baselines(list(baselines) or settings.baselines, settings),
         EngineOptions(window.seconds, window.min_count),
+        label_options(settings.labels),
     )
     anomaly_store = AnomalyStore(store or settings.store)
     try:

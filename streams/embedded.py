@@ -2,6 +2,8 @@
 
     fluent-logger / Fluentd out_forward --forward protocol--> ForwardServer
       --> decode_record --> Engine.process (the same step the Faust agents call)
+          (a record with a label and no features is feedback: Engine.feedback joins it to
+          the prediction logged with its request id, when labels are enabled)
       --> AnomalyStore (SQLite) and one readable line per anomaly on stdout
       --> with Elasticsearch configured: the store's outbox --> a background shipper
 
@@ -29,8 +31,15 @@ from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
+from detectors.labels import LabelReport
 from detectors.privacy import redact
-from detectors.records import DecodeError, FieldMapping, decode_record
+from detectors.records import (
+    DecodeError,
+    FieldMapping,
+    decode_feedback,
+    decode_record,
+    is_feedback,
+)
 from streams import metrics
 
 logger = logging.getLogger(__name__)
@@ -42,6 +51,7 @@ class RunnerStats:
     dead_letters: int = 0
     anomalies: int = 0
     windows: int = 0
+    labels: int = 0  # feedback records accounted
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -78,6 +88,11 @@ class Pipeline:
         metrics.record_in("forward", len(events))
         for event in events:
             try:
+                if is_feedback(event.record, self.mapping):
+                    label = decode_feedback(event.record, self.mapping, default_ts=event.time)
+                    result.extend(self.engine.feedback(label))
+                    self.stats.labels += 1
+                    continue
                 record = decode_record(event.record, self.mapping, default_ts=event.time)
                 result.extend(self.engine.process(record))
                 self.stats.records += 1
@@ -117,6 +132,8 @@ class Pipeline:
             self.emit(anomaly.line())
         for report in result.reports:
             self.emit(window_line(report))
+        for labelled in result.labels:
+            self.emit(label_line(labelled))
 
 
 def window_line(report: WindowReport) -> str:
@@ -127,6 +144,22 @@ def window_line(report: WindowReport) -> str:
     return (
         f"{iso(report.end)} window {report.model}{version} "
         f"{iso(report.start)}..{iso(report.end)}: {report.count:,} records{late}, {verdict}"
+    )
+
+
+def label_line(report: LabelReport) -> str:
+    """One line per judged window of labels: coverage, the headline metrics, latency."""
+    version = f" v{report.version}" if report.version else ""
+    m = report.metrics
+    shown = [f"{m.get('labelled', 0):,.0f} of {m.get('predictions', 0):,.0f} labelled"]
+    shown += [f"{k} {m[k]:.3f}" for k in ("accuracy", "auc", "log_loss", "mae", "rmse") if k in m]
+    if report.latency:
+        shown.append(f"label latency p50 {report.latency['p50']:,.0f} s")
+    flagged = sorted({f"{a.kind} {a.feature}" for a in report.anomalies})
+    verdict = f"anomalies: {', '.join(flagged)}" if flagged else "no anomaly"
+    return (
+        f"{iso(report.end)} labels {report.model}{version} "
+        f"{iso(report.start)}..{iso(report.end)}: {', '.join(shown)}; {verdict}"
     )
 
 
