@@ -48,8 +48,8 @@ bench: install ## benchmarks: print numbers side by side (see BENCHMARKS.md)
 compose-plugin: ## build the docker compose plugin from its Go module (cached; no engine needed)
 	bash tools/compose-plugin.sh
 
-compose-check: compose-plugin ## parse compose.yaml with `docker compose config`
-	docker compose -f compose.yaml config -q
+container-check: ## Dockerfile lint (BuildKit's checks, offline) and `docker compose config`
+	bash tools/container-checks.sh
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

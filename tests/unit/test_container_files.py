@@ -1,11 +1,12 @@
 """The container files hold to what a platform engineer expects: a non-root image running the
 worker with a healthcheck, pinned images, healthchecks or one-shot jobs, ordered start-up, and
-ports published on loopback only. ``docker compose config`` parses the stack when the compose
-plugin is installed (``make compose-plugin``); no container engine is needed for any of this."""
+ports published on loopback only. BuildKit's Dockerfile checks and ``docker compose config``
+run when ``make container-check`` built their binaries; no container engine is needed."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -119,6 +120,29 @@ def test_published_ports_bind_loopback_only() -> None:
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} faces every network"
 
 
+LINT = (
+    Path(os.environ.get("LOGDRIFT_CACHE", Path.home() / ".cache/logdrift")) / "bin/dockerfile-lint"
+)
+
+
+@pytest.mark.skipif(not LINT.exists(), reason="dockerfile-lint not built: make container-check")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "docker/fluentd/Dockerfile"])
+def test_buildkit_finds_nothing_to_warn_about(dockerfile: str) -> None:
+    proc = subprocess.run([str(LINT), dockerfile], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_buildkit_lint_does_flag_a_bad_dockerfile(tmp_path: Path) -> None:
+    if not LINT.exists():
+        pytest.skip("dockerfile-lint not built: make container-check")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim as build\nENV A 1\nCMD echo hi\n")
+    proc = subprocess.run([str(LINT), str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    for rule in ("FromAsCasing", "LegacyKeyValueFormat", "JSONArgsRecommended"):
+        assert rule in proc.stdout
+
+
 def _compose_plugin() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -127,7 +151,7 @@ def _compose_plugin() -> bool:
 
 
 @pytest.mark.skipif(
-    not _compose_plugin(), reason="docker compose plugin absent: make compose-plugin"
+    not _compose_plugin(), reason="docker compose plugin absent: make container-check"
 )
 def test_docker_compose_parses_the_stack() -> None:
     proc = subprocess.run(
