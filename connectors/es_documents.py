@@ -6,7 +6,9 @@ day works on every distribution):
 
 * ``<prefix>-anomalies-YYYY.MM.DD``: ``Anomaly.to_document()``, ``_id`` = the anomaly id;
 * ``<prefix>-drift-scores-YYYY.MM.DD``: one document per model, feature and window, anomaly or
-  not, ``_id`` = hash of model, version, feature and window start.
+  not, ``_id`` = hash of model, version, feature and window start; and with labels on, one per
+  judged window of labels (feature ``labels``) for the model, each slice and each group, with
+  its performance, label coverage and latency.
 
 The day comes from the window *start*, which is part of both ids: the same id always lands in
 the same index, so a re-delivery overwrites instead of duplicating across two days.
@@ -34,6 +36,7 @@ import orjson
 from detectors.anomaly import iso
 from detectors.compare import FeatureScore
 from detectors.engine import WindowReport
+from detectors.labels import LabelReport
 from detectors.records import parse_ts
 from detectors.report_data import window_summary
 
@@ -155,6 +158,46 @@ def _score_doc(report: WindowReport, s: FeatureScore) -> dict[str, Any]:
         # The window's counts per bin or category (no raw values), for `logdrift report`'s
         # current distribution; kept in _source, not indexed.
         "distribution": window_summary(win) if win is not None else {},
+    }
+
+
+LABELS_FEATURE = "labels"  # feature.name of label-window documents
+
+
+def label_documents(report: LabelReport) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) for a judged window of labels: the whole model, each slice, each group."""
+    parts: list[tuple[dict[str, str], dict[str, float]]] = [({}, report.metrics)]
+    if report.slice_key:
+        parts += [({report.slice_key: s}, m) for s, m in sorted(report.slices.items())]
+    for attr, groups in sorted(report.groups.items()):
+        parts += [({attr: g}, m) for g, m in sorted(groups.items())]
+    out = []
+    for where, metrics in parts:
+        key = ",".join(f"{k}={v}" for k, v in where.items())
+        doc_id = score_id(report.model, report.version, f"{LABELS_FEATURE}\x1f{key}", report.start)
+        out.append((doc_id, _label_doc(report, where, metrics)))
+    return out
+
+
+def _label_doc(
+    report: LabelReport, where: dict[str, str], metrics: dict[str, float]
+) -> dict[str, Any]:
+    flagged = [a for a in report.anomalies if a.slice == where]
+    performance = {k: _finite(v) for k, v in metrics.items()}
+    if not where:
+        performance.update({f"latency_{q}": _finite(v) for q, v in report.latency.items()})
+    return {
+        "@timestamp": iso(report.end),
+        "model": {"name": report.model, "version": report.version},
+        "feature": {"name": LABELS_FEATURE},
+        "slice": where,
+        "window": {
+            "start": iso(report.start),
+            "end": iso(report.end),
+            "count": int(metrics.get("predictions", 0)),
+        },
+        "performance": performance,
+        "anomalies": {"count": len(flagged), "kinds": sorted({a.kind for a in flagged})},
     }
 
 

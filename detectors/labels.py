@@ -90,6 +90,7 @@ class LabelReport:
     slices: dict[str, dict[str, float]]
     groups: dict[str, dict[str, dict[str, float]]]
     anomalies: list[Anomaly]
+    slice_key: str | None = None  # what the names in ``slices`` are values of
 
 
 @dataclass(slots=True)
@@ -316,6 +317,7 @@ class LabelMonitor:
             {s: w.metrics() for s, w in bucket.slices.items()},
             groups,
             anomalies,
+            self.options.slice_key,
         )
 
     def _fairness(

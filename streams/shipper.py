@@ -23,7 +23,7 @@ import orjson
 
 from config.settings import ElasticsearchSettings
 from connectors.elasticsearch import Backoff, BulkOutcome, Doc, ElasticSink, describe
-from connectors.es_documents import ANOMALIES, DRIFT_SCORES, score_documents
+from connectors.es_documents import ANOMALIES, DRIFT_SCORES, label_documents, score_documents
 from connectors.outbox import Outbox, OutboxItem, OutboxRow
 from connectors.store import AnomalyStore
 from detectors.engine import Result
@@ -44,6 +44,9 @@ def documents_for(result: Result) -> list[OutboxItem]:
     for report in result.reports:
         for doc_id, doc in score_documents(report):
             items.append(OutboxItem(DRIFT_SCORES, doc_id, report.start, orjson.dumps(doc)))
+    for labelled in result.labels:
+        for doc_id, doc in label_documents(labelled):
+            items.append(OutboxItem(DRIFT_SCORES, doc_id, labelled.start, orjson.dumps(doc)))
     return items
 
 
