@@ -4,7 +4,9 @@ A prediction is held by request id until its label arrives, until it is older th
 in event time (expired unlabelled), or until the hard cap on entries pushes it out (evicted).
 Entries live in flat typed arrays used as a ring in arrival order, plus one dict from a 64-bit
 hash of the request id to the entry's slot: about 150 bytes per pending prediction in all
-(``tests/unit/detectors/test_feedback.py`` measures it), instead of a dict of objects.
+(``tests/unit/detectors/test_feedback.py`` measures it; RSS grows ~177), not a dict of objects.
+The hash is Python's, salted per process: this state lives in one process (the Kafka worker's
+table will key by the request id itself).
 
 >>> p = PendingPredictions(horizon=3600.0, cap=2)
 >>> p.add("a", ts=0.0, prediction=0.9, model=0, slice_=0, groups=0)
