@@ -8,6 +8,7 @@ runner both drive this same object, so the two paths cannot disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from detectors.privacy import keyed_hash
 from detectors.profile import category_text
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
+from detectors.slice_windows import SliceWindows, sliced
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import check_value, structural_violations
 
@@ -88,6 +90,7 @@ class ModelState:
     previous: dict[str, FeatureWindow] = field(default_factory=dict)
     detectors: dict[str, list[StandardizedChange]] = field(default_factory=dict)
     ongoing: dict[FlagKey, float] = field(default_factory=dict)
+    slices: SliceWindows | None = None  # per top-K slice feature windows, when slices are on
 
     def open_window(self, start: float, end: float) -> None:
         self.start, self.end, self.count, self.late = start, end, 0, 0
@@ -157,13 +160,15 @@ class Engine:
     ) -> LabelResult:
         opts = monitor.options
         groups = tuple(self._group_value(state, record, attr) for attr in opts.groups)
-        slice_value = record.slice.get(opts.slice_key) if opts.slice_key else None
+        label = monitor.slice_label(record.slice.get(opts.slice_key) if opts.slice_key else None)
+        if state.slices is not None:
+            state.slices.observe(label, {**record.features, PREDICTION: record.prediction})
         return monitor.observe(
             (state.model, state.version),
             record.request_id,
             record.ts,
             record.prediction,
-            slice_value,
+            label,
             groups,
         )
 
@@ -222,6 +227,8 @@ class Engine:
                 for n, r in baseline.references.items()
                 if r.numeric
             }
+            if self.labels is not None and self.labels.options.slice_key:
+                state.slices = SliceWindows(baseline, self.labels.options.slice_key)
             self.states[key] = state
         return state
 
@@ -282,6 +289,8 @@ class Engine:
             if new is not None:
                 anomalies.append(self._window_anomaly(state, column, new, flagged))
         state.ongoing = flagged
+        if state.slices is not None:
+            anomalies += self._slice_anomalies(state, state.slices)
         report = WindowReport(
             state.model,
             state.version,
@@ -296,6 +305,14 @@ class Engine:
         state.open_window(state.end, state.end + self.options.window_seconds)
         state.count = 0
         return Result(list(anomalies), [report])
+
+    def _slice_anomalies(self, state: ModelState, slices: SliceWindows) -> list[Anomaly]:
+        # "ongoing since" is tracked for the model-wide windows only: start from none here.
+        alone = dataclasses.replace(state, ongoing={})
+        return [
+            sliced(window_anomaly(alone, name, f, {}), slices.key, label)
+            for label, name, f in slices.close(self.options.min_count)
+        ]
 
     # Anomaly construction is module-level (below) so the Faust worker's stage functions
     # (detectors/stages.py) build exactly the same anomalies; these keep the Engine's API.

@@ -147,17 +147,17 @@ class LabelMonitor:
         request_id: str | None,
         ts: float,
         prediction: object,
-        slice_value: str | None,
+        slice_: str | None,
         groups: tuple[str, ...],
     ) -> LabelResult:
-        """Hold one logged prediction for its label."""
+        """Hold one logged prediction for its label; ``slice_`` is its slice label (from
+        ``slice_label``), None when slices are off."""
         score = _number(prediction)
         if request_id is None or score is None:
             self.stats.skipped += 1
             return self._advance(ts)
         model_id = self.models.id(model)
-        slice_ = ALL if self.slice_keys is None else self.slice_keys.label(slice_value)
-        slice_id = self.slice_names.id(slice_)
+        slice_id = self.slice_names.id(ALL if slice_ is None else slice_)
         groups_id = self.group_values.id(groups)
         self.pending.add(request_id, ts, score, model_id, slice_id, groups_id)
         bucket = self._bucket(model_id, ts)
@@ -165,6 +165,10 @@ class LabelMonitor:
             for w in bucket.windows(self.slice_names.values[slice_id], self._groups(groups_id)):
                 w.predictions += 1
         return self._advance(ts)
+
+    def slice_label(self, value: str | None) -> str:
+        """The name a slice value is kept under: itself while top-K, else "other"."""
+        return ALL if self.slice_keys is None else self.slice_keys.label(value)
 
     def feedback(self, fb: FeedbackRecord) -> LabelResult:
         joined = self.pending.join(fb.request_id, fb.ts)

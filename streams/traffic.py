@@ -136,6 +136,7 @@ def serving_records(
     model: str = "ctr",
     version: str = "3",
     slices: bool = False,
+    slice_surge: SliceSurge | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Serving records (DESIGN section 2) with event times ``start + i / rate``."""
     rng = random.Random(seed)
@@ -153,7 +154,24 @@ def serving_records(
         }
         if slices:
             record["slice"] = _slice(slice_rng)
+            if slice_surge is not None and slice_surge.applies(i, record, slice_rng):
+                features["device"] = "web"
         yield record
+
+
+@dataclass(frozen=True, slots=True)
+class SliceSurge:
+    """From record ``at`` on, ``share`` of one slice's records come from the web: a change
+    local to that slice, too small to see in the whole."""
+
+    at: int
+    key: str
+    value: str
+    share: float = 0.4
+
+    def applies(self, i: int, record: dict[str, Any], rng: random.Random) -> bool:
+        hit = i >= self.at and record["slice"].get(self.key) == self.value
+        return hit and rng.random() < self.share
 
 
 @dataclass(frozen=True, slots=True)

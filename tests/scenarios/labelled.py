@@ -20,6 +20,7 @@ from detectors.records import decode_feedback, decode_record, is_feedback
 from streams.traffic import (
     TEN_MINUTES,
     LabelFlip,
+    SliceSurge,
     feedback_records,
     interleave,
     serving_records,
@@ -66,9 +67,12 @@ def run_labelled(
     options: LabelOptions = LABELS,
     delay: Callable[[random.Random], float] = TEN_MINUTES,
     rate: float = RATE,
+    surge: SliceSurge | None = None,
 ) -> LabelRun:
     engine = Engine([baseline], EngineOptions(window_seconds=60, min_count=200), options)
-    records = list(serving_records(events, rate=rate, start=START, seed=seed, slices=True))
+    records = list(
+        serving_records(events, rate=rate, start=START, seed=seed, slices=True, slice_surge=surge)
+    )
     labels = feedback_records(records, delay=delay, flips=[flip] if flip else [], seed=seed)
     result = Result()
     for raw in interleave(records, labels):
@@ -95,10 +99,17 @@ class LabelBoard:
     baseline: Baseline
     runs: dict[tuple[str, int, int], LabelRun] = field(default_factory=dict)
 
-    def run(self, name: str, seed: int, events: int, flip: LabelFlip | None = None) -> LabelRun:
+    def run(
+        self,
+        name: str,
+        seed: int,
+        events: int,
+        flip: LabelFlip | None = None,
+        surge: SliceSurge | None = None,
+    ) -> LabelRun:
         key = (name, seed, events)
         if key not in self.runs:
-            self.runs[key] = run_labelled(self.baseline, name, seed, events, flip)
+            self.runs[key] = run_labelled(self.baseline, name, seed, events, flip, surge=surge)
         return self.runs[key]
 
     def table(self) -> list[str]:

@@ -12,8 +12,9 @@ import pytest
 
 from detectors.baseline import Baseline
 from detectors.feedback import PendingPredictions
-from streams.traffic import CATEGORIES, LabelFlip, uniform_delay
+from streams.traffic import CATEGORIES, LabelFlip, SliceSurge, uniform_delay
 from tests.scenarios.labelled import LABELS, LabelBoard, LabelRun, run_labelled
+from tests.scenarios.scoring import START
 
 SLICE = "mens_dress_shoes"
 SEEDS = (11, 12)
@@ -53,6 +54,23 @@ def test_while_labels_change_in_one_slice_the_feature_distributions_stay_quiet(
     run = slice_flipped(labelboard, seed)
     others = [a for a in run.anomalies if a.kind != "concept_drift"]
     assert not others, run.describe(others)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_feature_change_local_to_one_slice_is_drift_naming_it_while_the_whole_is_quiet(
+    labelboard: LabelBoard, seed: int
+) -> None:
+    # Web traffic goes from 10% to 46% in mens_dress_shoes, 10% of all traffic: +3.6 points
+    # in the whole, under the 5-point effect floor.
+    surge = SliceSurge(AT, key="category", value=SLICE, share=0.4)
+    run = labelboard.run("device surge in mens_dress_shoes", seed, EVENTS, surge=surge)
+    assert any(
+        a.slice == {"category": SLICE} and a.feature == "device" and a.kind == "drift"
+        for a in run.anomalies
+    ), run.describe()
+    assert all(a.slice == {"category": SLICE} for a in run.anomalies), run.describe()
+    assert all(a.timestamp >= START + AT / 100 for a in run.anomalies), run.describe()
+    assert all(a.message.startswith(f"slice category={SLICE}: ") for a in run.anomalies)
 
 
 @pytest.mark.parametrize("seed", SEEDS[:1])
