@@ -40,6 +40,7 @@ from detectors.feature_state import FeatureState
 from detectors.records import DecodeError, decode_record
 from detectors.stages import SummaryBuilder, observe
 from detectors.state_codec import from_plain, to_plain
+from streams import worker_metrics as measured  # metrics, /readyz, lag
 from streams.app import Detection, app, detection, kafka, settings
 from streams.indexing import WITHIN_SECONDS, Source, documents_of, new_sink, source_of
 from streams.tables import decode_state, encode_state, feature_to_state
@@ -76,6 +77,7 @@ def _dead_letter(
 ) -> Awaitable[Any]:
     """Count and send one dead letter; await the result to wait for the broker's ack."""
     counters.dead_letters += 1
+    measured.dead_lettered(kind)
     counters.dead_by_reason[kind] = counters.dead_by_reason.get(kind, 0) + 1
     headers = [
         ("logdrift.reason", reason.encode()),
@@ -139,6 +141,8 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
     await asyncio.gather(*sending)
     counters.records += good
     counters.summaries += len(summaries)
+    measured.consumed(serving_logs.get_topic_name(), sum(len(r) for r in batch.values()))
+    measured.produced(feature_summaries.get_topic_name(), len(summaries))
     await source.commit({p: records[-1].offset + 1 for p, records in batch.items()})
 
 
@@ -191,6 +195,7 @@ async def compare_windows(stream: AsyncIterable[Any]) -> None:
 
 
 async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
+    measured.consumed(feature_summaries.get_topic_name(), len(events))
     by_key: dict[str, list[EventT[Any]]] = {}
     for event in events:
         by_key.setdefault(str(event.key), []).append(event)
@@ -205,8 +210,9 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
             *(_delivered(anomalies.send(key=a.id, value=orjson.dumps(a.to_dict()))) for a in raised)
         )
         counters.anomalies += len(raised)
+        measured.raised(raised)
         for a in raised:
-            logger.info("anomaly %s %s", a.id, a.line())
+            logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
     for key, state in states.items():
         raw = encode_state(to_plain(state))
         feature_to_state[key] = raw
@@ -224,7 +230,9 @@ async def _compare_key(
             summary = orjson.loads(value)
             if state is None:
                 state = _state(key, summary)
+            opened, start = state.opened, state.start
             raised += detection().step_for(state.model).receive(state, summary)
+            measured.window_moved(state.model, opened, start, state.start)
         except Exception as exc:
             logger.exception("stage two failed on a summary of %s", key)
             await _dead_letter(key.encode(), value, repr(exc), "internal_error", key)
@@ -298,6 +306,7 @@ async def _unless_stopping(work: Awaitable[T], grace: float) -> T:
 
 async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: float) -> None:
     try:
+        measured.consumed(anomalies.get_topic_name(), len(events))
         batch = documents_of(events)
         for source, reason, kind in batch.bad:
             await _dead_letter(source.key, source.value, reason, kind, source.where)

@@ -74,8 +74,13 @@ def worker(
     from faust import Worker
 
     import streams.agents  # noqa: F401  (registers the agents)
+    from streams import logs
 
-    Worker(app, loglevel=loglevel).execute_from_commandline()
+    fmt = (ctx.obj or {}).get("log_format") or load_settings().observability.log_format
+    logs.protect_settings(load_settings())
+    logs.protect_baselines(detection().engine.baselines.values())
+    config = logs.dict_config(fmt, loglevel)
+    Worker(app, loglevel=loglevel, logging_config=config).execute_from_commandline()
 
 
 def _ensure_own_topics() -> None:
