@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from connectors.es_documents import ANOMALIES, DRIFT_SCORES, IndexNames
+from connectors.es_documents import ANOMALIES, DRIFT_SCORES, LABELS_FEATURE, IndexNames
 from detectors.anomaly import Anomaly
 from detectors.compare import FeatureScore
 from detectors.records import parse_ts
@@ -23,6 +23,7 @@ _SORTS = {
     ANOMALIES: [{"@timestamp": "desc"}, {"anomaly.id": "asc"}],
     DRIFT_SCORES: [
         {"window.start": "desc"},
+        {"model.name": "asc"},
         {"model.version": "asc"},
         {"feature.name": "asc"},
     ],
@@ -103,7 +104,9 @@ async def search_newest(
         filters.append(
             {"range": {"window.start": {"gte": int(since * 1000), "format": "epoch_millis"}}}
         )
-    query = {"bool": {"filter": filters}}
+    query: dict[str, Any] = {"bool": {"filter": filters}}
+    if target == DRIFT_SCORES:  # label windows share the alias but carry no feature score
+        query["bool"]["must_not"] = [{"term": {"feature.name": LABELS_FEATURE}}]
     found: list[dict[str, Any]] = []
     after: list[Any] | None = None
     while len(found) < limit:

@@ -11,6 +11,7 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from connectors.elasticsearch import ElasticSink, RetryPolicy
 from connectors.es_documents import DRIFT_SCORES, IndexNames, label_documents
+from connectors.es_reader import search_newest
 from tests.integration.elasticsearch.conftest import Node
 from tests.unit.connectors.test_es_label_documents import START, label_report
 
@@ -40,3 +41,20 @@ async def test_label_documents_are_indexed_and_found_by_slice(
     )
     (hit,) = found["hits"]["hits"]
     assert hit["_source"]["performance"]["accuracy"] == 0.7
+
+
+async def test_report_reader_passes_over_label_documents(
+    sink: ElasticSink, es_node: Node, es: Elasticsearch, prefix: str
+) -> None:
+    """Label windows share the drift-score alias but carry no feature score: the report's
+    reader must not take them for one (it would fail on the missing ``score``)."""
+    await sink.setup()
+    docs = [
+        sink.doc(DRIFT_SCORES, doc_id, START, orjson.dumps(doc))
+        for doc_id, doc in label_documents(label_report())
+    ]
+    assert len((await sink.bulk(docs)).acked) == 5
+    es.indices.refresh(index=f"{prefix}-{DRIFT_SCORES}")
+    async with AsyncElasticsearch(es_node.url) as client:
+        found = await search_newest(client, IndexNames(prefix), DRIFT_SCORES, None, limit=100)
+    assert found == []
