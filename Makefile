@@ -23,7 +23,7 @@ browser: ## headless Chromium for the report's screenshot test (Debian's chromiu
 demo: install ## make training data, build a baseline, send drifting traffic, show what is caught
 	$(BIN)/logdrift demo
 
-test: install lint typecheck browser ## everything CI runs: lint, types, unit, scenario and integration tests
+test: install lint typecheck browser container-check ## everything CI runs: lint, types, unit, scenario and integration tests
 	$(BIN)/pytest
 
 unit: install ## the fast unit tests (seconds)
@@ -32,7 +32,7 @@ unit: install ## the fast unit tests (seconds)
 scenarios: install ## seeded drift scenarios scored for detection delay and false alarms
 	$(BIN)/pytest tests/scenarios
 
-integration: install browser ## real fluent-logger client against the real runner
+integration: install browser container-check ## real fluent-logger client against the real runner
 	$(BIN)/pytest tests/integration
 
 lint: install ## ruff lint and format check

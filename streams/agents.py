@@ -190,8 +190,23 @@ async def compare_windows(stream: AsyncIterable[Any]) -> None:
     """Stage two: one owner per model/version/feature (the topic's key). A batch of summaries
     is grouped by key; each feature's state is written once per batch, after the anomalies
     its summaries raised were acknowledged (a crash re-raises them, with the same ids)."""
+    giving_up = False
     async for events in stream.take_events(SUMMARY_BATCH, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
-        await _compare_batch(events)
+        if giving_up and app.should_stop:
+            _let_go(events)
+            continue
+        try:
+            await _compare_batch(events)
+        except (_Stopping, asyncio.CancelledError) as exc:
+            # Nothing of this batch counts as done: the states it changed are forgotten (the
+            # table holds the last written ones) and its offsets stay uncommitted, so it is
+            # read again, by this worker after a rebalance or by the next start.
+            _cache.clear()
+            _let_go(events)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            giving_up = True
+            logger.warning("stopping before %d summaries' anomalies were published", len(events))
 
 
 async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
@@ -206,9 +221,7 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         if state is not None:
             states[key] = state
     if raised:
-        await asyncio.gather(
-            *(_delivered(anomalies.send(key=a.id, value=orjson.dumps(a.to_dict()))) for a in raised)
-        )
+        await _publish(raised)
         counters.anomalies += len(raised)
         measured.raised(raised)
         for a in raised:
@@ -217,6 +230,26 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         raw = encode_state(to_plain(state))
         feature_to_state[key] = raw
         _cache[key] = (raw, state)
+
+
+async def _publish(raised: list[Anomaly]) -> None:
+    """Every anomaly acknowledged by the broker, retried with backoff (the states are written
+    only after this, so giving up would lose them); ``_Stopping`` after the drain time."""
+    delay = 0.5
+    while True:
+        sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
+        gathered = asyncio.gather(*(_delivered(send) for send in sends))
+        try:
+            await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
+            return
+        except _Stopping:
+            raise
+        except Exception:  # same ids on the retry: anything sent twice overwrites itself
+            logger.exception(
+                "could not publish %d anomalies; retrying in %.1f s", len(raised), delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 async def _compare_key(
@@ -266,6 +299,9 @@ async def index_anomalies(stream: AsyncIterable[Any]) -> None:
                     continue
             try:
                 await _index_batch(sink, events, es.shutdown_drain_seconds)
+            except asyncio.CancelledError:  # a rebalance restarts the agent: read it again
+                _let_go(events)
+                raise
             except _Stopping:
                 giving_up = True
                 _let_go(events)

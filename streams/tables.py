@@ -16,13 +16,11 @@ feature_to_state = app.Table(
     value_type=bytes,  # faust picks the raw codec for bytes, in writes and in recovery alike
     partitions=kafka.partitions,
     # Stage two writes once per batch of summaries, after the batch's loop, where Faust has no
-    # current event to take the partition from. Same key bytes, partitioner and partition
-    # count: each changelog partition belongs to the owner of that feature-summaries partition.
+    # current event to take the partition from. The key's hash picks the same partition its
+    # summaries came from (same key bytes — JSON in both, see topics.py —, partitioner and
+    # partition count): each changelog partition belongs to that summaries partition's owner.
     use_partitioner=True,
 )
-# Raw keys, as feature-summaries has them (a str table key defaults to JSON, '"m/1/f"', which
-# hashes to another partition). Set before the store and the changelog topic are made.
-feature_to_state.key_serializer = "raw"
 
 
 def encode_state(plain: dict[str, Any]) -> bytes:
