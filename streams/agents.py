@@ -43,6 +43,7 @@ from detectors.state_codec import from_plain, to_plain
 from streams import worker_metrics as measured  # metrics, /readyz, lag
 from streams.app import Detection, app, detection, kafka, settings
 from streams.indexing import WITHIN_SECONDS, Source, documents_of, new_sink, source_of
+from streams.metrics import reason_kind
 from streams.tables import decode_state, encode_state, feature_to_state
 from streams.topics import anomalies, dead_letters, feature_summaries, serving_logs
 
@@ -78,7 +79,8 @@ def _dead_letter(
     """Count and send one dead letter; await the result to wait for the broker's ack."""
     counters.dead_letters += 1
     measured.dead_lettered(kind)
-    counters.dead_by_reason[kind] = counters.dead_by_reason.get(kind, 0) + 1
+    label = reason_kind(kind)  # without the model names or values in it: a bounded set
+    counters.dead_by_reason[label] = counters.dead_by_reason.get(label, 0) + 1
     headers = [
         ("logdrift.reason", reason.encode()),
         ("logdrift.kind", kind.encode()),

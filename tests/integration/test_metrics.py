@@ -10,11 +10,10 @@ import time
 import urllib.error
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from connectors.fluent import FluentClient
 from streams.demo import send
 from streams.traffic import Injection, serving_records
+from tests.integration.scrape import scrape, value
 
 RATE = 100.0
 START = 1_795_860_000.0
@@ -32,20 +31,6 @@ def metrics_url(runner) -> str:  # type: ignore[no-untyped-def]
         if found and line.startswith("listening on"):
             return found[1]
     raise AssertionError("the runner never said where its metrics are")
-
-
-def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def total(samples: dict, name: str) -> float:  # type: ignore[type-arg]

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.demo import send
 from streams.traffic import Injection, serving_records
 from tests.integration.conftest import free_port
+from tests.integration.scrape import Samples, scrape, value
 
 RATE = 100.0
 START = 1_795_860_000.0
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def metrics_base(runner, timeout: float = 30) -> str:  # type: ignore[no-untyped-def]
@@ -28,20 +24,6 @@ def metrics_base(runner, timeout: float = 30) -> str:  # type: ignore[no-untyped
             return found[1]
         time.sleep(0.1)
     raise AssertionError(f"no metrics address in:\n{runner.output()}")
-
-
-def scrape(base: str) -> Samples:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def settle(base: str, condition, timeout: float = 60) -> Samples:  # type: ignore[no-untyped-def]

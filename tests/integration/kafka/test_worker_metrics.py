@@ -10,11 +10,10 @@ import time
 import urllib.error
 import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from streams.traffic import Injection
 from tests.integration.kafka.conftest import create_topic, produce, serving_messages
 from tests.integration.kafka.traffic import rows_with_tail
+from tests.integration.scrape import Samples, scrape, value
 from tools.servers import ServerInfo
 
 N = 40_000
@@ -22,22 +21,6 @@ NOT_JSON = 25
 # All at once, faster than one worker reads (~12,000 records/s at best here): a backlog of
 # several seconds, so the lag, measured every 2 s, is seen above zero whatever the timing.
 PACE = 0.0
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(base: str) -> Samples:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def lag(samples: Samples, topic: str) -> float | None:
