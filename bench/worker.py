@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,10 @@ def messages(events: int) -> Iterator[tuple[bytes, bytes]]:
         )
 
 
-async def fill(url: str, topic: str, events: int, partitions: int) -> float:
-    """Produce ``events`` records in per-partition batches (send_batch: no per-record future)."""
+async def fill(
+    url: str, topic: str, records: Iterable[tuple[bytes, bytes]], partitions: int
+) -> float:
+    """Produce records in per-partition batches (send_batch: no per-record future)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=url)
     await admin.start()
     await admin.create_topics([NewTopic(topic, partitions, 1)])
@@ -107,7 +109,7 @@ async def fill(url: str, topic: str, events: int, partitions: int) -> float:
     began = time.perf_counter()
     batches = [producer.create_batch() for _ in range(partitions)]
     pending: list[asyncio.Future[Any]] = []
-    for key, value in messages(events):
+    for key, value in records:
         p = zlib.crc32(key) % partitions  # any stable spread will do for a benchmark
         if batches[p].append(key=key, value=value, timestamp=None) is None:
             pending.append(await producer.send_batch(batches[p], topic, partition=p))
@@ -277,7 +279,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="logdrift-bench-") as tmp:
         work = Path(tmp)
         baseline_dir = make_baseline(work)
-        took = asyncio.run(fill(info.url, topic, args.events, args.partitions))
+        took = asyncio.run(fill(info.url, topic, messages(args.events), args.partitions))
         print(
             f"filled {topic}: {args.events:,} events, {args.partitions} partitions, "
             f"{took:.0f} s ({args.events / took:,.0f}/s)"

@@ -117,6 +117,7 @@ class KafkaTopics(_Section):
     serving_logs: str = "serving-logs"
     feedback: str = "feedback"
     feature_summaries: str = "feature-summaries"
+    label_outcomes: str = "label-outcomes"
     anomalies: str = "anomalies"
     dead_letters: str = "dead-letters"
 

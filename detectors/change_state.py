@@ -1,12 +1,13 @@
 """Checkpoints of the per-event change detectors (detectors/change.py) as versioned plain data,
 for changelog-backed tables: the one place that reads and writes river's detector internals.
 
-Page-Hinkley's state is a handful of floats and is written out field by field. ADWIN's lives in
-a Rust object; its own ``__getstate__`` bytes are kept as an opaque snapshot, tagged with the
-river version and a digest. Parameters never come from a snapshot: the caller builds fresh
-detectors from the baseline's calibration and a snapshot only fills in their state. Whatever
-does not fit (another river version, another baseline, a damaged snapshot) yields the fresh
-detector and a reason the caller logs; recovery never crashes on it.
+Page-Hinkley's and DDM's states are a handful of floats, written out field by field. ADWIN's
+lives in a Rust object; its own ``__getstate__`` bytes are kept as an opaque snapshot, tagged
+with the river version, a digest and its parameters (the bytes carry them too, so a snapshot
+under other parameters is refused rather than loaded). Parameters never come from a snapshot:
+the caller builds fresh detectors from the baseline's calibration and a snapshot only fills in
+their state. Whatever does not fit (another river version, another baseline, a damaged
+snapshot) yields the fresh detector and a reason the caller logs; recovery never crashes on it.
 
 >>> cal = {"delta": 0.25, "threshold": 40.0, "alpha": 1.0, "min_instances": 30.0}
 >>> d = StandardizedChange("page_hinkley", page_hinkley(cal), mean=10.0, std=2.0)
@@ -28,6 +29,7 @@ from typing import Any
 
 from river.__version__ import __version__ as RIVER_VERSION
 from river.drift import ADWIN, PageHinkley
+from river.drift.binary import DDM
 
 from detectors.change import StandardizedChange, page_hinkley
 
@@ -35,6 +37,7 @@ __all__ = ["page_hinkley", "restore", "snapshot"]
 
 VERSION = 1
 _PH_FIELDS = ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
+_ADWIN_PARAMS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
 
 
 def _page_hinkley_state(d: PageHinkley) -> dict[str, Any]:
@@ -44,9 +47,37 @@ def _page_hinkley_state(d: PageHinkley) -> dict[str, Any]:
     return state
 
 
+def _ddm_state(d: DDM) -> dict[str, Any]:
+    # _ps_min is not written: river keeps it as _p_min + _s_min (inf until the warm start ends)
+    return {
+        "n": float(d._p.n),
+        "mean": float(d._p.get()),
+        "p_min": d._p_min,
+        "s_min": d._s_min,
+        "warning": bool(d._warning_detected),
+    }
+
+
+def _restore_ddm(state: dict[str, Any], d: DDM) -> None:
+    n, mean = float(state["n"]), float(state["mean"])
+    if not (n >= 0 and 0 <= mean <= 1):
+        raise ValueError(f"DDM error rate {mean} over {n} labels")
+    d._p.n, d._p._mean = n, mean
+    if state["p_min"] is not None:  # None until the warm start is over
+        d._p_min, d._s_min = float(state["p_min"]), float(state["s_min"])
+        d._ps_min = d._p_min + d._s_min
+        if not math.isfinite(d._ps_min):
+            raise ValueError("DDM minimum is not finite")
+    d._warning_detected = bool(state["warning"])
+
+
 def _adwin_state(d: ADWIN) -> dict[str, Any]:
     raw = bytes(d._helper.__getstate__())
-    return {"bytes": base64.b64encode(raw).decode(), "sha256": hashlib.sha256(raw).hexdigest()}
+    return {
+        "bytes": base64.b64encode(raw).decode(),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "params": {p: getattr(d, p) for p in _ADWIN_PARAMS},
+    }
 
 
 def snapshot(d: StandardizedChange) -> dict[str, Any]:
@@ -66,6 +97,8 @@ def snapshot(d: StandardizedChange) -> dict[str, Any]:
         out["page_hinkley"] = _page_hinkley_state(d.detector)
     elif isinstance(d.detector, ADWIN):
         out["adwin"] = _adwin_state(d.detector)
+    elif isinstance(d.detector, DDM):
+        out["ddm"] = _ddm_state(d.detector)
     return out
 
 
@@ -89,6 +122,9 @@ def _restore_page_hinkley(state: dict[str, Any], d: PageHinkley) -> None:
 def _restore_adwin(data: dict[str, Any], state: dict[str, Any], d: ADWIN) -> str | None:
     if data.get("river") != RIVER_VERSION:
         return f"ADWIN snapshot from river {data.get('river')}, running {RIVER_VERSION}"
+    params = {p: getattr(d, p) for p in _ADWIN_PARAMS}
+    if state.get("params", params) != params:  # snapshots written before params: as they were
+        return "ADWIN snapshot was kept under other parameters"
     raw = base64.b64decode(state["bytes"])
     if hashlib.sha256(raw).hexdigest() != state["sha256"]:
         return "ADWIN snapshot does not match its digest"
@@ -114,10 +150,12 @@ def restore(
             _restore_page_hinkley(data["page_hinkley"], fresh.detector)
         elif isinstance(fresh.detector, ADWIN) and "adwin" in data:
             reason = _restore_adwin(data, data["adwin"], fresh.detector)
+        elif isinstance(fresh.detector, DDM) and "ddm" in data:
+            _restore_ddm(data["ddm"], fresh.detector)
         else:
             reason = f"no state for a {type(fresh.detector).__name__} in the snapshot"
         seen, recent = int(data["seen"]), float(data["recent"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         reason = f"damaged detector snapshot: {type(exc).__name__} {exc}"
     if reason is not None:
         return _rebuilt(fresh), reason

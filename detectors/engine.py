@@ -16,7 +16,7 @@ from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
 from detectors.baseline import Baseline
 from detectors.change import Change, StandardizedChange, detectors_for
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
-from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult
+from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
 from detectors.privacy import keyed_hash
 from detectors.profile import category_text
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
@@ -159,7 +159,7 @@ class Engine:
         self, monitor: LabelMonitor, state: ModelState, record: ServingRecord
     ) -> LabelResult:
         opts = monitor.options
-        groups = tuple(self._group_value(state, record, attr) for attr in opts.groups)
+        groups = group_values(state.baseline, record, opts.groups)
         label = monitor.slice_label(record.slice.get(opts.slice_key) if opts.slice_key else None)
         if state.slices is not None:
             state.slices.observe(label, {**record.features, PREDICTION: record.prediction})
@@ -171,18 +171,6 @@ class Engine:
             label,
             groups,
         )
-
-    @staticmethod
-    def _group_value(state: ModelState, record: ServingRecord, attr: str) -> str:
-        """A sensitive attribute's value from the slice object, else the features; a feature
-        marked sensitive in the schema is named only by its keyed hash."""
-        value = record.slice.get(attr, record.features.get(attr))
-        if value is None:
-            return OTHER
-        ref = state.baseline.references.get(attr)
-        if ref is not None and ref.spec.sensitive:
-            return keyed_hash(state.baseline.privacy_key, category_text(value))
-        return category_text(value)
 
     def close_until(self, watermark: float) -> Result:
         """Close every window that ended at or before ``watermark`` (an idle stream's windows

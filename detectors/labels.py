@@ -19,11 +19,14 @@ from typing import Any, Literal
 import datasketches as ds
 
 from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
+from detectors.baseline import Baseline
 from detectors.calibrate_errors import calibrate_errors
 from detectors.fairness import Disparity, Fairness, disparities
-from detectors.feedback import LATENCY_K, PendingPredictions
+from detectors.feedback import LATENCY_K, Joined, PendingPredictions
 from detectors.performance import ErrorChange, ErrorDetectors, PerformanceWindow
-from detectors.records import FeedbackRecord
+from detectors.privacy import keyed_hash
+from detectors.profile import category_text
+from detectors.records import FeedbackRecord, ServingRecord
 from detectors.slices import SliceKeys
 from detectors.stats import OTHER
 
@@ -92,6 +95,23 @@ class LabelReport:
     anomalies: list[Anomaly]
     slice_key: str | None = None  # what the names in ``slices`` are values of
 
+    def line(self) -> str:
+        """One line per judged window of labels: coverage, the headline metrics, latency."""
+        version = f" v{self.version}" if self.version else ""
+        m = self.metrics
+        shown = [f"{m.get('labelled', 0):,.0f} of {m.get('predictions', 0):,.0f} labelled"]
+        shown += [
+            f"{k} {m[k]:.3f}" for k in ("accuracy", "auc", "log_loss", "mae", "rmse") if k in m
+        ]
+        if self.latency:
+            shown.append(f"label latency p50 {self.latency['p50']:,.0f} s")
+        flagged = sorted({f"{a.kind} {a.feature}" for a in self.anomalies})
+        verdict = f"anomalies: {', '.join(flagged)}" if flagged else "no anomaly"
+        return (
+            f"{iso(self.end)} labels {self.model}{version} "
+            f"{iso(self.start)}..{iso(self.end)}: {', '.join(shown)}; {verdict}"
+        )
+
 
 @dataclass(slots=True)
 class LabelResult:
@@ -156,22 +176,63 @@ class LabelMonitor:
         if request_id is None or score is None:
             self.stats.skipped += 1
             return self._advance(ts)
-        model_id = self.models.id(model)
-        slice_id = self.slice_names.id(ALL if slice_ is None else slice_)
-        groups_id = self.group_values.id(groups)
+        model_id, slice_id, groups_id = self._intern(model, slice_, groups)
         self.pending.add(request_id, ts, score, model_id, slice_id, groups_id)
+        self._count(model_id, slice_id, groups_id, ts)
+        return self._advance(ts)
+
+    # The worker's label judge: predictions and labels joined elsewhere arrive from several
+    # partitions out of event-time order, so they do not move the clock; ``advance_to`` does,
+    # with a watermark every partition has passed.
+    def predicted(
+        self, model: tuple[str, str], ts: float, slice_: str | None, groups: tuple[str, ...]
+    ) -> None:
+        """Count one prediction held for its label elsewhere (the worker's join stage)."""
+        self._count(*self._intern(model, slice_, groups), ts)
+
+    def labelled(
+        self,
+        model: tuple[str, str],
+        ts: float,
+        prediction: float,
+        slice_: str | None,
+        groups: tuple[str, ...],
+        label: FeedbackRecord,
+    ) -> LabelResult:
+        """Account one prediction (made at ``ts``) whose label was joined elsewhere; its
+        concept-drift anomalies."""
+        ids = self._intern(model, slice_, groups)
+        joined = Joined(ts, prediction, *ids, latency=max(0.0, label.ts - ts))
+        return LabelResult(self._account(joined, label))
+
+    def advance_to(self, watermark: float) -> LabelResult:
+        """Judge the windows whose wait has passed at ``watermark``."""
+        return self._advance(watermark)
+
+    def _intern(
+        self, model: tuple[str, str], slice_: str | None, groups: tuple[str, ...]
+    ) -> tuple[int, int, int]:
+        slice_id = self.slice_names.id(ALL if slice_ is None else slice_)
+        return self.models.id(model), slice_id, self.group_values.id(groups)
+
+    def _count(self, model_id: int, slice_id: int, groups_id: int, ts: float) -> None:
         bucket = self._bucket(model_id, ts)
         if bucket is not None:
             for w in bucket.windows(self.slice_names.values[slice_id], self._groups(groups_id)):
                 w.predictions += 1
-        return self._advance(ts)
 
     def slice_label(self, value: str | None) -> str:
         """The name a slice value is kept under: itself while top-K, else "other"."""
         return ALL if self.slice_keys is None else self.slice_keys.label(value)
 
+    def known_slice(self, value: str | None) -> str:
+        """``slice_label`` without counting the value again (a label, not a prediction)."""
+        return ALL if self.slice_keys is None else self.slice_keys.peek(value)
+
     def feedback(self, fb: FeedbackRecord) -> LabelResult:
-        joined = self.pending.join(fb.request_id, fb.ts)
+        return self._accounted(self.pending.join(fb.request_id, fb.ts), fb)
+
+    def _accounted(self, joined: Joined | None, fb: FeedbackRecord) -> LabelResult:
         result = LabelResult()
         if joined is not None:
             result.anomalies += self._account(joined, fb)
@@ -217,7 +278,7 @@ class LabelMonitor:
     def _groups(self, groups_id: int) -> tuple[tuple[str, str], ...]:
         return tuple(zip(self.options.groups, self.group_values.values[groups_id], strict=False))
 
-    def _account(self, joined: Any, fb: FeedbackRecord) -> list[Anomaly]:
+    def _account(self, joined: Joined, fb: FeedbackRecord) -> list[Anomaly]:
         classify = self.options.task == "classification"
         if classify and fb.label not in (0.0, 1.0):
             self.stats.bad_labels += 1
@@ -360,6 +421,24 @@ class LabelMonitor:
             baseline={"best_group": d.best, "error_rate": d.rates["best_error_rate"]},
             current={"error_rate": d.rates["error_rate"], "gap": d.statistic, "z": d.z},
         )
+
+
+def group_values(
+    baseline: Baseline, record: ServingRecord, attrs: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Each sensitive attribute's value, from the slice object, else the features; a feature
+    marked sensitive in the schema is named only by its keyed hash."""
+    return tuple(_group_value(baseline, record, attr) for attr in attrs)
+
+
+def _group_value(baseline: Baseline, record: ServingRecord, attr: str) -> str:
+    value = record.slice.get(attr, record.features.get(attr))
+    if value is None:
+        return OTHER
+    ref = baseline.references.get(attr)
+    if ref is not None and ref.spec.sensitive:
+        return keyed_hash(baseline.privacy_key, category_text(value))
+    return category_text(value)
 
 
 def _number(value: object) -> float | None:

@@ -67,3 +67,7 @@ class SliceKeys:
         if self.summary.n % self.refresh_every == 0:
             self.monitored = frozenset(self.summary.top(self.top_k))
         return value if value in self.monitored else OTHER
+
+    def peek(self, value: str | None) -> str:
+        """The label of ``value`` now, without counting it."""
+        return value if value is not None and value in self.monitored else OTHER

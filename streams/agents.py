@@ -73,7 +73,7 @@ counters = Counters()
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
 
-def _dead_letter(
+def dead_letter(
     key: bytes | None, value: bytes, reason: str, kind: str, where: str
 ) -> Awaitable[Any]:
     """Count and send one dead letter; await the result to wait for the broker's ack."""
@@ -86,10 +86,10 @@ def _dead_letter(
         ("logdrift.kind", kind.encode()),
         ("logdrift.source", where.encode()),
     ]
-    return _delivered(dead_letters.send(key=key, value=value, headers=headers))
+    return delivered(dead_letters.send(key=key, value=value, headers=headers))
 
 
-async def _delivered(sending: Awaitable[Awaitable[Any]]) -> Any:
+async def delivered(sending: Awaitable[Awaitable[Any]]) -> Any:
     return await (await sending)
 
 
@@ -136,10 +136,10 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
                 good += 1
                 continue
             where = f"{record.topic}/{record.partition}/{record.offset}"
-            sending.append(_dead_letter(record.key, record.value or b"", *problem, where))
+            sending.append(dead_letter(record.key, record.value or b"", *problem, where))
         summaries += builder.drain()
     for key, summary in summaries:
-        sending.append(_delivered(feature_summaries.send(key=key, value=orjson.dumps(summary))))
+        sending.append(delivered(feature_summaries.send(key=key, value=orjson.dumps(summary))))
     await asyncio.gather(*sending)
     counters.records += good
     counters.summaries += len(summaries)
@@ -195,16 +195,16 @@ async def compare_windows(stream: AsyncIterable[Any]) -> None:
     giving_up = False
     async for events in stream.take_events(SUMMARY_BATCH, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
         if giving_up and app.should_stop:
-            _let_go(events)
+            let_go(events)
             continue
         try:
             await _compare_batch(events)
-        except (_Stopping, asyncio.CancelledError) as exc:
+        except (Stopping, asyncio.CancelledError) as exc:
             # Nothing of this batch counts as done: the states it changed are forgotten (the
             # table holds the last written ones) and its offsets stay uncommitted, so it is
             # read again, by this worker after a rebalance or by the next start.
             _cache.clear()
-            _let_go(events)
+            let_go(events)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             giving_up = True
@@ -223,7 +223,7 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         if state is not None:
             states[key] = state
     if raised:
-        await _publish(raised)
+        await publish(raised)
         counters.anomalies += len(raised)
         measured.raised(raised)
         for a in raised:
@@ -234,17 +234,17 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         _cache[key] = (raw, state)
 
 
-async def _publish(raised: list[Anomaly]) -> None:
+async def publish(raised: list[Anomaly]) -> None:
     """Every anomaly acknowledged by the broker, retried with backoff (the states are written
-    only after this, so giving up would lose them); ``_Stopping`` after the drain time."""
+    only after this, so giving up would lose them); ``Stopping`` after the drain time."""
     delay = 0.5
     while True:
         sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
-        gathered = asyncio.gather(*(_delivered(send) for send in sends))
+        gathered = asyncio.gather(*(delivered(send) for send in sends))
         try:
             await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
             return
-        except _Stopping:
+        except Stopping:
             raise
         except Exception:  # same ids on the retry: anything sent twice overwrites itself
             logger.exception(
@@ -270,11 +270,11 @@ async def _compare_key(
             measured.window_moved(state.model, opened, start, state.start)
         except Exception as exc:
             logger.exception("stage two failed on a summary of %s", key)
-            await _dead_letter(key.encode(), value, repr(exc), "internal_error", key)
+            await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
     return state
 
 
-class _Stopping(Exception):
+class Stopping(Exception):
     """The worker is stopping and Elasticsearch has not acknowledged within the drain time."""
 
 
@@ -290,7 +290,7 @@ async def index_anomalies(stream: AsyncIterable[Any]) -> None:
     try:
         async for events in stream.take_events(es.bulk_size, within=WITHIN_SECONDS):  # type: ignore[attr-defined]
             if giving_up and app.should_stop:
-                _let_go(events)
+                let_go(events)
                 continue
             if sink is None:
                 try:
@@ -302,11 +302,11 @@ async def index_anomalies(stream: AsyncIterable[Any]) -> None:
             try:
                 await _index_batch(sink, events, es.shutdown_drain_seconds)
             except asyncio.CancelledError:  # a rebalance restarts the agent: read it again
-                _let_go(events)
+                let_go(events)
                 raise
-            except _Stopping:
+            except Stopping:
                 giving_up = True
-                _let_go(events)
+                let_go(events)
                 logger.warning(
                     "stopping with %d anomalies not acknowledged by Elasticsearch: their offsets "
                     "stay uncommitted, and they are indexed at the next start",
@@ -318,7 +318,7 @@ async def index_anomalies(stream: AsyncIterable[Any]) -> None:
                 await sink.close()
 
 
-def _let_go(events: Sequence[EventT[Any]]) -> None:
+def let_go(events: Sequence[EventT[Any]]) -> None:
     """Mark messages done without acking them to the consumer: Faust's stop stops waiting for
     them (stream_wait_empty), and their offsets are never committed, so they are read again."""
     for event in events:
@@ -326,7 +326,7 @@ def _let_go(events: Sequence[EventT[Any]]) -> None:
 
 
 async def _unless_stopping(work: Awaitable[T], grace: float) -> T:
-    """``work``'s result; ``_Stopping`` once the worker has been stopping for ``grace`` s."""
+    """``work``'s result; ``Stopping`` once the worker has been stopping for ``grace`` s."""
     task = asyncio.ensure_future(work)
     stopping_since: float | None = None
     while True:
@@ -339,7 +339,7 @@ async def _unless_stopping(work: Awaitable[T], grace: float) -> T:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-                raise _Stopping
+                raise Stopping
 
 
 async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: float) -> None:
@@ -347,7 +347,7 @@ async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: 
         measured.consumed(anomalies.get_topic_name(), len(events))
         batch = documents_of(events)
         for source, reason, kind in batch.bad:
-            await _dead_letter(source.key, source.value, reason, kind, source.where)
+            await dead_letter(source.key, source.value, reason, kind, source.where)
         if not batch.documents:
             return
         refused = await _unless_stopping(sink.index_anomalies(batch.documents), grace)
@@ -355,10 +355,10 @@ async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: 
         for rejection in refused:
             fallback = Source(rejection.doc.doc_id.encode(), rejection.doc.body, "index")
             source = batch.sources.get(rejection.doc.doc_id, fallback)
-            await _dead_letter(
+            await dead_letter(
                 source.key, source.value, rejection.reason, "elasticsearch_refused", source.where
             )
-    except _Stopping:
+    except Stopping:
         raise
     except Exception as exc:  # never raise out of the agent: it would ack without indexing
         logger.exception("stage three failed on a batch of %d anomalies", len(events))
@@ -369,7 +369,7 @@ async def _dead_letter_all(events: Sequence[EventT[Any]], reason: str) -> None:
     for event in events:
         source = source_of(event)
         try:
-            await _dead_letter(source.key, source.value, reason, "internal_error", source.where)
+            await dead_letter(source.key, source.value, reason, "internal_error", source.where)
         except Exception:
             logger.exception("could not dead-letter %s", source.where)
 

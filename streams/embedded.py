@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
+from prometheus_client.registry import Collector
 
 from connectors.forward import ForwardEvent
 from connectors.forward_server import ForwardServer
@@ -31,7 +32,6 @@ from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
-from detectors.labels import LabelReport
 from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
@@ -133,7 +133,7 @@ class Pipeline:
         for report in result.reports:
             self.emit(window_line(report))
         for labelled in result.labels:
-            self.emit(label_line(labelled))
+            self.emit(labelled.line())
 
 
 def window_line(report: WindowReport) -> str:
@@ -144,22 +144,6 @@ def window_line(report: WindowReport) -> str:
     return (
         f"{iso(report.end)} window {report.model}{version} "
         f"{iso(report.start)}..{iso(report.end)}: {report.count:,} records{late}, {verdict}"
-    )
-
-
-def label_line(report: LabelReport) -> str:
-    """One line per judged window of labels: coverage, the headline metrics, latency."""
-    version = f" v{report.version}" if report.version else ""
-    m = report.metrics
-    shown = [f"{m.get('labelled', 0):,.0f} of {m.get('predictions', 0):,.0f} labelled"]
-    shown += [f"{k} {m[k]:.3f}" for k in ("accuracy", "auc", "log_loss", "mae", "rmse") if k in m]
-    if report.latency:
-        shown.append(f"label latency p50 {report.latency['p50']:,.0f} s")
-    flagged = sorted({f"{a.kind} {a.feature}" for a in report.anomalies})
-    verdict = f"anomalies: {', '.join(flagged)}" if flagged else "no anomaly"
-    return (
-        f"{iso(report.end)} labels {report.model}{version} "
-        f"{iso(report.start)}..{iso(report.end)}: {', '.join(shown)}; {verdict}"
     )
 
 
@@ -230,14 +214,20 @@ class EmbeddedRunner:
             await companion  # ships what the last windows produced, within its drain time
         if self.endpoint is not None:
             await self.endpoint.stop()
-        if watched is not None:
-            metrics.unwatch(watched)
+        for collector in watched:
+            metrics.unwatch(collector)
         return self.pipeline.stats
 
-    async def _start_endpoint(self) -> metrics.ForwardCollector | None:
+    async def _start_endpoint(self) -> list[Collector]:
         """Serve metrics before the listener: readiness says "not yet" until it is up."""
         if self.endpoint is None:
-            return None
+            return []
         self.endpoint.health.mark("listener_up", False)
         await self.endpoint.start()
-        return metrics.watch_forward(lambda: self.server.stats)
+        labels = self.pipeline.engine.labels
+        return [
+            metrics.watch_forward(lambda: self.server.stats),
+            metrics.watch_label_join(
+                lambda: None if labels is None else (labels.pending.stats, len(labels.pending))
+            ),
+        ]

@@ -33,6 +33,7 @@ from connectors.forward_server import ForwardStats
 from connectors.http_metrics import MetricsServer
 from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
+from detectors.feedback import PendingStats
 
 # *_created series would double what a scrape carries, and nobody reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -285,3 +286,34 @@ def runner_endpoint(settings: ObservabilitySettings, backlog: Callable[[], int] 
     if backlog is not None:
         watch_backlog(backlog)
     return endpoint
+
+
+class LabelJoinCollector(Collector):
+    """Predictions waiting for labels and what became of them (``PendingStats``), when scraped."""
+
+    def __init__(self, stats: Callable[[], tuple[PendingStats, int] | None]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        found = self._stats()
+        if found is None:
+            return
+        stats, pending = found
+        yield GaugeMetricFamily(
+            "logdrift_pending_predictions", "Predictions waiting for their label.", value=pending
+        )
+        outcomes = CounterMetricFamily(
+            "logdrift_label_join",
+            "Predictions and labels by join outcome: joined; expired (past the horizon); "
+            "evicted (by the cap); unmatched (a label with no prediction waiting).",
+            labels=["outcome"],
+        )
+        for outcome in ("joined", "expired", "evicted", "unmatched"):
+            outcomes.add_metric([outcome], getattr(stats, outcome))
+        yield outcomes
+
+
+def watch_label_join(stats: Callable[[], tuple[PendingStats, int] | None]) -> Collector:
+    collector = LabelJoinCollector(stats)
+    REGISTRY.register(collector)
+    return collector

@@ -5,7 +5,12 @@ feature-summaries, so each partition's owner recovers exactly its features."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+import faust
 
 from streams.app import app, kafka
 
@@ -33,3 +38,49 @@ def decode_state(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"stage-two state is a {type(data).__name__}, not an object")
     return data
+
+
+class PartitionedTable(faust.Table[str, bytes]):
+    """A table whose writes go to the changelog partition the caller names (``writing_to``):
+    the label join writes outside the event a key came from (expiry, eviction), and the
+    partitioner would not pick the partition Fluentd's client hashed the request id to."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        partition = _write_partition.get()
+        if partition is None:
+            raise RuntimeError(f"{self.name}: write {key!r} inside writing_to(partition)")
+        return partition
+
+
+_write_partition: ContextVar[int | None] = ContextVar("write_partition", default=None)
+
+
+@contextmanager
+def writing_to(partition: int) -> Iterator[None]:
+    token = _write_partition.set(partition)
+    try:
+        yield
+    finally:
+        _write_partition.reset(token)
+
+
+# request id -> a prediction waiting for its label (``detectors.label_join.Pending`` as orjson),
+# partitioned like serving-logs and feedback: a label finds its prediction in its own partition.
+pending_labels = PartitionedTable(
+    app,
+    name="pending_labels",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    beacon=app.tables.beacon,
+)
+app.tables.add(pending_labels)
+
+# model/version -> the label judge's state (``detectors.label_state``), written once per batch
+model_to_labels = app.Table(
+    "model_to_labels",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    use_partitioner=True,  # as feature_to_state: its keys hash like label-outcomes' JSON keys
+)

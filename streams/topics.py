@@ -27,11 +27,27 @@ def _own(name: str, **kwargs: Any) -> faust.TopicT:
 
 
 serving_logs = _raw(kafka.topic("serving_logs"))
-feedback = _raw(kafka.topic("feedback"))  # declared for the label join (a later issue)
+feedback = _raw(kafka.topic("feedback"))
+# The label join reads both, co-partitioned by request id (same partition count, same key).
+predictions_and_labels = app.topic(
+    serving_logs.get_topic_name(),
+    feedback.get_topic_name(),
+    key_type=bytes,
+    value_type=bytes,
+    value_serializer="raw",
+)
 # Keys in JSON, as the stage-two table's changelog writes them: that table picks partitions
 # with the partitioner (it writes after a batch), so the same key bytes land in the same partition.
 feature_summaries = _own(
     kafka.topic("feature_summaries"),
+    key_type=str,
+    key_serializer="json",
+    value_type=bytes,
+    value_serializer="raw",
+)
+# The join's outcomes for the label judge, keyed model/version in JSON (as feature-summaries).
+label_outcomes = _own(
+    kafka.topic("label_outcomes"),
     key_type=str,
     key_serializer="json",
     value_type=bytes,

@@ -212,26 +212,33 @@ class WorkerProcess:
         self.proc.wait()
 
 
+def start_worker_process(
+    kafka: ServerInfo, baselines: list[Path], workdir: Path, app_id: str, env: dict[str, str]
+) -> WorkerProcess:
+    """``logdrift worker`` in ``workdir``, its output in ``workdir``.log; stop or kill it."""
+    workdir.mkdir(parents=True)
+    log = workdir.with_suffix(".log")
+    cmd = [sys.executable, "-m", "streams", "worker"]
+    cmd += [arg for b in baselines for arg in ("--baseline", str(b))]
+    cmd += ["--brokers", kafka.url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **WORKER_ENV, **env, "PYTHONUNBUFFERED": "1"},
+        )
+    return WorkerProcess(proc, log)
+
+
 @pytest.fixture
 def start_worker(kafka: ServerInfo, baseline_dir: Path, tmp_path: Path) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
-    def start(app_id: str, **env: str) -> WorkerProcess:
-        n = len(started)
-        log = tmp_path / f"worker-{n}.log"
-        workdir = tmp_path / f"worker-{n}"
-        workdir.mkdir()
-        cmd = [sys.executable, "-m", "streams", "worker", "--baseline", str(baseline_dir)]
-        cmd += ["--brokers", kafka.url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **WORKER_ENV, **env, "PYTHONUNBUFFERED": "1"},
-            )
-        worker = WorkerProcess(proc, log)
+    def start(app_id: str, baselines: list[Path] | None = None, **env: str) -> WorkerProcess:
+        workdir = tmp_path / f"worker-{len(started)}"
+        worker = start_worker_process(kafka, baselines or [baseline_dir], workdir, app_id, env)
         started.append(worker)
         return worker
 

@@ -1,18 +1,24 @@
 """detectors.change: river's Page-Hinkley and ADWIN on standardized values, calibrated on
-training: silent on stationary data, quick on a half-sd shift."""
+training: silent on stationary data, quick on a half-sd shift. detectors.change_state: a
+detector restored from its snapshot goes on as the original would have."""
 
 from __future__ import annotations
 
+import json
 import math
+import random
 
 import numpy as np
 import pytest
 from river.drift import ADWIN, PageHinkley
 
+from detectors.calibrate_errors import build
 from detectors.change import Change, StandardizedChange, adwin, detectors_for, page_hinkley
+from detectors.change_state import restore, snapshot
 
 PH = {"delta": 0.25, "threshold": 40.0, "alpha": 1.0, "min_instances": 30.0}
 AD = {"delta": 1e-6, "clock": 32.0}
+DDM = {"warm_start": 300.0, "drift_threshold": 8.0}
 
 
 @pytest.mark.parametrize("std", [0.0, -1.0, math.nan, math.inf])
@@ -100,3 +106,63 @@ def test_calibrated_detectors_are_silent_on_stationary_data_and_fire_soon_after_
                 fired_at[d.name] = i
                 assert change.shift > 0
     assert set(fired_at) == {"page_hinkley", "adwin"}, fired_at
+
+
+def ddm() -> StandardizedChange:
+    """The error-stream DDM as ErrorDetectors builds it: raw bits, nothing to standardize."""
+    return StandardizedChange("ddm", build("ddm", DDM), mean=0.0, std=1.0)
+
+
+def error_bits() -> list[float]:
+    rng = random.Random(5)
+    return [float(rng.random() < (0.1 if i < 3_000 else 0.3)) for i in range(8_000)]
+
+
+@pytest.mark.parametrize("cut", [100, 2_000, 3_500, None], ids=str)  # None: at its first alarm
+def test_a_ddm_restored_from_its_snapshot_goes_on_as_the_original(cut: int | None) -> None:
+    bits = error_bits()
+    original = ddm()
+    expected = [original.update(b) for b in bits]
+    alarms = [i for i, c in enumerate(expected) if c is not None]
+    at = alarms[0] + 1 if cut is None else cut  # None: its drift flag resets it next update
+    before = ddm()
+    for b in bits[:at]:
+        before.update(b)
+    copy, note = restore(json.loads(json.dumps(snapshot(before))), ddm())
+    assert note is None and copy.detector._p.n == at
+    assert [copy.update(b) for b in bits[at:]] == expected[at:]
+    assert alarms[0] >= at or cut is None  # the alarm is after the cut: the state carried it
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"mean": 1.5},
+        {"n": -1.0},
+        {"p_min": 0.1, "s_min": None},
+        {"p_min": "low"},
+        {"p_min": math.inf},
+    ],
+    ids=str,
+)
+def test_a_damaged_ddm_snapshot_gives_a_fresh_ddm_and_the_reason(damage: dict[str, object]) -> None:
+    d = ddm()
+    for b in error_bits()[:1_000]:
+        d.update(b)
+    data = snapshot(d)
+    data["ddm"].update(damage)
+    restored, note = restore(data, ddm())
+    assert note is not None and note.startswith("damaged detector snapshot")
+    assert restored.seen == 0 and restored.detector._p.n == 0
+
+
+def test_an_adwin_snapshot_kept_under_other_parameters_is_refused() -> None:
+    # ADWIN's Rust state carries its delta: loading it would bring back the old one.
+    d = StandardizedChange("adwin", adwin(AD), mean=0.0, std=1.0)
+    for x in np.random.default_rng(3).standard_normal(500).tolist():
+        d.update(x)
+    looser = StandardizedChange("adwin", adwin({**AD, "delta": 1e-3}), mean=0.0, std=1.0)
+    restored, note = restore(json.loads(json.dumps(snapshot(d))), looser)
+    assert note == "ADWIN snapshot was kept under other parameters" and restored.seen == 0
+    same = StandardizedChange("adwin", adwin(AD), mean=0.0, std=1.0)
+    assert restore(json.loads(json.dumps(snapshot(d))), same)[1] is None

@@ -1,0 +1,385 @@
+"""The worker's label path (on with ``labels.enabled``), beside the feature stages:
+
+```
+serving-logs + feedback (co-partitioned by request id)
+  ──▶ join_labels    per partition: a prediction waits in pending_labels (changelog table,
+                     expiry at the horizon, a cap) until its label arrives; emits, per batch and
+                     model, the predictions counted and the labels joined
+                     (feedback that does not decode ──▶ dead-letters)
+  ──▶ label-outcomes (key = model/version)
+  ──▶ judge_labels   per model: detectors.labels.LabelMonitor (windows by prediction time,
+                     ADWIN and DDM on the error stream, slices, fairness); state in model_to_labels
+  ──▶ anomalies      concept_drift and fairness, indexed by stage three like every anomaly
+```
+
+Replays after a crash are harmless: a prediction held again is the same entry, and the judge
+drops outcome rows at or below the last offset it applied per source partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import zlib
+from collections.abc import AsyncIterable, Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from faust.types import EventT
+
+from detectors.anomaly import Anomaly
+from detectors.feedback import PendingStats
+from detectors.label_join import Label, LabelJoin, Pending, watermark
+from detectors.label_state import from_plain, to_plain
+from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_values
+from detectors.records import DecodeError, FeedbackRecord, decode_feedback, decode_record
+from streams import metrics
+from streams import worker_metrics as measured
+from streams.agents import SUMMARY_BATCH, Stopping, dead_letter, delivered, let_go, publish
+from streams.app import app, detection, kafka, settings
+from streams.label_options import label_options
+from streams.tables import decode_state, encode_state, model_to_labels, pending_labels, writing_to
+from streams.topics import feedback, label_outcomes, predictions_and_labels, serving_logs
+
+logger = logging.getLogger("logdrift.worker")
+OPTIONS: LabelOptions | None = label_options(settings.labels)
+FEEDBACK = feedback.get_topic_name()
+JUDGE_SECONDS = 1.0
+
+
+# ---- the join ----------------------------------------------------------------------------
+class TableStore:
+    """``detectors.label_join.PendingStore`` over the pending_labels table."""
+
+    def get(self, key: str) -> Pending | Label | None:
+        raw = pending_labels.get(key)
+        return None if raw is None else decode_pending(raw)
+
+    def put(self, key: str, entry: Pending | Label) -> None:
+        with writing_to(entry.partition):
+            pending_labels[key] = encode_pending(entry)
+
+    def delete(self, partition: int, key: str) -> None:
+        with writing_to(partition):
+            del pending_labels[key]
+
+
+def encode_pending(e: Pending | Label) -> bytes:
+    if isinstance(e, Label):
+        return orjson.dumps((e.ts, e.partition, e.label, e.offset))
+    return orjson.dumps((e.ts, e.partition, e.prediction, e.model, e.version, e.slice, e.groups))
+
+
+def decode_pending(raw: bytes) -> Pending | Label:
+    fields = orjson.loads(raw)
+    if len(fields) == 4:
+        return Label(*fields)
+    ts, partition, prediction, model, version, slice_, groups = fields
+    return Pending(ts, partition, prediction, model, version, slice_, tuple(groups))
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """One model's share of a join batch: label-outcomes' message."""
+
+    model: str
+    version: str
+    # Rows start with the partition and offset of the record that made them (its guard):
+    predictions: list[list[Any]] = field(default_factory=list)  # + ts, slice, groups
+    labels: list[list[Any]] = field(default_factory=list)  # + ..., prediction, label ts, label
+    waited: list[list[Any]] = field(default_factory=list)  # labels met by their prediction
+
+    def add_label(
+        self, partition: int, offset: int, entry: Pending, label: Label, waited: bool
+    ) -> None:
+        row = [partition, offset, entry.ts, entry.slice, list(entry.groups)]
+        row += [entry.prediction, label.ts, label.label]
+        (self.waited if waited else self.labels).append(row)
+
+    def message(self, clocks: dict[int, tuple[float, float]]) -> bytes:
+        """With the join's partition clocks (None: nothing read yet), for the judge's watermark."""
+        plain = {str(p): [t if math.isfinite(t) else None for t in ts] for p, ts in clocks.items()}
+        return orjson.dumps(
+            {"v": 1, "model": self.model, "version": self.version, "predictions": self.predictions}
+            | {"labels": self.labels, "waited": self.waited, "clocks": plain}
+        )
+
+
+@dataclass(slots=True)
+class Joiner:
+    join: LabelJoin
+    partitions: frozenset[int] = frozenset()
+    skipped: int = 0  # predictions the join cannot hold: no request id, no number, bad record
+
+
+_joiner: list[Joiner] = []
+
+
+def joiner(options: LabelOptions) -> Joiner:
+    """This worker's join, re-indexed from the table whenever its partitions changed."""
+    if not _joiner:
+        _joiner.append(Joiner(LabelJoin(TableStore(), options.horizon, options.max_pending)))
+    j = _joiner[0]
+    topic = serving_logs.get_topic_name()
+    owned = frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+    if owned != j.partitions:
+        entries = ((k, decode_pending(v)) for k, v in pending_labels.items())
+        j.join.rebuild(entries, set(owned))
+        j.partitions = owned
+        logger.info(
+            "label join: %d pending predictions in partitions %s", j.join.live, sorted(owned)
+        )
+    return j
+
+
+async def join_labels(stream: AsyncIterable[Any]) -> None:
+    """Hold predictions, join labels; outcomes sent (and acknowledged) before the batch is done."""
+    assert OPTIONS is not None
+    async for events in stream.take_events(kafka.batch_max_records, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
+        try:
+            await _join_batch(OPTIONS, events)
+        except asyncio.CancelledError:
+            let_go(events)
+            raise
+
+
+async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
+    j = joiner(options)
+    by_model: dict[tuple[str, str], Outcomes] = {}
+    sending: list[Awaitable[Any]] = []
+    labels = 0
+    for event in events:
+        m = event.message
+        value = event.value if isinstance(event.value, bytes) else b""
+        if m.topic == FEEDBACK:
+            labels += 1
+            problem = _join_label(j.join, m.partition, m.offset, m.timestamp, value, by_model)
+            if problem is not None:
+                where = f"{m.topic}/{m.partition}/{m.offset}"
+                sending.append(dead_letter(m.key, value, *problem, where))
+        elif not _hold(options, j.join, m.partition, m.offset, value, by_model):
+            j.skipped += 1  # stage one dead-letters what does not decode; counted here
+    clocks = j.join.clocks()
+    for (model, version), out in by_model.items():
+        key = f"{model}/{version}"
+        sending.append(delivered(label_outcomes.send(key=key, value=out.message(clocks))))
+    await asyncio.gather(*sending)
+    measured.consumed(FEEDBACK, labels)
+    measured.produced(label_outcomes.get_topic_name(), len(by_model))
+
+
+def _outcomes(by_model: dict[tuple[str, str], Outcomes], model: str, version: str) -> Outcomes:
+    found = by_model.get((model, version))
+    if found is None:
+        found = by_model[(model, version)] = Outcomes(model, version)
+    return found
+
+
+def _hold(
+    options: LabelOptions,
+    join: LabelJoin,
+    partition: int,
+    offset: int,
+    value: bytes,
+    by_model: dict[tuple[str, str], Outcomes],
+) -> bool:
+    found = detection()
+    try:
+        record = decode_record(orjson.loads(value), found.mapping)
+        baseline = found.engine.baseline_for(record.model)
+    except (orjson.JSONDecodeError, DecodeError):
+        return False
+    score = record.prediction
+    if record.request_id is None or isinstance(score, bool) or not isinstance(score, int | float):
+        return False
+    slice_ = record.slice.get(options.slice_key) if options.slice_key else None
+    groups = group_values(baseline, record, options.groups)
+    version = record.version
+    entry = Pending(record.ts, partition, float(score), record.model, version, slice_, groups)
+    waited = join.hold(record.request_id, entry)
+    out = _outcomes(by_model, record.model, version)
+    out.predictions.append([partition, offset, record.ts, slice_, list(groups)])
+    if waited is not None:
+        out.add_label(partition, offset, entry, waited, waited=True)
+    return True
+
+
+def _join_label(
+    join: LabelJoin,
+    partition: int,
+    offset: int,
+    timestamp_ms: float | None,
+    value: bytes,
+    by_model: dict[tuple[str, str], Outcomes],
+) -> tuple[str, str] | None:
+    """Join one label; or (reason, kind) to dead-letter it with."""
+    try:
+        sent = None if timestamp_ms is None else timestamp_ms / 1000
+        label = decode_feedback(orjson.loads(value), detection().mapping, default_ts=sent)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}", "not_json"
+    except DecodeError as exc:
+        return str(exc), f"{exc.field}: {exc.problem}"[:80]
+    waiting = Label(label.ts, partition, label.label, offset)
+    entry = join.label(label.request_id, waiting)
+    if entry is not None:
+        _outcomes(by_model, entry.model, entry.version).add_label(
+            partition, offset, entry, waiting, waited=False
+        )
+    return None
+
+
+# ---- the judge ---------------------------------------------------------------------------
+@dataclass(slots=True)
+class Judged:
+    """One model's label judge: the monitor and the last offset applied per source partition."""
+
+    monitor: LabelMonitor
+    # "p3": predictions of partition 3; "l3": labels read there; "w3": labels met by a prediction
+    guards: dict[str, int] = field(default_factory=dict)
+    clocks: dict[int, tuple[float, float]] = field(default_factory=dict)  # the joins' partitions
+
+    def tick(self, clocks: dict[str, list[float | None]]) -> float:
+        """Merge a message's partition clocks; the watermark every partition has passed."""
+        for p, pair in clocks.items():
+            old = self.clocks.get(int(p), (-math.inf, -math.inf))
+            new = [-math.inf if t is None else t for t in pair]
+            self.clocks[int(p)] = (max(old[0], new[0]), max(old[1], new[1]))
+        return watermark(self.clocks)
+
+    def fresh(self, kind: str, partition: int, offset: int) -> bool:
+        key = f"{kind}{partition}"
+        if offset <= self.guards.get(key, -1):
+            return False
+        self.guards[key] = offset
+        return True
+
+
+_judged: dict[str, tuple[bytes, Judged]] = {}
+
+
+def _load(options: LabelOptions, key: str) -> Judged:
+    stored = model_to_labels.get(key)
+    cached = _judged.get(key)
+    if cached is not None and stored is cached[0]:
+        return cached[1]
+    if stored is None:
+        return Judged(LabelMonitor(options))
+    try:
+        plain = decode_state(zlib.decompress(stored))
+        if plain.get("v") != 1:
+            raise ValueError(f"unknown label state version {plain.get('v')!r}")
+        monitor, notes = from_plain(options, plain["monitor"])
+        guards = {k: int(v) for k, v in plain["guards"].items()}
+        clocks = {int(p): (float(a), float(b)) for p, (a, b) in plain["clocks"].items()}
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        zlib.error,
+    ) as exc:  # never stuck on a state it cannot read
+        logger.warning("%s: label state unreadable (%s); judging afresh", key, exc)
+        return Judged(LabelMonitor(options))
+    for note in notes:
+        logger.warning("%s: %s", key, note)
+    return Judged(monitor, guards, clocks)
+
+
+async def judge_labels(stream: AsyncIterable[Any]) -> None:
+    """One owner per model/version; its state written once per batch, after the anomalies the
+    batch raised were acknowledged (a crash raises them again, with the same ids)."""
+    assert OPTIONS is not None
+    giving_up = False
+    # A model's state is a few hundred KB of JSON (histograms of every open window and slice),
+    # written once per batch: batches of at least a second keep that to a few percent of a core.
+    within = max(kafka.batch_max_seconds, JUDGE_SECONDS)
+    async for events in stream.take_events(SUMMARY_BATCH, within=within):  # type: ignore[attr-defined]
+        if giving_up and app.should_stop:
+            let_go(events)
+            continue
+        try:
+            await _judge_batch(OPTIONS, events)
+        except (Stopping, asyncio.CancelledError) as exc:
+            _judged.clear()
+            let_go(events)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            giving_up = True
+
+
+async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
+    measured.consumed(label_outcomes.get_topic_name(), len(events))
+    raised: list[Anomaly] = []
+    reports: list[LabelReport] = []
+    touched: dict[str, Judged] = {}
+    for event in events:
+        key = str(event.key)
+        value = event.value if isinstance(event.value, bytes) else b""
+        try:
+            judged = touched.get(key) or _load(options, key)
+            touched[key] = judged
+            _apply(judged, orjson.loads(value), raised, reports)
+        except Exception as exc:
+            logger.exception("the label judge failed on a message of %s", key)
+            await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
+    if raised:
+        await publish(raised)
+        measured.raised(raised)
+        for a in raised:
+            logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
+    for report in reports:
+        logger.info("%s", report.line(), extra={"model": report.model})
+    for key, judged in touched.items():
+        clocks = {str(p): list(pair) for p, pair in judged.clocks.items()}
+        plain = {"v": 1, "monitor": to_plain(judged.monitor), "guards": judged.guards}
+        raw = zlib.compress(encode_state(plain | {"clocks": clocks}), 1)  # ~4x smaller
+        model_to_labels[key] = raw
+        _judged[key] = (raw, judged)
+
+
+def _apply(
+    judged: Judged, message: dict[str, Any], raised: list[Anomaly], reports: list[LabelReport]
+) -> None:
+    model = (str(message["model"]), str(message["version"]))
+    m = judged.monitor
+    for partition, offset, ts, slice_, groups in message["predictions"]:
+        if judged.fresh("p", partition, offset):
+            m.predicted(model, ts, m.slice_label(slice_), tuple(groups))
+    for kind, rows in (("l", message["labels"]), ("w", message["waited"])):
+        for partition, offset, ts, slice_, groups, prediction, label_ts, label in rows:
+            if judged.fresh(kind, partition, offset):
+                fb = FeedbackRecord(label_ts, "", label)
+                found = m.labelled(model, ts, prediction, m.known_slice(slice_), tuple(groups), fb)
+                raised += found.anomalies
+    judged_now = m.advance_to(judged.tick(message["clocks"]))
+    raised += judged_now.anomalies
+    reports += judged_now.reports
+
+
+def _join_stats() -> tuple[PendingStats, int] | None:
+    return (_joiner[0].join.stats, _joiner[0].join.live) if _joiner else None
+
+
+if OPTIONS is not None:
+    metrics.watch_label_join(_join_stats)
+    app.agent(predictions_and_labels, concurrency=1, name="join_labels")(join_labels)
+    app.agent(label_outcomes, concurrency=1, name="judge_labels")(judge_labels)
+
+    @app.timer(interval=kafka.stats_log_seconds)  # type: ignore[untyped-decorator]
+    async def log_label_counters() -> None:
+        if _joiner:
+            s, j = _joiner[0].join.stats, _joiner[0]
+            logger.info(
+                "label join: pending=%d added=%d joined=%d expired=%d evicted=%d unmatched=%d "
+                "replaced=%d skipped=%d",
+                j.join.live,
+                s.added,
+                s.joined,
+                s.expired,
+                s.evicted,
+                s.unmatched,
+                s.replaced,
+                j.skipped,
+            )

@@ -1,0 +1,212 @@
+"""Issue 5 against the real broker: the worker joins delayed labels from the feedback topic to
+the predictions on serving-logs (co-partitioned by request id, pending predictions in a
+changelog table), and its label judge names the slice whose concept changed and the group
+whose errors rose, and does not call errors rising for everyone unfair."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.partitioner import murmur2
+
+from detectors.anomaly import Anomaly, iso
+from streams.traffic import LabelFlip, feedback_records, interleave, serving_records
+from tests.integration.conftest import logdrift
+from tests.integration.kafka.conftest import (
+    START,
+    WorkerProcess,
+    anomalies_on,
+    create_topic,
+    produce,
+    start_worker_process,
+    wait_until,
+)
+from tools.servers import ServerInfo
+
+DAY = 86_400.0
+LABELS_ENV = {
+    "LOGDRIFT_LABELS__ENABLED": "true",
+    "LOGDRIFT_LABELS__WINDOW_SECONDS": "120",
+    "LOGDRIFT_LABELS__WAIT_SECONDS": "900",
+    "LOGDRIFT_LABELS__SLICES__KEY": "category",
+    "LOGDRIFT_LABELS__FAIRNESS__GROUPS": '["gender"]',
+    "LOGDRIFT_KAFKA__BATCH_MAX_RECORDS": "1000",
+}
+SLICE = "mens_dress_shoes"
+# As the embedded scenarios (tests/scenarios/test_labels.py): 100 predictions a second.
+SCENARIOS = {  # model -> (seed, predictions, what changes)
+    "ctr_slice": (11, 80_000, LabelFlip(30_000, share=0.3, key="category", value=SLICE)),
+    "ctr_group": (21, 90_000, LabelFlip(45_000, share=0.3, key="gender", value="f")),
+    "ctr_all": (31, 90_000, LabelFlip(45_000, share=0.3)),
+}
+
+
+def messages(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    return [(r["request_id"].encode(), orjson.dumps(r)) for r in rows]
+
+
+def baselines_for(models: list[str], training_csv: Path, root: Path) -> list[Path]:
+    out = []
+    for model in models:
+        logdrift("baseline", training_csv, "--out", root / model, "--model", model)
+        out.append(root / model)
+    return out
+
+
+def change_time(model: str) -> float:
+    _, _, flip = SCENARIOS[model]
+    return START + flip.at / 100.0
+
+
+def label_counts(worker: WorkerProcess) -> dict[str, int]:
+    lines = re.findall(r"label join: (pending=.*)", worker.text())
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])} if lines else {}
+
+
+def describe(found: list[Anomaly]) -> str:
+    return "\n".join(a.line() for a in found[:20])
+
+
+@pytest.fixture(scope="module")
+def scenario_run(
+    kafka: ServerInfo, training_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[Anomaly]:
+    """One worker, three models, each with its own change; every label joined."""
+    app_id = f"labels{uuid.uuid4().hex[:8]}"
+    root = tmp_path_factory.mktemp("label-baselines")
+    for topic in ("serving-logs", "feedback"):
+        create_topic(kafka.url, f"{app_id}-{topic}", 4)
+    per_model, per_model_labels = [], []
+    for model, (seed, n, flip) in SCENARIOS.items():
+        rows = list(
+            serving_records(n, rate=100.0, start=START, seed=seed, model=model, slices=True)
+        )
+        per_model.append(rows)
+        per_model_labels.append(feedback_records(rows, flips=[flip], seed=seed))
+    predictions = list(interleave(*per_model))  # in event-time order, as a shipper sends them
+    feedback = list(interleave(*per_model_labels))
+    baselines = baselines_for(list(SCENARIOS), training_csv, root)
+    worker = start_worker_process(kafka, baselines, root / "worker", app_id, LABELS_ENV)
+    try:
+        worker.wait_for(rf"ready: assigned .*{app_id}-feedback/3", timeout=120)
+        produce(kafka.url, f"{app_id}-serving-logs", messages(predictions))
+        produce(kafka.url, f"{app_id}-feedback", messages(feedback))
+        wait_until(
+            lambda: label_counts(worker).get("joined") == len(feedback), 600, "every label joined"
+        )
+        counts = label_counts(worker)
+        assert (counts["pending"], counts["unmatched"], counts["expired"]) == (0, 0, 0), counts
+        # A little traffic far later, in every partition, moves every clock past the windows'
+        # wait, as the next hour's traffic would: the judge may close them all.
+        tail = [t for model in SCENARIOS for t in tail_of(model, START + 5_000)]
+        produce(kafka.url, f"{app_id}-serving-logs", messages(tail))
+        produce(kafka.url, f"{app_id}-feedback", labels(tail, 10))
+        for model in SCENARIOS:
+            last = rf"labels {model} v3 {iso(START + 600)}\.\."
+            worker.wait_for(last, timeout=120)
+        return anomalies_on(kafka.url, f"{app_id}-anomalies")
+    finally:
+        worker.stop()
+
+
+def tail_of(model: str, start: float) -> list[dict[str, Any]]:
+    rows = serving_records(40, rate=100.0, start=start, seed=99, model=model, slices=True)
+    tail = [{**r, "request_id": f"{model}-{r['request_id']}"} for r in rows]
+    assert {partition_of(r["request_id"]) for r in tail} == {0, 1, 2, 3}
+    return tail
+
+
+def of(found: list[Anomaly], model: str, kind: str) -> list[Anomaly]:
+    return [a for a in found if a.model == model and a.kind == kind]
+
+
+def test_labels_flipped_in_one_slice_raise_concept_drift_naming_that_slice(
+    scenario_run: list[Anomaly],
+) -> None:
+    drift = of(scenario_run, "ctr_slice", "concept_drift")
+    assert any(a.slice == {"category": SLICE} for a in drift), describe(scenario_run)
+    assert all(a.slice in ({}, {"category": SLICE}) for a in drift), describe(drift)
+    assert all(a.timestamp >= change_time("ctr_slice") for a in drift), describe(drift)
+
+
+def test_while_only_labels_change_no_feature_is_flagged(scenario_run: list[Anomaly]) -> None:
+    features = [a for a in scenario_run if a.kind not in ("concept_drift", "fairness")]
+    assert not features, describe(features)
+
+
+def test_errors_rising_for_one_group_raise_fairness_naming_that_group(
+    scenario_run: list[Anomaly],
+) -> None:
+    fairness = of(scenario_run, "ctr_group", "fairness")
+    assert fairness, describe(scenario_run)
+    assert all(a.slice == {"gender": "f"} for a in fairness), describe(fairness)
+    assert all(a.window_end > change_time("ctr_group") for a in fairness), describe(fairness)
+
+
+def test_errors_rising_for_every_group_are_concept_drift_not_unfairness(
+    scenario_run: list[Anomaly],
+) -> None:
+    assert not of(scenario_run, "ctr_all", "fairness"), describe(scenario_run)
+    assert any(a.slice == {} for a in of(scenario_run, "ctr_all", "concept_drift"))
+
+
+def test_pending_predictions_survive_a_restart_and_labels_a_day_late_still_join(
+    kafka: ServerInfo, start_worker: Any, app_id: str
+) -> None:
+    for topic in ("serving-logs", "feedback"):
+        create_topic(kafka.url, f"{app_id}-{topic}", 4)
+    rows = list(serving_records(2_000, rate=100.0, start=START, seed=5, slices=True))
+    # Windows are judged a day and 10 minutes after they end, so labels a day late count.
+    env = {**LABELS_ENV, "LOGDRIFT_LABELS__HORIZON_SECONDS": str(DAY)}
+    env["LOGDRIFT_LABELS__WAIT_SECONDS"] = str(DAY + 600)
+    first = start_worker(app_id, **env)
+    first.wait_for(rf"ready: assigned .*{app_id}-feedback/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", messages(rows))
+    wait_until(lambda: label_counts(first).get("pending") == 2_000, 120, "2,000 pending")
+    first.stop()
+    assert first.proc.returncode == 0, first.text()[-3000:]
+
+    # A new process: what is pending comes back from the changelog. 1,500 labels arrive just
+    # under a day late and join; 500 arrive just over a day late: expired, not joined.
+    second = start_worker(app_id, **env)
+    second.wait_for(rf"ready: assigned .*{app_id}-feedback/3", timeout=120)
+    produce(
+        kafka.url,
+        f"{app_id}-feedback",
+        labels(rows[:1_500], DAY - 60) + labels(rows[1_500:], DAY + 60),
+    )
+    wait_until(lambda: label_counts(second).get("joined") == 1_500, 120, "1,500 joined")
+    wait_until(lambda: label_counts(second).get("expired") == 500, 30, "500 expired")
+    assert re.search(r"label join: 2000 pending predictions", second.text())
+    # Traffic a day later, in every partition, moves the clocks past the window's wait: the
+    # judge, restored from its changelog, still counts the predictions the first process saw.
+    later = [r for r in serving_records(40, rate=100.0, start=START + DAY + 1_000, seed=6)]
+    assert {partition_of(r["request_id"]) for r in later} == {0, 1, 2, 3}
+    produce(kafka.url, f"{app_id}-serving-logs", messages(later))
+    produce(kafka.url, f"{app_id}-feedback", labels(later, 10))
+    judged = second.wait_for(r"labels ctr v3 \S+: ([\d,]+) of ([\d,]+) labelled", timeout=60)
+    second.stop()
+    assert (judged.group(1), judged.group(2)) == ("1,500", "2,000")
+
+
+def partition_of(key: str, partitions: int = 4) -> int:
+    """Where the producer's default partitioner (Kafka's murmur2) puts a key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def labels(rows: list[dict[str, Any]], late: float) -> list[tuple[bytes | None, bytes]]:
+    return messages(
+        [{"ts": _later(r["ts"], late), "request_id": r["request_id"], "label": 1} for r in rows]
+    )
+
+
+def _later(ts: str, seconds: float) -> str:
+    from detectors.anomaly import iso
+    from detectors.records import parse_ts
+
+    return iso(parse_ts(ts) + seconds)

@@ -1,0 +1,80 @@
+"""What the label join sends the label judge, and what it keeps in its table: the judge counts
+each prediction and label once, however often a crash makes the join send them again."""
+
+from __future__ import annotations
+
+import orjson
+
+from detectors.label_join import Label, Pending
+from detectors.labels import LabelMonitor, LabelOptions, LabelReport
+from streams.label_agents import Judged, Outcomes, _apply, decode_pending, encode_pending
+
+T0 = 1_800_000_000.0
+OPTIONS = LabelOptions(window_seconds=60, wait_seconds=0, slice_key="category", groups=("gender",))
+
+
+def outcomes(partition: int, first_offset: int, n: int) -> Outcomes:
+    out = Outcomes("ctr", "3")
+    for i in range(n):
+        ts = T0 + i / 10
+        offset = first_offset + i
+        out.predictions.append([partition, offset, ts, "shoes", ["f"]])
+        out.labels.append([partition, offset, ts, "shoes", ["f"], 0.8, ts + 30, i % 2])
+    return out
+
+
+def judge(*messages: Outcomes) -> Judged:
+    judged = Judged(LabelMonitor(OPTIONS))
+    for m in messages:
+        _apply(judged, orjson.loads(m.message({})), [], [])
+    return judged
+
+
+def counted(judged: Judged) -> tuple[int, int]:
+    (bucket,) = judged.monitor.buckets.values()
+    return bucket.overall.predictions, bucket.overall.labelled
+
+
+def test_what_waits_in_the_table_survives_its_encoding() -> None:
+    entry = Pending(T0, 3, 0.25, "ctr", "3", None, ("f", "__other__"))
+    assert decode_pending(encode_pending(entry)) == entry
+    label = Label(T0 + 60, 3, 1.0, offset=41)
+    assert decode_pending(encode_pending(label)) == label
+
+
+def test_the_judge_counts_every_prediction_and_label_it_is_sent() -> None:
+    assert counted(judge(outcomes(0, 0, 50), outcomes(1, 0, 30))) == (80, 80)
+
+
+def test_rows_sent_again_after_a_crash_are_counted_once() -> None:
+    replay = outcomes(0, 20, 30)  # offsets 20..49 again, and 10 new ones after them
+    replay.predictions += outcomes(0, 50, 10).predictions
+    replay.labels += outcomes(0, 50, 10).labels
+    assert counted(judge(outcomes(0, 0, 50), replay)) == (60, 60)
+
+
+def test_labels_that_waited_for_their_prediction_are_guarded_by_the_predictions_offsets() -> None:
+    direct = outcomes(0, 100, 10)  # labels read at feedback offsets 100..109
+    waited = outcomes(0, 0, 10)  # labels met later by predictions at serving offsets 0..9
+    waited.waited, waited.labels = waited.labels, []
+    waited.predictions.clear()
+    assert counted(judge(direct, waited, waited)) == (10, 20)
+
+
+def test_guards_are_per_partition_and_per_kind() -> None:
+    predictions_only = outcomes(2, 0, 40)
+    predictions_only.labels.clear()
+    labels_later = outcomes(2, 0, 40)  # labels come from feedback: their own offsets
+    labels_later.predictions.clear()
+    assert counted(judge(predictions_only, labels_later, outcomes(3, 0, 5))) == (45, 45)
+
+
+def test_a_window_is_judged_only_once_every_partitions_predictions_and_labels_passed_it() -> None:
+    judged = Judged(LabelMonitor(OPTIONS))  # windows of 60 s, judged right after they end
+    reports: list[LabelReport] = []
+    ahead, behind = (T0 + 500, T0 + 500), (T0 + 30, T0 + 30)
+    for clocks in ({0: ahead, 1: behind}, {0: ahead, 1: (T0 + 500, T0 + 30)}):
+        _apply(judged, orjson.loads(outcomes(0, 0, 10).message(clocks)), [], reports)
+        assert reports == []  # partition 1 has not read past the first window yet
+    _apply(judged, orjson.loads(Outcomes("ctr", "3").message({1: ahead})), [], reports)
+    assert [(r.start, r.metrics["predictions"]) for r in reports] == [(T0, 10)]
