@@ -10,7 +10,8 @@ keyed and partitioned alike), then runs `logdrift worker`:
 1. labels off, timed from its first record to its last (stage one and two only);
 2. labels on, timed until every label has joined (both topics read by the join, predictions
    and labels judged), with the worker's RSS when every prediction is pending and at the end;
-3. labels on, predictions only: the RSS with ``--events`` predictions pending, against run 1's.
+3. labels on, predictions only: the RSS with half and with all ``--events`` predictions
+   pending; the difference over the predictions between is the memory one pending takes.
 """
 
 from __future__ import annotations
@@ -60,15 +61,21 @@ def last(log: Path, pattern: str) -> int:
 
 
 def run(
-    url: str, app_id: str, baseline: Path, log: Path, env: dict[str, str], done: Callable[[], bool]
-) -> tuple[float, int]:
-    """Seconds from the worker's first record to ``done()``, and its RSS (KiB) then."""
+    url: str,
+    app_id: str,
+    baseline: Path,
+    log: Path,
+    env: dict[str, str],
+    marks: list[Callable[[], bool]],
+) -> tuple[float, list[int]]:
+    """Seconds from the worker's first record to the last of ``marks``, and its RSS (KiB) as
+    each mark was reached."""
     cmd = [sys.executable, "-m", "streams", "worker", "--baseline", str(baseline)]
     cmd += ["--brokers", url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]
     env = {**os.environ, "LOGDRIFT_KAFKA__STATS_LOG_SECONDS": "0.5", **env}
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, env=env)
-    began = 0.0
+    began, rss = 0.0, []
     try:
         while True:
             time.sleep(0.25)
@@ -76,8 +83,10 @@ def run(
                 raise SystemExit(f"worker exited:\n{log.read_text()[-6000:]}")
             if not began and last(log, r"counters: records=(\d+)") > 0:
                 began = time.perf_counter()
-            if began and done():
-                return time.perf_counter() - began, rss_kib(proc.pid)
+            while began and len(rss) < len(marks) and marks[len(rss)]():
+                rss.append(rss_kib(proc.pid))
+            if len(rss) == len(marks):
+                return time.perf_counter() - began, rss
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -102,27 +111,36 @@ def main() -> None:
             asyncio.run(fill(info.url, f"{app_id}-serving-logs", messages(n), args.partitions))
             asyncio.run(fill(info.url, f"{app_id}-feedback", feedback(n if with_labels else 0), 4))
             log = work / f"{app_id}.log"
-
-            def done(
-                log: Path = log, env: dict[str, str] = env, labels: bool = with_labels
-            ) -> bool:
-                if last(log, r"counters: records=(\d+)") < n:
-                    return False
-                if not env:
-                    return True
-                if labels:
-                    return last(log, r"label join: pending=\d+ added=\d+ joined=(\d+)") >= n
-                return last(log, r"label join: pending=(\d+)") >= n
-
-            seconds, rss = run(info.url, app_id, baseline, log, env, done)
+            seconds, rss = run(
+                info.url, app_id, baseline, log, env, marks(log, n, env, with_labels)
+            )
             rows.append((name, seconds, rss))
-    off_rss = rows[0][2]
     print(f"{'worker':28} {'predictions/s':>14} {'records/s':>10} {'RSS MiB':>8}")
     for name, seconds, rss in rows:
         records = 2 * n if name == "labels on" else n
-        print(f"{name:28} {n / seconds:>14,.0f} {records / seconds:>10,.0f} {rss / 1024:>8.1f}")
-    held = rows[2][2] - off_rss
-    print(f"{n:,} predictions: {held * 1024 / n:,.0f} bytes per pending prediction (run 3 - run 1)")
+        print(f"{name:28} {n / seconds:>14,.0f} {records / seconds:>10,.0f} {rss[-1] / 1024:>8.1f}")
+    half, full = rows[2][2]
+    print(
+        f"pending predictions: RSS {half / 1024:.1f} MiB at {n // 2:,}, {full / 1024:.1f} MiB at "
+        f"{n:,}: {(full - half) * 1024 / (n - n // 2):,.0f} bytes per pending prediction"
+    )
+
+
+def marks(log: Path, n: int, env: dict[str, str], labels: bool) -> list[Callable[[], bool]]:
+    """When a run is done: every record profiled, and every label joined or every prediction
+    pending (halfway too, for the memory slope)."""
+
+    def profiled() -> bool:
+        return last(log, r"counters: records=(\d+)") >= n
+
+    def pending(k: int) -> Callable[[], bool]:
+        return lambda: profiled() and last(log, r"label join: pending=(\d+)") >= k
+
+    if not env:
+        return [profiled]
+    if labels:
+        return [lambda: profiled() and last(log, r"label join: .* joined=(\d+)") >= n]
+    return [lambda: last(log, r"label join: pending=(\d+)") >= n // 2, pending(n)]
 
 
 if __name__ == "__main__":
