@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -192,23 +192,34 @@ async def compare_windows(stream: AsyncIterable[Any]) -> None:
     """Stage two: one owner per model/version/feature (the topic's key). A batch of summaries
     is grouped by key; each feature's state is written once per batch, after the anomalies
     its summaries raised were acknowledged (a crash re-raises them, with the same ids)."""
+    await in_batches(stream, SUMMARY_BATCH, kafka.batch_max_seconds, _compare_batch, _cache.clear)
+
+
+async def in_batches(
+    stream: AsyncIterable[Any],
+    size: int,
+    within: float,
+    handle: Callable[[Sequence[EventT[Any]]], Awaitable[None]],
+    forget: Callable[[], None],
+) -> None:
+    """Each batch handled whole or not at all. A cancelled (rebalance) or stopped batch counts
+    as not done: ``forget`` drops the states it changed (the table holds the last written
+    ones) and its offsets stay uncommitted, so it is read again, by this worker after a
+    rebalance or by the next start."""
     giving_up = False
-    async for events in stream.take_events(SUMMARY_BATCH, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
+    async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
         if giving_up and app.should_stop:
             let_go(events)
             continue
         try:
-            await _compare_batch(events)
+            await handle(events)
         except (Stopping, asyncio.CancelledError) as exc:
-            # Nothing of this batch counts as done: the states it changed are forgotten (the
-            # table holds the last written ones) and its offsets stay uncommitted, so it is
-            # read again, by this worker after a rebalance or by the next start.
-            _cache.clear()
+            forget()
             let_go(events)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             giving_up = True
-            logger.warning("stopping before %d summaries' anomalies were published", len(events))
+            logger.warning("stopping before what %d events raised was published", len(events))
 
 
 async def _compare_batch(events: Sequence[EventT[Any]]) -> None:

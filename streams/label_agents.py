@@ -38,7 +38,7 @@ from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_valu
 from detectors.records import DecodeError, FeedbackRecord, decode_feedback, decode_record
 from streams import metrics
 from streams import worker_metrics as measured
-from streams.agents import SUMMARY_BATCH, Stopping, dead_letter, delivered, let_go, publish
+from streams.agents import SUMMARY_BATCH, dead_letter, delivered, in_batches, let_go, publish
 from streams.app import app, detection, kafka, settings
 from streams.label_options import label_options
 from streams.tables import decode_state, encode_state, model_to_labels, pending_labels, writing_to
@@ -295,23 +295,14 @@ def _load(options: LabelOptions, key: str) -> Judged:
 async def judge_labels(stream: AsyncIterable[Any]) -> None:
     """One owner per model/version; its state written once per batch, after the anomalies the
     batch raised were acknowledged (a crash raises them again, with the same ids)."""
-    assert OPTIONS is not None
-    giving_up = False
+    options = OPTIONS
+    assert options is not None
     # A model's state is a few hundred KB of JSON (histograms of every open window and slice),
     # written once per batch: batches of at least a second keep that to a few percent of a core.
     within = max(kafka.batch_max_seconds, JUDGE_SECONDS)
-    async for events in stream.take_events(SUMMARY_BATCH, within=within):  # type: ignore[attr-defined]
-        if giving_up and app.should_stop:
-            let_go(events)
-            continue
-        try:
-            await _judge_batch(OPTIONS, events)
-        except (Stopping, asyncio.CancelledError) as exc:
-            _judged.clear()
-            let_go(events)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            giving_up = True
+    await in_batches(
+        stream, SUMMARY_BATCH, within, lambda events: _judge_batch(options, events), _judged.clear
+    )
 
 
 async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:

@@ -36,23 +36,17 @@ predictions_and_labels = app.topic(
     value_type=bytes,
     value_serializer="raw",
 )
-# Keys in JSON, as the stage-two table's changelog writes them: that table picks partitions
-# with the partitioner (it writes after a batch), so the same key bytes land in the same partition.
-feature_summaries = _own(
-    kafka.topic("feature_summaries"),
-    key_type=str,
-    key_serializer="json",
-    value_type=bytes,
-    value_serializer="raw",
-)
-# The join's outcomes for the label judge, keyed model/version in JSON (as feature-summaries).
-label_outcomes = _own(
-    kafka.topic("label_outcomes"),
-    key_type=str,
-    key_serializer="json",
-    value_type=bytes,
-    value_serializer="raw",
-)
+
+
+def _keyed_like_state(name: str) -> faust.TopicT:
+    """Keys in JSON, as a state table's changelog writes them: such a table picks partitions
+    with the partitioner (it writes after a batch), so the same key bytes land in the same
+    partition, and each partition's owner holds the states of its keys."""
+    return _own(name, key_type=str, key_serializer="json", value_type=bytes, value_serializer="raw")
+
+
+feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
+label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
 dead_letters = _own(
     kafka.topic("dead_letters"), key_type=bytes, value_type=bytes, value_serializer="raw"
