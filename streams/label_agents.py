@@ -153,26 +153,63 @@ async def join_labels(stream: AsyncIterable[Any]) -> None:
 async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
     j = joiner(options)
     by_model: dict[tuple[str, str], Outcomes] = {}
-    sending: list[Awaitable[Any]] = []
+    dead: list[Awaitable[Any]] = []
     labels = 0
     for event in events:
         m = event.message
         value = event.value if isinstance(event.value, bytes) else b""
-        if m.topic == FEEDBACK:
-            labels += 1
-            problem = _join_label(j.join, m.partition, m.offset, m.timestamp, value, by_model)
-            if problem is not None:
-                where = f"{m.topic}/{m.partition}/{m.offset}"
-                sending.append(dead_letter(m.key, value, *problem, where))
-        elif not _hold(options, j.join, m.partition, m.offset, value, by_model):
-            j.skipped += 1  # stage one dead-letters what does not decode; counted here
+        labels += m.topic == FEEDBACK
+        problem = _join_one(
+            options, j, m.topic, m.partition, m.offset, m.timestamp, value, by_model
+        )
+        if problem is not None:
+            dead.append(dead_letter(m.key, value, *problem, f"{m.topic}/{m.partition}/{m.offset}"))
     clocks = j.join.clocks()
-    for (model, version), out in by_model.items():
-        key = f"{model}/{version}"
-        sending.append(delivered(label_outcomes.send(key=key, value=out.message(clocks))))
-    await asyncio.gather(*sending)
+    await asyncio.gather(*dead)
+    await _send_outcomes([(f"{m}/{v}", out.message(clocks)) for (m, v), out in by_model.items()])
     measured.consumed(FEEDBACK, labels)
     measured.produced(label_outcomes.get_topic_name(), len(by_model))
+
+
+def _join_one(
+    options: LabelOptions,
+    j: Joiner,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: float | None,
+    value: bytes,
+    by_model: dict[tuple[str, str], Outcomes],
+) -> tuple[str, str] | None:
+    """Hold a prediction or join a label; (reason, kind) to dead-letter it with. Never raises."""
+    try:
+        if topic == FEEDBACK:
+            return _join_label(j.join, partition, offset, timestamp_ms, value, by_model)
+        if not _hold(options, j.join, partition, offset, value, by_model):
+            j.skipped += 1  # stage one dead-letters what does not decode; counted here
+    except Exception as exc:  # a bug must not stop the join: keep the record, say why
+        logger.exception("the label join failed on %s/%d/%d", topic, partition, offset)
+        return repr(exc), "internal_error"
+    return None
+
+
+async def _send_outcomes(messages: list[tuple[str, bytes]]) -> None:
+    """Every message acknowledged, retried with backoff: the batch is not done before (the
+    judge's offset guards drop what a retry sends twice)."""
+    delay = 0.5
+    while True:
+        sends = [label_outcomes.send(key=key, value=value) for key, value in messages]
+        try:
+            await asyncio.gather(*(delivered(send) for send in sends))
+            return
+        except Exception:
+            if app.should_stop:
+                raise
+            logger.exception(
+                "could not send %d label outcomes; retrying in %.1f s", len(messages), delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 def _outcomes(by_model: dict[tuple[str, str], Outcomes], model: str, version: str) -> Outcomes:
