@@ -119,6 +119,7 @@ class KafkaTopics(_Section):
     feature_summaries: str = "feature-summaries"
     label_outcomes: str = "label-outcomes"
     anomalies: str = "anomalies"
+    drift_scores: str = "drift-scores"
     dead_letters: str = "dead-letters"
 
 

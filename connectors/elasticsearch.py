@@ -253,10 +253,17 @@ class ElasticSink:
 
     async def index_drift_scores(self, reports: Sequence[WindowReport]) -> list[Rejection]:
         """The same, for the drift-score documents of closed windows."""
+        return await self.index_scores(
+            [item for report in reports for item in score_documents(report)]
+        )
+
+    async def index_scores(
+        self, documents: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Rejection]:
+        """The same, for drift-score documents already built, by id (the worker's)."""
         docs = [
-            self.doc(DRIFT_SCORES, doc_id, report.start, orjson.dumps(doc))
-            for report in reports
-            for doc_id, doc in score_documents(report)
+            self.doc(DRIFT_SCORES, doc_id, window_start_of(dict(d)), orjson.dumps(d))
+            for doc_id, d in documents
         ]
         return await self.index_until_acked(docs)
 

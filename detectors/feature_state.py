@@ -26,8 +26,15 @@ from typing import Any
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline, FeatureReference
 from detectors.change import StandardizedChange, detectors_for
-from detectors.compare import compare_feature, violation_finding
-from detectors.engine import EngineOptions, FlagKey, ModelState, change_anomaly, window_anomaly
+from detectors.compare import FeatureScore, compare_feature, violation_finding
+from detectors.engine import (
+    EngineOptions,
+    FlagKey,
+    ModelState,
+    WindowReport,
+    change_anomaly,
+    window_anomaly,
+)
 from detectors.stages import NEW_COLUMNS
 from detectors.stats import OTHER, FeatureWindow
 
@@ -133,8 +140,14 @@ class CompareStep:
         return self.baseline.references.get(feature)
 
     # ---- merging partitions -------------------------------------------------------------
-    def receive(self, state: FeatureState, summary: dict[str, Any]) -> list[Anomaly]:
-        """Apply one micro-batch; returns the anomalies the released entries raised."""
+    def receive(
+        self,
+        state: FeatureState,
+        summary: dict[str, Any],
+        reports: list[WindowReport] | None = None,
+    ) -> list[Anomaly]:
+        """Apply one micro-batch; returns the anomalies the released entries raised, and adds
+        each window it closed to ``reports`` (the drift-score documents), when given."""
         partition = int(summary["partition"])
         state.partitions = max(state.partitions, int(summary["partitions"]))
         fresh = entries_of(summary, state.offsets.get(partition, -1))
@@ -144,36 +157,46 @@ class CompareStep:
             state.buffer.sort()  # two sorted runs, mostly: timsort merges them in linear time
         mark = state.watermarks.get(partition, -math.inf)
         state.watermarks[partition] = max(mark, float(summary["watermark"]))
-        return self._release(state, self._watermark(state))
+        return self._release(state, self._watermark(state), reports)
 
-    def flush(self, state: FeatureState) -> list[Anomaly]:
+    def flush(
+        self, state: FeatureState, reports: list[WindowReport] | None = None
+    ) -> list[Anomaly]:
         """Release everything held (an idle stream, or shutdown)."""
-        return self._release(state, math.inf)
+        return self._release(state, math.inf, reports)
 
     def _watermark(self, state: FeatureState) -> float:
         heard = [state.watermarks.get(p) for p in range(state.partitions)]
         slowest = -math.inf if None in heard else min(w for w in heard if w is not None)
         return max(slowest, max(state.watermarks.values()) - self.merge.max_lateness)
 
-    def _release(self, state: FeatureState, mark: float) -> list[Anomaly]:
+    def _release(
+        self, state: FeatureState, mark: float, reports: list[WindowReport] | None
+    ) -> list[Anomaly]:
         n = bisect.bisect_right(state.buffer, mark, key=lambda e: e[0])
         n = max(n, len(state.buffer) - self.merge.max_buffer)
         out: list[Anomaly] = []
         for ts, _, _, value, missing, codes in state.buffer[:n]:
-            out += self.step(state, ts, value, missing, codes)
+            out += self.step(state, ts, value, missing, codes, reports)
         del state.buffer[:n]
         return out
 
     # ---- the Engine's per-feature half, in the Engine's order --------------------------
     def step(
-        self, state: FeatureState, ts: float, value: object, missing: bool, codes: Sequence[str]
+        self,
+        state: FeatureState,
+        ts: float,
+        value: object,
+        missing: bool,
+        codes: Sequence[str],
+        reports: list[WindowReport] | None = None,
     ) -> list[Anomaly]:
         out: list[Anomaly] = []
         if not state.opened:
             self._open(state, self._align(ts))
             state.opened = True
         if ts >= state.end:
-            out += self._close(state, final=False)
+            out += self._close(state, final=False, reports=reports)
             if state.count == 0:  # closed, not carried over: start the period holding ts
                 self._open(state, self._align(ts))
         if ts < state.start:
@@ -202,9 +225,11 @@ class CompareStep:
             win.categories.update(value)  # type: ignore[union-attr]
         return out
 
-    def close(self, state: FeatureState) -> list[Anomaly]:
+    def close(
+        self, state: FeatureState, reports: list[WindowReport] | None = None
+    ) -> list[Anomaly]:
         """Judge the open window as it is (shutdown), like ``Engine.close_all``."""
-        return self._close(state, final=True) if state.count else []
+        return self._close(state, final=True, reports=reports) if state.count else []
 
     def _align(self, ts: float) -> float:
         return math.floor(ts / self.options.window_seconds) * self.options.window_seconds
@@ -234,7 +259,9 @@ class CompareStep:
             ongoing=state.ongoing,
         )
 
-    def _close(self, state: FeatureState, final: bool) -> list[Anomaly]:
+    def _close(
+        self, state: FeatureState, final: bool, reports: list[WindowReport] | None = None
+    ) -> list[Anomaly]:
         if state.count < self.options.min_count and not final:
             state.end += self.options.window_seconds  # too little data to judge: carry over
             return []
@@ -251,10 +278,29 @@ class CompareStep:
                 if new is not None:
                     anomalies.append(window_anomaly(view, column, new, flagged))
         elif ref is not None:
-            _, findings = compare_feature(ref, state.window, state.previous, self.options.min_count)
+            score, findings = compare_feature(
+                ref, state.window, state.previous, self.options.min_count
+            )
             anomalies += [window_anomaly(view, state.feature, f, flagged) for f in findings]
+            if reports is not None:
+                reports.append(self._report(state, score, anomalies))
             if state.window.valid >= self.options.min_count:
                 state.previous = state.window
         state.ongoing = flagged
         self._open(state, state.end)
         return anomalies
+
+    @staticmethod
+    def _report(state: FeatureState, score: FeatureScore, raised: list[Anomaly]) -> WindowReport:
+        """The Engine's window report, cut down to this one feature."""
+        return WindowReport(
+            state.model,
+            state.version,
+            state.start,
+            state.end,
+            state.count,
+            state.late,
+            [score],
+            raised,
+            {state.feature: state.window},
+        )

@@ -51,7 +51,7 @@ def to_plain(m: LabelMonitor) -> dict[str, Any]:
         "buckets": [_bucket(model_id, b) for (model_id, _), b in m.buckets.items()],
         "detectors": [
             {"model": model_id, "slice": name, "labels": d.labels, "errors": d.errors}
-            | {"detectors": [snapshot(c) for c in d._detectors]}
+            | {"detectors": [snapshot(c) for c in d.detectors]}
             for (model_id, name), d in m.detectors.items()
         ],
         "reference": [
@@ -154,7 +154,7 @@ def _restore_detectors(m: LabelMonitor, d: dict[str, Any], notes: list[str]) -> 
     """One model's or slice's error detectors; a snapshot that does not fit starts fresh."""
     try:
         key = (_model_id(m, d["model"]), _text(d["slice"]))
-        detectors = ErrorDetectors(m._calibration)
+        detectors = ErrorDetectors(m.calibration)
         detectors.labels, detectors.errors = _count(d["labels"]), _count(d["errors"])
         if detectors.errors > detectors.labels:
             raise ValueError(f"{detectors.errors} errors in {detectors.labels} labels")
@@ -163,11 +163,11 @@ def _restore_detectors(m: LabelMonitor, d: dict[str, Any], notes: list[str]) -> 
         where = d.get("slice") if isinstance(d, dict) else None
         notes.append(f"error detectors of slice {where!r} not restored ({exc}): fresh")
         return
-    for i, fresh in enumerate(detectors._detectors):
+    for i, fresh in enumerate(detectors.detectors):
         found = snapshots.get(fresh.name)
         note: str | None = "no snapshot of it"
         if found is not None:
-            detectors._detectors[i], note = restore(found, fresh)
+            detectors.detectors[i], note = restore(found, fresh)
         if note is not None:
             notes.append(f"{fresh.name} of slice {key[1]!r} starts fresh: {note}")
     m.detectors[key] = detectors

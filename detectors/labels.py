@@ -150,7 +150,7 @@ class LabelMonitor:
         self.pending = PendingPredictions(options.horizon, options.max_pending)
         self.slice_keys = SliceKeys(options.top_k) if options.slice_key else None
         classify = options.task == "classification"
-        self._calibration = calibrate_errors(options.budget) if classify else {}
+        self.calibration = calibrate_errors(options.budget) if classify else {}
         self.models = Interner(2**31, ("", ""))
         self.slice_names = Interner(options.max_interned, ALL)
         self.group_values = Interner(options.max_interned, ())
@@ -307,7 +307,7 @@ class LabelMonitor:
         for name in (ALL, slice_) if slice_ not in (ALL, OTHER) else (ALL,):
             detectors = self.detectors.get((joined.model, name))
             if detectors is None:
-                detectors = self.detectors[(joined.model, name)] = ErrorDetectors(self._calibration)
+                detectors = self.detectors[(joined.model, name)] = ErrorDetectors(self.calibration)
             change = detectors.update(wrong)
             if change is not None:
                 out.append(self._concept_drift(joined.model, name, change, start, fb.ts, detectors))

@@ -146,7 +146,7 @@ class ErrorDetectors:
     def __init__(self, calibration: dict[str, dict[str, float]]) -> None:
         self.labels = 0
         self.errors = 0
-        self._detectors = [
+        self.detectors = [
             StandardizedChange(n, build(n, c), 0.0, 1.0) for n, c in calibration.items()
         ]
 
@@ -154,7 +154,7 @@ class ErrorDetectors:
         self.labels += 1
         self.errors += error
         fired: Change | None = None
-        for detector in self._detectors:
+        for detector in self.detectors:
             fired = detector.update(float(error)) or fired
         if fired is None:
             return None

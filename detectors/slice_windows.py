@@ -21,43 +21,64 @@ from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import check_value
 
 SliceWindow = dict[str, FeatureWindow]
+Observed = dict[str, float | str | None]  # a number or category; None: missing; absent: invalid
+_INVALID = object()
+
+
+def observed(baseline: Baseline, values: dict[str, object]) -> Observed:
+    """One record's values as a slice window counts them (sensitive categories as keyed
+    hashes): what the worker's label join sends its judge, never a raw sensitive value."""
+    out: Observed = {}
+    for name, ref in baseline.references.items():
+        value = values.get(name)
+        text = None
+        if ref.spec.sensitive and isinstance(value, str | bool):
+            text = keyed_hash(baseline.privacy_key, category_text(value))
+        checked = check_value(name, ref.spec, value, text)
+        if checked.missing or checked.value is not None:
+            out[name] = checked.value
+    return out
 
 
 class SliceWindows:
     def __init__(self, baseline: Baseline, key: str) -> None:
         self.baseline = baseline
         self.key = key
-        self.windows: dict[str, SliceWindow] = {}
+        self.windows: dict[str, SliceWindow] = {}  # the open window of each slice
         self.previous: dict[str, SliceWindow] = {}
 
     def observe(self, label: str, values: dict[str, object]) -> None:
         """Account one record's values in its slice's window ("other" is not watched)."""
+        if label != OTHER:
+            self.count(label, observed(self.baseline, values), self.windows)
+
+    def count(self, label: str, values: Observed, windows: dict[str, SliceWindow]) -> None:
+        """Account values ``observed`` already in ``windows`` (the open ones, or the worker's
+        window of their event time)."""
         if label == OTHER:
             return
-        wins = self.windows.get(label)
+        wins = windows.get(label)
         if wins is None:
             refs = self.baseline.references
-            wins = self.windows[label] = {n: r.empty_window() for n, r in refs.items()}
-        for name, ref in self.baseline.references.items():
-            win, value = wins[name], values.get(name)
+            wins = windows[label] = {n: r.empty_window() for n, r in refs.items()}
+        for name, win in wins.items():
             win.seen += 1
-            text = None
-            if ref.spec.sensitive and isinstance(value, str | bool):
-                text = keyed_hash(self.baseline.privacy_key, category_text(value))
-            checked = check_value(name, ref.spec, value, text)
-            if checked.missing:
+            x = values.get(name, _INVALID)
+            if x is None:
                 win.missing += 1
-            x = checked.value
-            if isinstance(x, float) and win.bins is not None:
+            elif isinstance(x, float) and win.bins is not None:
                 win.bins.update(x)
                 win.moments.update(x)
             elif isinstance(x, str) and win.categories is not None:
                 win.categories.update(x)
 
-    def close(self, min_count: int) -> list[tuple[str, str, Finding]]:
-        """(slice, feature, drift finding) of every slice window against its previous one."""
+    def close(
+        self, min_count: int, windows: dict[str, SliceWindow] | None = None
+    ) -> list[tuple[str, str, Finding]]:
+        """(slice, feature, drift finding) of every slice window (the open ones, or ``windows``)
+        against the same slice's previous one."""
         out: list[tuple[str, str, Finding]] = []
-        for label, wins in sorted(self.windows.items()):
+        for label, wins in sorted((self.windows if windows is None else windows).items()):
             before = self.previous.setdefault(label, {})
             for name, ref in self.baseline.references.items():
                 win = wins[name]
@@ -65,7 +86,8 @@ class SliceWindows:
                 out += [(label, name, f) for f in findings if f.kind == "drift"]
                 if win.valid >= min_count:
                     before[name] = win
-        self.windows = {}
+        if windows is None:
+            self.windows = {}
         return out
 
 

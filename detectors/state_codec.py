@@ -87,7 +87,7 @@ def _fits(window: FeatureWindow, empty: FeatureWindow) -> bool:
     return window.categories is None and empty.categories is None
 
 
-def _window(
+def restore_window(
     data: dict[str, Any] | None, empty: FeatureWindow, what: str, notes: list[str]
 ) -> FeatureWindow | None:
     if data is None:
@@ -127,8 +127,8 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
     except (KeyError, TypeError, ValueError) as exc:
         return step.new_state(model, version, feature), [f"damaged state ({exc}): starting fresh"]
     empty = state.window
-    state.window = _window(data.get("window"), empty, "open", notes) or empty
-    state.previous = _window(data.get("previous"), empty, "previous", notes)
+    state.window = restore_window(data.get("window"), empty, "open", notes) or empty
+    state.previous = restore_window(data.get("previous"), empty, "previous", notes)
     by_name = {s.get("name"): s for s in snapshots if isinstance(s, dict)}
     restored = []
     for fresh in state.detectors:

@@ -11,6 +11,9 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
   ──▶ index_anomalies   (only with elasticsearch.url) bulk-index Anomaly documents; a batch is
                         acked once Elasticsearch acknowledged or refused every document, so
                         offsets wait out an outage; refused documents ──▶ dead-letters
+  compare_windows, with elasticsearch.url: each closed feature window's scores
+  ──▶ drift-scores      (key = document id, the embedded runner's ids)
+  ──▶ index_scores      the same, into the drift-score indices
 ```
 
 Agents run with concurrency 1, and stage one handles one batch at a time: offsets are committed
@@ -34,18 +37,30 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import EventT
 
 from connectors.elasticsearch import ElasticSink
+from connectors.es_documents import score_documents
 from connectors.kafka_source import Batch, PartitionBatches
 from detectors.anomaly import Anomaly
+from detectors.engine import WindowReport
 from detectors.feature_state import FeatureState
 from detectors.records import DecodeError, decode_record
 from detectors.stages import SummaryBuilder, observe
 from detectors.state_codec import from_plain, to_plain
 from streams import worker_metrics as measured  # metrics, /readyz, lag
 from streams.app import Detection, app, detection, kafka, settings
-from streams.indexing import WITHIN_SECONDS, Source, documents_of, new_sink, source_of
+from streams.indexing import (
+    ANOMALIES,
+    SCORES,
+    WITHIN_SECONDS,
+    Document,
+    Kind,
+    Source,
+    documents_of,
+    new_sink,
+    source_of,
+)
 from streams.metrics import reason_kind
 from streams.tables import decode_state, encode_state, feature_to_state
-from streams.topics import anomalies, dead_letters, feature_summaries, serving_logs
+from streams.topics import anomalies, dead_letters, drift_scores, feature_summaries, serving_logs
 
 logger = logging.getLogger("logdrift.worker")
 T = TypeVar("T")
@@ -57,6 +72,7 @@ class Counters:
     summaries: int = 0
     anomalies: int = 0
     indexed: int = 0
+    scores_indexed: int = 0
     dead_letters: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -64,12 +80,13 @@ class Counters:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.dead_by_reason.items()))
         return (
             f"records={self.records} summaries={self.summaries} anomalies={self.anomalies} "
-            f"indexed={self.indexed} dead_letters={self.dead_letters}"
-            + (f" ({reasons})" if reasons else "")
+            f"indexed={self.indexed} scores_indexed={self.scores_indexed} "
+            f"dead_letters={self.dead_letters}" + (f" ({reasons})" if reasons else "")
         )
 
 
 counters = Counters()
+INDEXING = settings.elasticsearch.url is not None  # then windows' drift scores are published too
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
 
@@ -228,13 +245,15 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
     for event in events:
         by_key.setdefault(str(event.key), []).append(event)
     raised: list[Anomaly] = []
+    closed: list[WindowReport] | None = [] if INDEXING else None
     states: dict[str, FeatureState] = {}
     for key, group in by_key.items():
-        state = await _compare_key(key, group, raised)
+        state = await _compare_key(key, group, raised, closed)
         if state is not None:
             states[key] = state
-    if raised:
-        await publish(raised)
+    scores = [doc for report in closed or () for doc in score_documents(report)]
+    if raised or scores:
+        await publish(raised, scores)
         counters.anomalies += len(raised)
         measured.raised(raised)
         for a in raised:
@@ -245,28 +264,37 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         _cache[key] = (raw, state)
 
 
-async def publish(raised: list[Anomaly]) -> None:
-    """Every anomaly acknowledged by the broker, retried with backoff (the states are written
-    only after this, so giving up would lose them); ``Stopping`` after the drain time."""
+async def publish(raised: list[Anomaly], scores: Sequence[Document] = ()) -> None:
+    """Every anomaly and drift-score document acknowledged by the broker, retried with backoff
+    (the states are written only after this, so giving up would lose them); ``Stopping`` after
+    the drain time."""
     delay = 0.5
     while True:
         sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
+        sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
         gathered = asyncio.gather(*(delivered(send) for send in sends))
         try:
             await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
+            measured.produced(drift_scores.get_topic_name(), len(scores))
             return
         except Stopping:
             raise
         except Exception:  # same ids on the retry: anything sent twice overwrites itself
             logger.exception(
-                "could not publish %d anomalies; retrying in %.1f s", len(raised), delay
+                "could not publish %d anomalies and %d drift scores; retrying in %.1f s",
+                len(raised),
+                len(scores),
+                delay,
             )
             await asyncio.sleep(delay)
             delay = min(2 * delay, 30.0)
 
 
 async def _compare_key(
-    key: str, events: list[EventT[Any]], raised: list[Anomaly]
+    key: str,
+    events: list[EventT[Any]],
+    raised: list[Anomaly],
+    closed: list[WindowReport] | None,
 ) -> FeatureState | None:
     """Apply one feature's summaries, in order; the state to write, if any was applied."""
     state: FeatureState | None = None
@@ -277,7 +305,7 @@ async def _compare_key(
             if state is None:
                 state = _state(key, summary)
             opened, start = state.opened, state.start
-            raised += detection().step_for(state.model).receive(state, summary)
+            raised += detection().step_for(state.model).receive(state, summary, closed)
             measured.window_moved(state.model, opened, start, state.start)
         except Exception as exc:
             logger.exception("stage two failed on a summary of %s", key)
@@ -289,44 +317,50 @@ class Stopping(Exception):
     """The worker is stopping and Elasticsearch has not acknowledged within the drain time."""
 
 
-async def index_anomalies(stream: AsyncIterable[Any]) -> None:
-    """Stage three (registered below only when ``elasticsearch.url`` is set). The body returns
-    only once every document is acknowledged or refused: while Elasticsearch is down it waits
-    (``ElasticSink`` retries), and the batch's offsets are not committed. On stop it waits at
-    most ``elasticsearch.shutdown_drain_seconds``, then lets go of what is still unacknowledged
-    without committing it: indexed at the next start (same ids), never lost, never a hang."""
-    sink: ElasticSink | None = None
-    es = settings.elasticsearch
-    giving_up = False
-    try:
-        async for events in stream.take_events(es.bulk_size, within=WITHIN_SECONDS):  # type: ignore[attr-defined]
-            if giving_up and app.should_stop:
-                let_go(events)
-                continue
-            if sink is None:
-                try:
-                    sink = new_sink(es)
-                except Exception as exc:  # a CA file that does not load: say so per batch
-                    logger.exception("stage three cannot create its Elasticsearch client")
-                    await _dead_letter_all(events, repr(exc))
+def index_documents(kind: Kind) -> Callable[[AsyncIterable[Any]], Awaitable[None]]:
+    """Stage three for one kind of document (registered below only when ``elasticsearch.url``
+    is set). The body returns only once every document is acknowledged or refused: while
+    Elasticsearch is down it waits (``ElasticSink`` retries), and the batch's offsets are not
+    committed. On stop it waits at most ``elasticsearch.shutdown_drain_seconds``, then lets go
+    of what is still unacknowledged without committing it: indexed at the next start (same
+    ids), never lost, never a hang."""
+
+    async def index(stream: AsyncIterable[Any]) -> None:
+        sink: ElasticSink | None = None
+        es = settings.elasticsearch
+        giving_up = False
+        try:
+            async for events in stream.take_events(es.bulk_size, within=WITHIN_SECONDS):  # type: ignore[attr-defined]
+                if giving_up and app.should_stop:
+                    let_go(events)
                     continue
-            try:
-                await _index_batch(sink, events, es.shutdown_drain_seconds)
-            except asyncio.CancelledError:  # a rebalance restarts the agent: read it again
-                let_go(events)
-                raise
-            except Stopping:
-                giving_up = True
-                let_go(events)
-                logger.warning(
-                    "stopping with %d anomalies not acknowledged by Elasticsearch: their offsets "
-                    "stay uncommitted, and they are indexed at the next start",
-                    len(events),
-                )
-    finally:
-        if sink is not None:
-            with contextlib.suppress(Exception):
-                await sink.close()
+                if sink is None:
+                    try:
+                        sink = new_sink(es)
+                    except Exception as exc:  # a CA file that does not load: say so per batch
+                        logger.exception("stage three cannot create its Elasticsearch client")
+                        await _dead_letter_all(events, repr(exc))
+                        continue
+                try:
+                    await _index_batch(kind, sink, events, es.shutdown_drain_seconds)
+                except asyncio.CancelledError:  # a rebalance restarts the agent: read it again
+                    let_go(events)
+                    raise
+                except Stopping:
+                    giving_up = True
+                    let_go(events)
+                    logger.warning(
+                        "stopping with %d %s not acknowledged by Elasticsearch: their offsets "
+                        "stay uncommitted, and they are indexed at the next start",
+                        len(events),
+                        kind.name,
+                    )
+        finally:
+            if sink is not None:
+                with contextlib.suppress(Exception):
+                    await sink.close()
+
+    return index
 
 
 def let_go(events: Sequence[EventT[Any]]) -> None:
@@ -353,16 +387,21 @@ async def _unless_stopping(work: Awaitable[T], grace: float) -> T:
                 raise Stopping
 
 
-async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: float) -> None:
+async def _index_batch(
+    kind: Kind, sink: ElasticSink, events: Sequence[EventT[Any]], grace: float
+) -> None:
     try:
-        measured.consumed(anomalies.get_topic_name(), len(events))
-        batch = documents_of(events)
-        for source, reason, kind in batch.bad:
-            await dead_letter(source.key, source.value, reason, kind, source.where)
+        measured.consumed(events[0].message.topic, len(events))
+        batch = documents_of(kind, events)
+        for source, reason, bad in batch.bad:
+            await dead_letter(source.key, source.value, reason, bad, source.where)
         if not batch.documents:
             return
-        refused = await _unless_stopping(sink.index_anomalies(batch.documents), grace)
-        counters.indexed += len(batch.documents) - len(refused)
+        refused = await _unless_stopping(kind.index(sink, batch.documents), grace)
+        if kind is ANOMALIES:
+            counters.indexed += len(batch.documents) - len(refused)
+        else:
+            counters.scores_indexed += len(batch.documents) - len(refused)
         for rejection in refused:
             fallback = Source(rejection.doc.doc_id.encode(), rejection.doc.body, "index")
             source = batch.sources.get(rejection.doc.doc_id, fallback)
@@ -372,7 +411,7 @@ async def _index_batch(sink: ElasticSink, events: Sequence[EventT[Any]], grace: 
     except Stopping:
         raise
     except Exception as exc:  # never raise out of the agent: it would ack without indexing
-        logger.exception("stage three failed on a batch of %d anomalies", len(events))
+        logger.exception("stage three failed on a batch of %d %s", len(events), kind.name)
         await _dead_letter_all(events, repr(exc))
 
 
@@ -385,8 +424,9 @@ async def _dead_letter_all(events: Sequence[EventT[Any]], reason: str) -> None:
             logger.exception("could not dead-letter %s", source.where)
 
 
-if settings.elasticsearch.url is not None:
-    app.agent(anomalies, concurrency=1, name="index_anomalies")(index_anomalies)
+if INDEXING:
+    app.agent(anomalies, concurrency=1, name="index_anomalies")(index_documents(ANOMALIES))
+    app.agent(drift_scores, concurrency=1, name="index_scores")(index_documents(SCORES))
 
 
 @app.timer(interval=kafka.stats_log_seconds)  # type: ignore[untyped-decorator]

@@ -1,9 +1,9 @@
-"""Helpers of the worker's index stage (``streams.agents.index_anomalies``):
+"""Helpers of the worker's index stage (``streams.agents.index_documents``), one agent per topic:
 
-    anomalies --take_events(bulk_size, within 1 s)--> Anomaly documents
-      --ElasticSink.index_anomalies (waits out outages)--> Elasticsearch
+    anomalies | drift-scores --take_events(bulk_size, within 1 s)--> (id, document)
+      --ElasticSink.index_anomalies | index_scores (waits out outages)--> Elasticsearch
       --every document acknowledged or refused--> the batch is acked, offsets committed
-    refused, or not an anomaly at all --> dead-letters, with the reason
+    refused, or not a document of that kind at all --> dead-letters, with the reason
 
 The sink is created with the first batch and closed when the agent stops.
 """
@@ -11,7 +11,7 @@ The sink is created with the first batch and closed when the agent stops.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,8 @@ import orjson
 from faust.types import EventT
 
 from config.settings import ElasticsearchSettings
-from connectors.elasticsearch import ElasticSink
+from connectors.elasticsearch import ElasticSink, Rejection
+from connectors.es_documents import window_start_of
 from detectors.anomaly import Anomaly
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
@@ -34,11 +35,48 @@ class Source:
     where: str
 
 
+Document = tuple[str, dict[str, Any]]  # (id, body)
+
+
 @dataclass(slots=True)
 class Batch:
-    documents: list[dict[str, Any]] = field(default_factory=list)
-    sources: dict[str, Source] = field(default_factory=dict)  # by anomaly id
+    documents: list[Document] = field(default_factory=list)
+    sources: dict[str, Source] = field(default_factory=dict)  # by document id
     bad: list[tuple[Source, str, str]] = field(default_factory=list)  # source, reason, kind
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What one index agent indexes: how a message becomes a document, and where it goes."""
+
+    name: str  # "anomalies" or "drift scores", for log lines
+    not_one: str  # the dead-letter kind of a message that is not such a document
+    parse: Callable[[Source], Document]  # raises TypeError, ValueError or KeyError if not one
+    index: Callable[[ElasticSink, list[Document]], Awaitable[list[Rejection]]]
+
+
+def _anomaly(source: Source) -> Document:
+    anomaly = Anomaly.from_dict(orjson.loads(source.value))
+    return anomaly.id, anomaly.to_document()
+
+
+def _score(source: Source) -> Document:
+    document = orjson.loads(source.value)
+    if not isinstance(document, dict) or not source.key:
+        raise ValueError("a drift-score document is a JSON object keyed by its id")
+    window_start_of(document)  # its daily index is named by it
+    return source.key.decode(), document
+
+
+ANOMALIES = Kind(
+    "anomalies",
+    "not_an_anomaly",
+    _anomaly,
+    lambda sink, docs: sink.index_anomalies([d for _, d in docs]),
+)
+SCORES = Kind(
+    "drift scores", "not_a_drift_score", _score, lambda sink, docs: sink.index_scores(docs)
+)
 
 
 def source_of(event: EventT[Any]) -> Source:
@@ -48,22 +86,22 @@ def source_of(event: EventT[Any]) -> Source:
     return Source(key, value, f"{message.topic}/{message.partition}/{message.offset}")
 
 
-def documents_of(events: Sequence[EventT[Any]]) -> Batch:
-    """Anomaly documents of a batch; values that are not anomalies go to ``bad``."""
+def documents_of(kind: Kind, events: Sequence[EventT[Any]]) -> Batch:
+    """The documents of a batch; values that are not documents of ``kind`` go to ``bad``."""
     batch = Batch()
     for event in events:
         source = source_of(event)
         try:
-            anomaly = Anomaly.from_dict(orjson.loads(source.value))
-            document = anomaly.to_document()
+            doc_id, document = kind.parse(source)
         except orjson.JSONDecodeError as exc:
             batch.bad.append((source, f"not JSON: {exc}", "not_json"))
             continue
         except (TypeError, ValueError, KeyError) as exc:
-            batch.bad.append((source, f"not an anomaly: {exc!r}", "not_an_anomaly"))
+            reason = f"{kind.not_one.replace('_', ' ')}: {exc!r}"
+            batch.bad.append((source, reason, kind.not_one))
             continue
-        batch.documents.append(document)
-        batch.sources[anomaly.id] = source
+        batch.documents.append((doc_id, document))
+        batch.sources[doc_id] = source
     return batch
 
 

@@ -8,8 +8,13 @@ serving-logs + feedback (co-partitioned by request id)
                      (feedback that does not decode ──▶ dead-letters)
   ──▶ label-outcomes (key = model/version)
   ──▶ judge_labels   per model: detectors.labels.LabelMonitor (windows by prediction time,
-                     ADWIN and DDM on the error stream, slices, fairness); state in model_to_labels
+                     ADWIN and DDM on the error stream, slices, fairness) and, with a slice
+                     key, detectors.slice_features (each top-K slice's feature windows, the
+                     join sending the values as slice windows count them); state in
+                     model_to_labels
   ──▶ anomalies      concept_drift and fairness, indexed by stage three like every anomaly
+  ──▶ drift-scores   each judged window's metrics, coverage and latency, per model, slice and
+                     group (only with elasticsearch.url), indexed by stage three
 ```
 
 Replays after a crash are harmless: a prediction held again is the same entry, and the judge
@@ -29,6 +34,8 @@ from typing import Any
 import orjson
 from faust.types import EventT
 
+from connectors.es_documents import label_documents
+from detectors import slice_features as slice_state
 from detectors.anomaly import Anomaly
 from detectors.calibrate_errors import calibrate_errors
 from detectors.feedback import PendingStats
@@ -36,9 +43,20 @@ from detectors.label_join import Label, LabelJoin, Pending, watermark
 from detectors.label_state import from_plain, to_plain
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_values
 from detectors.records import DecodeError, FeedbackRecord, decode_feedback, decode_record
+from detectors.schema import PREDICTION
+from detectors.slice_features import SliceFeatures
+from detectors.slice_windows import observed
 from streams import metrics
 from streams import worker_metrics as measured
-from streams.agents import SUMMARY_BATCH, dead_letter, delivered, in_batches, let_go, publish
+from streams.agents import (
+    INDEXING,
+    SUMMARY_BATCH,
+    dead_letter,
+    delivered,
+    in_batches,
+    let_go,
+    publish,
+)
 from streams.app import app, detection, kafka, settings
 from streams.label_options import label_options
 from streams.tables import decode_state, encode_state, model_to_labels, pending_labels, writing_to
@@ -48,6 +66,7 @@ logger = logging.getLogger("logdrift.worker")
 OPTIONS: LabelOptions | None = label_options(settings.labels)
 FEEDBACK = feedback.get_topic_name()
 JUDGE_SECONDS = 1.0
+STATE_WARN_BYTES = 512 * 1024  # a changelog record over max.message.bytes (1 MB) fails
 
 
 # ---- the join ----------------------------------------------------------------------------
@@ -92,7 +111,8 @@ class Outcomes:
     model: str
     version: str
     # Rows start with the partition and offset of the record that made them (its guard):
-    predictions: list[list[Any]] = field(default_factory=list)  # + ts, slice, groups
+    # + ts, slice, groups, and the features as slice windows count them (None: slices off)
+    predictions: list[list[Any]] = field(default_factory=list)
     labels: list[list[Any]] = field(default_factory=list)  # + ..., prediction, label ts, label
     waited: list[list[Any]] = field(default_factory=list)  # labels met by their prediction
 
@@ -242,7 +262,10 @@ def _hold(
     entry = Pending(record.ts, partition, float(score), record.model, version, slice_, groups)
     waited = join.hold(record.request_id, entry)
     out = _outcomes(by_model, record.model, version)
-    out.predictions.append([partition, offset, record.ts, slice_, list(groups)])
+    values = None
+    if options.slice_key:
+        values = observed(baseline, {**record.features, PREDICTION: record.prediction})
+    out.predictions.append([partition, offset, record.ts, slice_, list(groups), values])
     if waited is not None:
         out.add_label(partition, offset, entry, waited, waited=True)
     return True
@@ -282,6 +305,7 @@ class Judged:
     # "p3": predictions of partition 3; "l3": labels read there; "w3": labels met by a prediction
     guards: dict[str, int] = field(default_factory=dict)
     clocks: dict[int, tuple[float, float]] = field(default_factory=dict)  # the joins' partitions
+    features: SliceFeatures | None = None  # per-slice feature windows, when slices are on
 
     def tick(self, clocks: dict[str, list[float | None]]) -> float:
         """Merge a message's partition clocks; the watermark every partition has passed."""
@@ -290,6 +314,12 @@ class Judged:
             new = [-math.inf if t is None else t for t in pair]
             self.clocks[int(p)] = (max(old[0], new[0]), max(old[1], new[1]))
         return watermark(self.clocks)
+
+    def predicted_until(self) -> float:
+        """What every partition's predictions have passed, or ``kafka.max_lateness`` behind the
+        newest (as stage two's watermark): the per-slice feature windows close up to here."""
+        seen = [p for p, _ in self.clocks.values() if p > -math.inf]
+        return max(min(seen), max(seen) - kafka.max_lateness) if seen else -math.inf
 
     def fresh(self, kind: str, partition: int, offset: int) -> bool:
         key = f"{kind}{partition}"
@@ -316,6 +346,11 @@ def _load(options: LabelOptions, key: str) -> Judged:
         monitor, notes = from_plain(options, plain["monitor"])
         guards = {k: int(v) for k, v in plain["guards"].items()}
         clocks = {int(p): (float(a), float(b)) for p, (a, b) in plain["clocks"].items()}
+        features = None
+        if options.slice_key and plain.get("slices"):
+            saved = plain["slices"]
+            features = slice_features(options, str(saved["model"]), str(saved["version"]))
+            notes += slice_state.from_plain(features, saved)
     except (
         KeyError,
         TypeError,
@@ -326,7 +361,14 @@ def _load(options: LabelOptions, key: str) -> Judged:
         return Judged(LabelMonitor(options))
     for note in notes:
         logger.warning("%s: %s", key, note)
-    return Judged(monitor, guards, clocks)
+    return Judged(monitor, guards, clocks, features)
+
+
+def slice_features(options: LabelOptions, model: str, version: str) -> SliceFeatures:
+    found = detection()
+    baseline = found.engine.baseline_for(model)
+    assert options.slice_key is not None
+    return SliceFeatures(baseline, options.slice_key, found.step_for(model).options, model, version)
 
 
 async def judge_labels(stream: AsyncIterable[Any]) -> None:
@@ -357,8 +399,9 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
         except Exception as exc:
             logger.exception("the label judge failed on a message of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
-    if raised:
-        await publish(raised)
+    scores = [doc for r in reports for doc in label_documents(r)] if INDEXING else []
+    if raised or scores:
+        await publish(raised, scores)
         measured.raised(raised)
         for a in raised:
             logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
@@ -367,7 +410,16 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
     for key, judged in touched.items():
         clocks = {str(p): list(pair) for p, pair in judged.clocks.items()}
         plain = {"v": 1, "monitor": to_plain(judged.monitor), "guards": judged.guards}
+        if judged.features is not None:
+            plain["slices"] = slice_state.to_plain(judged.features)
         raw = zlib.compress(encode_state(plain | {"clocks": clocks}), 1)  # ~4x smaller
+        if len(raw) > STATE_WARN_BYTES:
+            logger.warning(
+                "%s: label state is %d bytes, near Kafka's 1 MB message limit: lower "
+                "labels.slices.top_k or the group attributes, or wait_seconds",
+                key,
+                len(raw),
+            )
         model_to_labels[key] = raw
         _judged[key] = (raw, judged)
 
@@ -377,9 +429,14 @@ def _apply(
 ) -> None:
     model = (str(message["model"]), str(message["version"]))
     m = judged.monitor
-    for partition, offset, ts, slice_, groups in message["predictions"]:
+    late = judged.features.late if judged.features is not None else 0
+    for partition, offset, ts, slice_, groups, *values in message["predictions"]:
         if judged.fresh("p", partition, offset):
-            m.predicted(model, ts, m.slice_label(slice_), tuple(groups))
+            label = m.slice_label(slice_)
+            m.predicted(model, ts, label, tuple(groups))
+            if values and values[0] is not None:  # slices on
+                judged.features = judged.features or slice_features(m.options, *model)
+                judged.features.observe(ts, label, values[0])
     for kind, rows in (("l", message["labels"]), ("w", message["waited"])):
         for partition, offset, ts, slice_, groups, prediction, label_ts, label in rows:
             if judged.fresh(kind, partition, offset):
@@ -388,6 +445,17 @@ def _apply(
                 raised += found.anomalies
     judged_now = m.advance_to(judged.tick(message["clocks"]))
     raised += judged_now.anomalies
+    if judged.features is not None:
+        raised += judged.features.close_until(judged.predicted_until())
+        if judged.features.late > late:
+            logger.warning(
+                "%s v%s: %d predictions came after their slice feature window closed and were "
+                "left out of it (%d in all); kafka.max_lateness is %.0f s",
+                *model,
+                judged.features.late - late,
+                judged.features.late,
+                kafka.max_lateness,
+            )
     reports += judged_now.reports
 
 

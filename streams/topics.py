@@ -48,6 +48,9 @@ def _keyed_like_state(name: str) -> faust.TopicT:
 feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
 label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
+drift_scores = _own(  # drift-score documents (feature and label windows), keyed by their id
+    kafka.topic("drift_scores"), key_type=str, value_type=bytes, value_serializer="raw"
+)
 dead_letters = _own(
     kafka.topic("dead_letters"), key_type=bytes, value_type=bytes, value_serializer="raw"
 )

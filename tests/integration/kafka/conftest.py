@@ -4,6 +4,7 @@ workers as real subprocesses, and small aiokafka helpers. No broker is a failure
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -20,13 +21,14 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from elasticsearch import Elasticsearch
 
 from connectors.baseline_files import load_baseline
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions
+from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import decode_record
-from tools.servers import ServerInfo, start_kafka, stop_kafka
+from tools.servers import ServerError, ServerInfo, start_es, start_kafka, stop_es, stop_kafka
 
 REPO = Path(__file__).resolve().parents[3]
 WINDOW_SECONDS = 10.0
@@ -71,13 +73,17 @@ def app_id() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def engine_anomalies(baseline: Baseline, rows: list[dict[str, Any]]) -> list[Anomaly]:
+def engine_run(baseline: Baseline, rows: list[dict[str, Any]]) -> Result:
     """What the embedded Engine says about the same records in event-time order."""
     engine = Engine([baseline], EngineOptions(WINDOW_SECONDS, 200))
-    out: list[Anomaly] = []
+    out = Result()
     for row in sorted(rows, key=lambda r: r["ts"]):
-        out += engine.process(decode_record(row)).anomalies
+        out.extend(engine.process(decode_record(row)))
     return out
+
+
+def engine_anomalies(baseline: Baseline, rows: list[dict[str, Any]]) -> list[Anomaly]:
+    return engine_run(baseline, rows).anomalies
 
 
 def epoch(row: dict[str, Any]) -> float:
@@ -256,3 +262,42 @@ def wait_until(condition: Any, timeout: float, what: str, step: float = 1.0) -> 
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ---- Elasticsearch, for the worker's index stage --------------------------------------
+# Not the elasticsearch suite's run dir: that suite stops and restarts its node.
+RUN_DIR = REPO / ".servers" / "es-kafka-tests"
+
+
+@contextlib.contextmanager
+def es_run_dir() -> Iterator[None]:
+    before = os.environ.get("LOGDRIFT_RUN_DIR")
+    os.environ["LOGDRIFT_RUN_DIR"] = str(RUN_DIR)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LOGDRIFT_RUN_DIR"]
+        else:
+            os.environ["LOGDRIFT_RUN_DIR"] = before
+
+
+@pytest.fixture(scope="module")
+def es_url() -> Iterator[str]:
+    try:
+        with es_run_dir():
+            info = start_es()
+    except ServerError as exc:
+        pytest.fail(f"could not start a real Elasticsearch node for this test:\n{exc}")
+    try:
+        yield info.url
+    finally:
+        with es_run_dir():
+            stop_es()
+
+
+def scores_indexed(es: Elasticsearch, prefix: str) -> dict[str, dict[str, Any]]:
+    index = f"{prefix}-drift-scores-*"
+    es.indices.refresh(index=index, allow_no_indices=True)
+    found = es.search(index=index, size=10_000, query={"match_all": {}})
+    return {h["_id"]: h["_source"] for h in found["hits"]["hits"]}

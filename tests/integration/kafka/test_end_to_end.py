@@ -50,3 +50,29 @@ def test_injected_changes_become_the_engines_anomalies_and_nothing_else(
     assert worker.counters()["dead_letters"] == 0
     worker.stop()
     assert worker.proc.returncode == 0, worker.text()[-3000:]
+
+
+def test_a_shifted_model_output_with_the_inputs_unchanged_is_prediction_drift(
+    kafka: ServerInfo, ctr_baseline: Baseline, start_worker, app_id: str
+) -> None:
+    create_topic(kafka.url, f"{app_id}-serving-logs", 4)
+    rows, tail_start = rows_with_tail(6_000, [Injection("prediction_shift", 3_000)])
+    expected = [a for a in engine_anomalies(ctr_baseline, rows) if a.timestamp < tail_start]
+    assert {a.feature for a in expected} == {"prediction"}
+
+    worker = start_worker(app_id)
+    worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
+
+    topic = f"{app_id}-anomalies"
+    want = {a.id for a in expected}
+    wait_until(lambda: want <= {a.id for a in anomalies_on(kafka.url, topic)}, 120, "anomalies")
+    wait_until(lambda: worker.counters().get("records") == len(rows), 60, "every record counted")
+    got = anomalies_on(kafka.url, topic)
+
+    assert before(got, tail_start) == want
+    assert {a.feature for a in got} == {"prediction"}  # no input feature raises anything
+    assert all(a.message.startswith("prediction drift: ") for a in got)
+    assert delay(got, "prediction", 3_000) == delay(expected, "prediction", 3_000)
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()[-3000:]

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka.partitioner import murmur2
+from elasticsearch import Elasticsearch
 
 from detectors.anomaly import Anomaly, iso
-from streams.traffic import LabelFlip, feedback_records, interleave, serving_records
+from streams.traffic import (
+    LabelFlip,
+    SliceSurge,
+    feedback_records,
+    interleave,
+    serving_records,
+)
 from tests.integration.conftest import logdrift
 from tests.integration.kafka.conftest import (
     START,
@@ -23,6 +31,7 @@ from tests.integration.kafka.conftest import (
     anomalies_on,
     create_topic,
     produce,
+    scores_indexed,
     start_worker_process,
     wait_until,
 )
@@ -36,13 +45,17 @@ LABELS_ENV = {
     "LOGDRIFT_LABELS__SLICES__KEY": "category",
     "LOGDRIFT_LABELS__FAIRNESS__GROUPS": '["gender"]',
     "LOGDRIFT_KAFKA__BATCH_MAX_RECORDS": "1000",
+    # As the embedded scenarios: a slice of 10% of the traffic has 600 records per window.
+    "LOGDRIFT_WINDOW__SECONDS": "60",
 }
 SLICE = "mens_dress_shoes"
 # As the embedded scenarios (tests/scenarios/test_labels.py): 100 predictions a second.
-SCENARIOS = {  # model -> (seed, predictions, what changes)
+SCENARIOS: dict[str, tuple[int, int, LabelFlip | SliceSurge]] = {  # seed, predictions, change
     "ctr_slice": (11, 80_000, LabelFlip(30_000, share=0.3, key="category", value=SLICE)),
     "ctr_group": (21, 90_000, LabelFlip(45_000, share=0.3, key="gender", value="f")),
     "ctr_all": (31, 90_000, LabelFlip(45_000, share=0.3)),
+    # Web traffic from 10% to 46% of mens_dress_shoes (10% of all): +3.6 points in the whole.
+    "ctr_device": (41, 60_000, SliceSurge(30_000, key="category", value=SLICE, share=0.4)),
 }
 
 
@@ -59,8 +72,8 @@ def baselines_for(models: list[str], training_csv: Path, root: Path) -> list[Pat
 
 
 def change_time(model: str) -> float:
-    _, _, flip = SCENARIOS[model]
-    return START + flip.at / 100.0
+    _, _, change = SCENARIOS[model]
+    return START + change.at / 100.0
 
 
 def label_counts(worker: WorkerProcess) -> dict[str, int]:
@@ -72,26 +85,39 @@ def describe(found: list[Anomaly]) -> str:
     return "\n".join(a.line() for a in found[:20])
 
 
+@dataclass(frozen=True)
+class Run:
+    anomalies: list[Anomaly]
+    judged: set[tuple[str, str]]  # (model, window start) of the worker's "labels ..." lines
+    documents: dict[str, dict[str, Any]]  # the drift-score index, by id
+
+
 @pytest.fixture(scope="module")
-def scenario_run(
-    kafka: ServerInfo, training_csv: Path, tmp_path_factory: pytest.TempPathFactory
-) -> list[Anomaly]:
+def scenario(
+    kafka: ServerInfo, es_url: str, training_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Run:
     """One worker, three models, each with its own change; every label joined."""
     app_id = f"labels{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("label-baselines")
     for topic in ("serving-logs", "feedback"):
         create_topic(kafka.url, f"{app_id}-{topic}", 4)
     per_model, per_model_labels = [], []
-    for model, (seed, n, flip) in SCENARIOS.items():
+    for model, (seed, n, change) in SCENARIOS.items():
+        surge = change if isinstance(change, SliceSurge) else None
         rows = list(
-            serving_records(n, rate=100.0, start=START, seed=seed, model=model, slices=True)
+            serving_records(
+                n, rate=100.0, start=START, seed=seed, model=model, slices=True, slice_surge=surge
+            )
         )
         per_model.append(rows)
-        per_model_labels.append(feedback_records(rows, flips=[flip], seed=seed))
+        flips = [change] if isinstance(change, LabelFlip) else []
+        per_model_labels.append(feedback_records(rows, flips=flips, seed=seed))
     predictions = list(interleave(*per_model))  # in event-time order, as a shipper sends them
     feedback = list(interleave(*per_model_labels))
     baselines = baselines_for(list(SCENARIOS), training_csv, root)
-    worker = start_worker_process(kafka, baselines, root / "worker", app_id, LABELS_ENV)
+    env = {**LABELS_ENV, "LOGDRIFT_ELASTICSEARCH__URL": es_url}
+    env["LOGDRIFT_ELASTICSEARCH__INDEX_PREFIX"] = app_id
+    worker = start_worker_process(kafka, baselines, root / "worker", app_id, env)
     try:
         worker.wait_for(rf"ready: assigned .*{app_id}-feedback/3", timeout=120)
         produce(kafka.url, f"{app_id}-serving-logs", messages(predictions))
@@ -106,12 +132,40 @@ def scenario_run(
         tail = [t for model in SCENARIOS for t in tail_of(model, START + 5_000)]
         produce(kafka.url, f"{app_id}-serving-logs", messages(tail))
         produce(kafka.url, f"{app_id}-feedback", labels(tail, 10))
-        for model in SCENARIOS:
-            last = rf"labels {model} v3 {iso(START + 600)}\.\."
-            worker.wait_for(last, timeout=120)
-        return anomalies_on(kafka.url, f"{app_id}-anomalies")
+        for model, (_, n, _) in SCENARIOS.items():
+            last = START + (n - 1) // 100 // 120 * 120  # its last window of labels
+            worker.wait_for(rf"labels {model} v3 {iso(last)}\.\.", timeout=120)
+        es = Elasticsearch(es_url, request_timeout=60)
+        try:
+            wait_until(
+                lambda: judged(worker) == windows_of(label_documents(es, app_id)), 60, "documents"
+            )
+            documents = label_documents(es, app_id)
+        finally:
+            es.close()
+        return Run(anomalies_on(kafka.url, f"{app_id}-anomalies"), judged(worker), documents)
     finally:
         worker.stop()
+
+
+def label_documents(es: Elasticsearch, prefix: str) -> dict[str, dict[str, Any]]:
+    docs = scores_indexed(es, prefix)
+    return {i: d for i, d in docs.items() if d["feature"]["name"] == "labels"}
+
+
+def judged(worker: WorkerProcess) -> set[tuple[str, str]]:
+    return set(re.findall(r"labels (\S+) v3 (\S+?)\.\.", worker.text()))
+
+
+def windows_of(documents: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """(model, window start) of the whole-model documents."""
+    whole = [d for d in documents.values() if d["slice"] == {}]
+    return {(d["model"]["name"], d["window"]["start"]) for d in whole}
+
+
+@pytest.fixture(scope="module")
+def scenario_run(scenario: Run) -> list[Anomaly]:
+    return scenario.anomalies
 
 
 def tail_of(model: str, start: float) -> list[dict[str, Any]]:
@@ -135,8 +189,23 @@ def test_labels_flipped_in_one_slice_raise_concept_drift_naming_that_slice(
 
 
 def test_while_only_labels_change_no_feature_is_flagged(scenario_run: list[Anomaly]) -> None:
-    features = [a for a in scenario_run if a.kind not in ("concept_drift", "fairness")]
+    features = [
+        a
+        for a in scenario_run
+        if a.kind not in ("concept_drift", "fairness") and a.model != "ctr_device"
+    ]
     assert not features, describe(features)
+
+
+def test_a_feature_change_local_to_one_slice_is_drift_naming_it_while_the_whole_is_quiet(
+    scenario_run: list[Anomaly],
+) -> None:
+    found = [a for a in scenario_run if a.model == "ctr_device"]
+    drift = [a for a in found if a.kind == "drift" and a.feature == "device"]
+    assert any(a.slice == {"category": SLICE} for a in drift), describe(found)
+    assert all(a.slice == {"category": SLICE} for a in found), describe(found)
+    assert all(a.timestamp >= change_time("ctr_device") for a in found), describe(found)
+    assert all(a.message.startswith(f"slice category={SLICE}: ") for a in found)
 
 
 def test_errors_rising_for_one_group_raise_fairness_naming_that_group(
@@ -153,6 +222,38 @@ def test_errors_rising_for_every_group_are_concept_drift_not_unfairness(
 ) -> None:
     assert not of(scenario_run, "ctr_all", "fairness"), describe(scenario_run)
     assert any(a.slice == {} for a in of(scenario_run, "ctr_all", "concept_drift"))
+
+
+def test_every_judged_window_is_a_drift_score_document_per_model_slice_and_group(
+    scenario: Run,
+) -> None:
+    docs = list(scenario.documents.values())
+    assert windows_of(scenario.documents) == scenario.judged
+    assert len(scenario.judged) >= 3 * 7  # three models, every window of their traffic
+    whole = [d for d in docs if d["slice"] == {}]
+    assert all(d["performance"]["label_coverage"] == 1.0 for d in whole)  # every label joined
+    assert all(d["performance"]["latency_p50"] is not None for d in whole)
+    # Where the labels flipped, the slice's error rate rises in its documents; elsewhere not.
+    assert error_rate_rise(docs, "ctr_slice", {"category": SLICE}) > 0.07  # 0.29 -> 0.40
+    assert abs(error_rate_rise(docs, "ctr_slice", {})) < 0.03  # the whole: +0.007
+    flagged = {
+        (d["model"]["name"], *d["slice"].items(), *d["anomalies"]["kinds"])
+        for d in docs
+        if d["anomalies"]["count"]
+    }
+    assert ("ctr_group", ("gender", "f"), "fairness") in flagged, flagged
+    assert not {f for f in flagged if f[0] == "ctr_all"}, flagged
+
+
+def error_rate_rise(docs: list[dict[str, Any]], model: str, where: dict[str, str]) -> float:
+    """Mean error rate of the windows after the change minus the windows before it."""
+    change = iso(change_time(model))
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for d in docs:
+        if d["model"]["name"] == model and d["slice"] == where:
+            rates[d["window"]["start"] >= change].append(d["performance"]["error_rate"])
+    assert rates[True] and rates[False], (model, where)
+    return sum(rates[True]) / len(rates[True]) - sum(rates[False]) / len(rates[False])
 
 
 def test_pending_predictions_survive_a_restart_and_labels_a_day_late_still_join(

@@ -1,61 +1,35 @@
 """Kafka -> worker -> Elasticsearch: records with injected changes become anomaly documents,
-one per anomaly on the anomalies topic (same ids, no duplicates), indexed by the worker's index
-stage against a real node."""
+one per anomaly on the anomalies topic (same ids, no duplicates), and every closed window of
+every feature a drift-score document (the embedded runner's, same id), indexed by the worker's
+index stage against a real node."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
+from connectors.es_documents import score_documents, window_start_of
+from detectors.baseline import Baseline
 from streams.traffic import Injection
 from tests.integration.kafka.conftest import (
-    REPO,
     anomalies_on,
     create_topic,
+    engine_run,
+    es_run_dir,
     produce,
+    scores_indexed,
     serving_messages,
     wait_until,
 )
 from tests.integration.kafka.traffic import rows_with_tail
 from tools.servers import ServerError, ServerInfo, start_es, stop_es
-
-# Not the elasticsearch suite's run dir: that suite stops and restarts its node.
-RUN_DIR = REPO / ".servers" / "es-kafka-tests"
-
-
-@contextlib.contextmanager
-def _own_run_dir() -> Iterator[None]:
-    before = os.environ.get("LOGDRIFT_RUN_DIR")
-    os.environ["LOGDRIFT_RUN_DIR"] = str(RUN_DIR)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LOGDRIFT_RUN_DIR"]
-        else:
-            os.environ["LOGDRIFT_RUN_DIR"] = before
-
-
-@pytest.fixture(scope="module")
-def es_url() -> Iterator[str]:
-    try:
-        with _own_run_dir():
-            info = start_es()
-    except ServerError as exc:
-        pytest.fail(f"could not start a real Elasticsearch node for this test:\n{exc}")
-    try:
-        yield info.url
-    finally:
-        with _own_run_dir():
-            stop_es()
 
 
 def indexed(es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
@@ -85,13 +59,20 @@ def settled(
     raise AssertionError(f"timed out after {timeout} s waiting for every anomaly indexed")
 
 
-def test_worker_indexes_every_anomaly_once(
-    kafka: ServerInfo, es_url: str, start_worker: Any, app_id: str
+def test_worker_indexes_every_anomaly_once_and_the_engines_drift_scores(
+    kafka: ServerInfo, es_url: str, start_worker: Any, app_id: str, ctr_baseline: Baseline
 ) -> None:
     create_topic(kafka.url, f"{app_id}-serving-logs", 4)
-    rows, _ = rows_with_tail(
+    rows, tail_start = rows_with_tail(
         6_000, [Injection("mean_shift", 3_000), Injection("category_surge", 3_000)]
     )
+    engine_scores = {  # as Elasticsearch gives them back: JSON
+        doc_id: orjson.loads(orjson.dumps(doc))
+        for report in engine_run(ctr_baseline, rows).reports
+        for doc_id, doc in score_documents(report)
+    }
+    closed = {i for i, d in engine_scores.items() if window_start_of(d) < tail_start}
+    assert len(closed) >= 7 * 3  # every feature of the real records' windows
     prefix = app_id  # lowercase letters and digits: a valid index prefix
     worker = start_worker(
         app_id,
@@ -115,6 +96,15 @@ def test_worker_indexes_every_anomaly_once(
         assert set(ids) == on_topic
         assert {h["_source"]["anomaly"]["id"] for h in hits} == on_topic
         assert {h["_source"]["feature"]["name"] for h in hits} >= {"score", "device"}
+
+        # Every closed window of every feature: the embedded runner's document, same id.
+        wait_until(lambda: closed <= set(scores_indexed(es, prefix)), 60, "drift scores")
+        scores = scores_indexed(es, prefix)
+        assert set(scores) <= set(engine_scores)
+        assert all(doc == engine_scores[i] for i, doc in scores.items())
+        flagged = {d["feature"]["name"] for d in scores.values() if d["anomalies"]["count"]}
+        assert flagged == {"score", "device"}
+        assert worker.counters()["scores_indexed"] >= len(closed)
         assert worker.counters()["dead_letters"] == 0
     finally:
         es.close()
@@ -176,7 +166,7 @@ def test_worker_rides_out_a_minute_without_elasticsearch(
 
         log_at_stop = len(worker.text())
         stopped_at = time.monotonic()
-        with _own_run_dir():
+        with es_run_dir():
             stop_es(keep_data=True)
         stopped = True
         produce(kafka.url, f"{app_id}-serving-logs", serving_messages(second))
@@ -189,7 +179,7 @@ def test_worker_rides_out_a_minute_without_elasticsearch(
         raised_during = on_topic() - before_outage
         outage_log = worker.text()[log_at_stop:]
         restarting_at = time.monotonic()
-        with _own_run_dir():
+        with es_run_dir():
             info = start_es(reuse=True)
         stopped = False
         up_at = time.monotonic()
@@ -215,7 +205,7 @@ def test_worker_rides_out_a_minute_without_elasticsearch(
         alive()
     finally:
         if stopped:
-            with _own_run_dir(), contextlib.suppress(ServerError):
+            with es_run_dir(), contextlib.suppress(ServerError):
                 start_es(reuse=True)
         es.close()
         worker.stop()

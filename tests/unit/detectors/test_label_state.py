@@ -231,8 +231,8 @@ def test_a_detector_snapshot_that_does_not_fit_is_rebuilt_fresh_alone(
     restored, notes = from_plain(OPTIONS, damaged)
     assert notes == ["adwin of slice '' starts fresh: unknown detector snapshot version 7"]
     detectors = restored.detectors[(entry["model"], ALL)]
-    assert detectors.labels == entry["labels"] and detectors._detectors[0].seen == 0
-    assert detectors._detectors[1].seen == ddm["seen"] > 0
+    assert detectors.labels == entry["labels"] and detectors.detectors[0].seen == 0
+    assert detectors.detectors[1].seen == ddm["seen"] > 0
     assert restored.buckets.keys() and to_plain(restored)["buckets"] == plain["buckets"]
 
 
@@ -261,5 +261,5 @@ def test_a_damaged_detector_entry_gives_fresh_detectors_and_a_note(
     if fresh is None:
         assert key not in restored.detectors
     else:
-        seen = {c.name: c.seen for c in restored.detectors[key]._detectors}
+        seen = {c.name: c.seen for c in restored.detectors[key].detectors}
         assert seen.pop(fresh) == 0 and all(n > 0 for n in seen.values())

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import orjson
 
+from detectors.engine import EngineOptions
 from detectors.label_join import Label, Pending
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport
+from detectors.slice_features import SliceFeatures
+from detectors.slice_windows import observed
 from streams.label_agents import Judged, Outcomes, _apply, decode_pending, encode_pending
+from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_800_000_000.0
 OPTIONS = LabelOptions(window_seconds=60, wait_seconds=0, slice_key="category", groups=("gender",))
@@ -78,3 +82,23 @@ def test_a_window_is_judged_only_once_every_partitions_predictions_and_labels_pa
         assert reports == []  # partition 1 has not read past the first window yet
     _apply(judged, orjson.loads(Outcomes("ctr", "3").message({1: ahead})), [], reports)
     assert [(r.start, r.metrics["predictions"]) for r in reports] == [(T0, 10)]
+
+
+def test_slice_feature_windows_close_once_every_partitions_predictions_passed_them() -> None:
+    ctr_baseline = traffic_baseline()
+    features = SliceFeatures(ctr_baseline, "category", EngineOptions(60, 1), "ctr", "3")
+    judged = Judged(LabelMonitor(OPTIONS), features=features)
+    message = Outcomes("ctr", "3")
+    values = observed(ctr_baseline, {"price": 12.5, "device": "ios"})
+    message.predictions += [[0, i, T0 + i / 20, "shoes", ["f"], values] for i in range(1_010)]
+    _apply(judged, orjson.loads(message.message({0: (T0 + 61, T0), 1: (T0 + 5, T0)})), [], [])
+    assert list(features.open) == [T0]  # partition 1's predictions are still in it
+    assert features.open[T0].count == 1_010
+    # A slice is watched from the 1,000th prediction on (top-K refreshed every 1,000).
+    assert features.open[T0].slices["shoes"]["price"].valid == 11
+    _apply(judged, orjson.loads(Outcomes("ctr", "3").message({1: (T0 + 61, T0)})), [], [])
+    assert features.open == {} and features.windows.previous["shoes"]["price"].valid == 11
+
+
+def test_rows_without_feature_values_leave_slice_windows_off() -> None:
+    assert judge(outcomes(0, 0, 10)).features is None

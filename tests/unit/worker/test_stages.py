@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from connectors.es_documents import score_documents
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions
+from detectors.engine import Engine, EngineOptions, WindowReport
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, observe
@@ -51,6 +52,7 @@ def _run_stages(
     batch: int,
     restart_every: int = 0,
     replay: int = 0,
+    closed: list[WindowReport] | None = None,
 ) -> list[Anomaly]:
     """Rows hashed to partitions, batched per partition, summaries delivered partition by
     partition in rounds (so partitions interleave as a consumer would see them)."""
@@ -79,7 +81,7 @@ def _run_stages(
                 state = states.get(key) or step.new_state(
                     summary["model"], summary["version"], summary["feature"]
                 )
-                out += step.receive(state, summary)
+                out += step.receive(state, summary, closed)
                 states[key] = state
                 delivered += 1
                 if restart_every and delivered % restart_every == 0:
@@ -87,7 +89,7 @@ def _run_stages(
                     states[key], notes = from_plain(step, plain)
                     assert notes == []
     for state in states.values():
-        out += step.flush(state)
+        out += step.flush(state, closed)
     return out
 
 
@@ -131,3 +133,22 @@ def test_new_columns_are_scored_once_per_model_version(baseline: Baseline) -> No
         [a for a in _engine_anomalies(baseline, rows) if a.feature == "debug_flag"]
     )
     assert NEW_COLUMNS not in {a.feature for a in got}
+
+
+def test_each_closed_feature_window_gives_the_engines_drift_score_document(
+    baseline: Baseline,
+) -> None:
+    rows = _records(5_000, [Injection("mean_shift", 2_500)])
+    engine = Engine([baseline], OPTIONS)
+    expected = dict(
+        doc
+        for row in rows
+        for report in engine.process(decode_record(row)).reports
+        for doc in score_documents(report)
+    )
+    closed: list[WindowReport] = []
+    _run_stages(baseline, rows, partitions=4, batch=300, closed=closed)
+    got = dict(doc for report in closed for doc in score_documents(report))
+    assert len(expected) >= 7 * 4  # every feature of several windows
+    assert got == expected
+    assert any(doc["anomalies"]["count"] for doc in got.values())  # the shift's windows
