@@ -3,6 +3,7 @@ fluent-logger client."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,6 +19,23 @@ from connectors.files import write_csv
 from streams.traffic import training_rows
 
 LOGDRIFT = [sys.executable, "-m", "streams"]
+
+
+@contextlib.contextmanager
+def servers_run_dir(path: Path) -> Iterator[None]:
+    """tools.servers reads LOGDRIFT_RUN_DIR at each call; point it at ``path`` for that call
+    only (each suite's servers live in their own run directory)."""
+    before = os.environ.get("LOGDRIFT_RUN_DIR")
+    os.environ["LOGDRIFT_RUN_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LOGDRIFT_RUN_DIR"]
+        else:
+            os.environ["LOGDRIFT_RUN_DIR"] = before
+
+
 # Every runner and worker these tests start serves metrics on a free port: the default 9464
 # would collide between concurrent runs on one machine.
 os.environ.setdefault("LOGDRIFT_OBSERVABILITY__PORT", "0")

@@ -21,24 +21,14 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.integration.conftest import LOGDRIFT, free_port
+from tests.integration.conftest import LOGDRIFT, free_port, servers_run_dir
 from tools.servers import REPO_ROOT, ServerError, start_es, stop_es
 
 RUN_DIR = Path(os.environ.get("LOGDRIFT_ES_TEST_RUN_DIR", REPO_ROOT / ".servers" / "es-tests"))
 
 
-@contextlib.contextmanager
-def _own_run_dir() -> Iterator[None]:
-    """tools.servers reads LOGDRIFT_RUN_DIR at each call; point it at ours for that call only."""
-    before = os.environ.get("LOGDRIFT_RUN_DIR")
-    os.environ["LOGDRIFT_RUN_DIR"] = str(RUN_DIR)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LOGDRIFT_RUN_DIR"]
-        else:
-            os.environ["LOGDRIFT_RUN_DIR"] = before
+def _own_run_dir() -> contextlib.AbstractContextManager[None]:
+    return servers_run_dir(RUN_DIR)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import decode_record
+from tests.integration.conftest import servers_run_dir
 from tools.servers import ServerError, ServerInfo, start_es, start_kafka, stop_es, stop_kafka
 
 REPO = Path(__file__).resolve().parents[3]
@@ -269,17 +270,8 @@ def wait_until(condition: Any, timeout: float, what: str, step: float = 1.0) -> 
 RUN_DIR = REPO / ".servers" / "es-kafka-tests"
 
 
-@contextlib.contextmanager
-def es_run_dir() -> Iterator[None]:
-    before = os.environ.get("LOGDRIFT_RUN_DIR")
-    os.environ["LOGDRIFT_RUN_DIR"] = str(RUN_DIR)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LOGDRIFT_RUN_DIR"]
-        else:
-            os.environ["LOGDRIFT_RUN_DIR"] = before
+def es_run_dir() -> contextlib.AbstractContextManager[None]:
+    return servers_run_dir(RUN_DIR)
 
 
 @pytest.fixture(scope="module")
