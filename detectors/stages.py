@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from detectors.baseline import Baseline
 from detectors.privacy import keyed_hash
 from detectors.profile import category_text
@@ -37,6 +39,11 @@ SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: column
 # A pseudo-feature per model version carrying the names of columns the schema does not know:
 # the Engine scores new columns per model, so they need one owner in stage two as well.
 NEW_COLUMNS = "__new_columns__"
+# Kafka refuses messages over 1 MB (max.message.bytes): a summary is cut into parts under half
+# of that, and a record whose observations alone hold more than MAX_RECORD_BYTES of text
+# (categories, unknown column names) is refused, so every part can be sent.
+MAX_SUMMARY_BYTES = 512 * 1024
+MAX_RECORD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,46 @@ def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]
 
 
 _NOTHING_NEW = Observation(None)
+
+
+def largest_text(observations: dict[str, Observation]) -> tuple[int, str]:
+    """Bytes of text (category values, unknown column names) the observations hold, and the
+    feature holding most of it: a record over MAX_RECORD_BYTES cannot go into a summary."""
+    total, largest, name = 0, -1, ""
+    for feature, obs in observations.items():
+        n = len(obs.value.encode()) if isinstance(obs.value, str) else 0
+        n += sum(len(code.encode()) for code in obs.codes)
+        total += n
+        if n > largest:
+            largest, name = n, feature
+    return total, "unknown column names" if name == NEW_COLUMNS else name
+
+
+def encode_parts(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES) -> list[bytes]:
+    """The summary as JSON bytes, cut by entries into parts of at most ``max_bytes`` (unless
+    one entry alone is larger): stage two takes consecutive parts as consecutive batches."""
+    raw = orjson.dumps(summary)
+    n = len(summary["offsets"])
+    if len(raw) <= max_bytes or n <= 1:
+        return [raw]
+    half = n // 2
+    return encode_parts(_part(summary, 0, half), max_bytes) + encode_parts(
+        _part(summary, half, n), max_bytes
+    )
+
+
+def _part(summary: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    return (
+        summary
+        | {
+            "watermark": max(summary["ts"][:hi]),  # what the partition had seen by its last entry
+            "offsets": summary["offsets"][lo:hi],
+            "ts": summary["ts"][lo:hi],
+            "values": summary["values"][lo:hi],
+            "missing": [i - lo for i in summary["missing"] if lo <= i < hi],
+            "codes": [[i - lo, codes] for i, codes in summary["codes"] if lo <= i < hi],
+        }
+    )
 
 
 def summary_key(model: str, version: str, feature: str) -> str:

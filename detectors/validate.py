@@ -12,6 +12,7 @@ Checked(value=34.0, missing=False, violation=None)
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -124,7 +125,26 @@ def _check_number(name: str, spec: FeatureSpec, value: object) -> Checked:
     return _check_range(name, spec, x)
 
 
+MAX_TEXT_CHARS = 1_024  # a category value or column name longer than this is kept as head + digest
+
+
+def bounded_text(text: str) -> str:
+    """A category value or column name as windows, state and anomalies hold it: a longer one
+    becomes its head and a digest, so distinct values stay distinct and nothing grows with a
+    value's length (a 900 KB "category" would otherwise outgrow Kafka's messages).
+
+    >>> len(bounded_text("x" * 5_000)), bounded_text("x" * 5_000)[-18:]
+    (1024, '…#77831c42f099d1a1')
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[: MAX_TEXT_CHARS - 18]}…#{digest}"
+
+
 def _check_category(name: str, spec: FeatureSpec, value: object, text: str | None) -> Checked:
+    if text is not None:
+        text = bounded_text(text)
     if text is None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return _bad(name, "UNEXPECTED_VALUE_TYPE", f"{type_name(value)} where string expected")
@@ -179,7 +199,7 @@ def structural_violations(schema: Schema, features: dict[str, object]) -> list[V
     ]
     if not schema.allow_new_features:
         out.extend(
-            Violation(name, "SCHEMA_NEW_COLUMN", "feature not in the schema")
+            Violation(bounded_text(name), "SCHEMA_NEW_COLUMN", "feature not in the schema")
             for name in features
             if name not in schema.features
         )

@@ -43,7 +43,13 @@ from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
 from detectors.feature_state import FeatureState
 from detectors.records import DecodeError, decode_record
-from detectors.stages import SummaryBuilder, observe
+from detectors.stages import (
+    MAX_RECORD_BYTES,
+    SummaryBuilder,
+    encode_parts,
+    largest_text,
+    observe,
+)
 from detectors.state_codec import from_plain, to_plain
 from streams import worker_metrics as measured  # metrics, /readyz, lag
 from streams.app import Detection, app, detection, kafka, settings
@@ -87,6 +93,7 @@ class Counters:
 
 counters = Counters()
 INDEXING = settings.elasticsearch.url is not None  # then windows' drift scores are published too
+MAX_STATE_BYTES = 768 * 1024  # a feature's state; the producer refuses messages over 1,000,000
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
 
@@ -155,13 +162,14 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
             where = f"{record.topic}/{record.partition}/{record.offset}"
             sending.append(dead_letter(record.key, record.value or b"", *problem, where))
         summaries += builder.drain()
-    for key, summary in summaries:
-        sending.append(delivered(feature_summaries.send(key=key, value=orjson.dumps(summary))))
+    parts = [(key, part) for key, summary in summaries for part in encode_parts(summary)]
+    for key, part in parts:
+        sending.append(delivered(feature_summaries.send(key=key, value=part)))
     await asyncio.gather(*sending)
     counters.records += good
-    counters.summaries += len(summaries)
+    counters.summaries += len(parts)
     measured.consumed(serving_logs.get_topic_name(), sum(len(r) for r in batch.values()))
-    measured.produced(feature_summaries.get_topic_name(), len(summaries))
+    measured.produced(feature_summaries.get_topic_name(), len(parts))
     await source.commit({p: records[-1].offset + 1 for p, records in batch.items()})
 
 
@@ -172,7 +180,15 @@ def _profile_one(
     try:
         record = decode_record(orjson.loads(message.value or b""), found.mapping)
         baseline = found.engine.baseline_for(record.model)
-        builder.add(message.offset, record, observe(baseline, record))
+        observations = observe(baseline, record)
+        size, feature = largest_text(observations)
+        if size > MAX_RECORD_BYTES:
+            return (
+                f"{feature}: the record's category values and column names hold {size:,} bytes "
+                f"of text, over the {MAX_RECORD_BYTES:,} a summary takes",
+                "too_large",
+            )
+        builder.add(message.offset, record, observations)
     except orjson.JSONDecodeError as exc:
         return f"not JSON: {exc}", "not_json"
     except DecodeError as exc:
@@ -251,6 +267,7 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         state = await _compare_key(key, group, raised, closed)
         if state is not None:
             states[key] = state
+    encoded = {key: _encoded(key, state, raised, closed) for key, state in states.items()}
     scores = [doc for report in closed or () for doc in score_documents(report)]
     if raised or scores:
         await publish(raised, scores)
@@ -259,9 +276,28 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         for a in raised:
             logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
     for key, state in states.items():
+        feature_to_state[key] = encoded[key]
+        _cache[key] = (encoded[key], state)
+
+
+def _encoded(
+    key: str, state: FeatureState, raised: list[Anomaly], closed: list[WindowReport] | None
+) -> bytes:
+    """The state's changelog value. Kafka refuses one over 1 MB, and a refused changelog write
+    stops the worker: a state that large releases the entries it holds for event-time order
+    first (they are applied now; a later one that is older counts as late)."""
+    raw = encode_state(to_plain(state))
+    if len(raw) > MAX_STATE_BYTES:
+        held = len(state.buffer)
+        raised += detection().step_for(state.model).flush(state, closed)
+        logger.warning(
+            "%s: state of %d bytes is near Kafka's 1 MB limit; released %d held entries early",
+            key,
+            len(raw),
+            held,
+        )
         raw = encode_state(to_plain(state))
-        feature_to_state[key] = raw
-        _cache[key] = (raw, state)
+    return raw
 
 
 async def publish(raised: list[Anomaly], scores: Sequence[Document] = ()) -> None:

@@ -5,9 +5,11 @@ the good records is exactly what it would have been without them."""
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from detectors.baseline import Baseline
 from streams.traffic import Injection
@@ -86,3 +88,51 @@ def test_malformed_records_are_dead_lettered_and_detection_is_unaffected(
     assert f"dead_letters={MALFORMED}" in counted and "not_json=" in counted
     produce(kafka.url, f"{app_id}-serving-logs", [(b"k", orjson.dumps({"late": "bad"}))])
     wait_until(lambda: worker.counters().get("dead_letters") == MALFORMED + 1, 30, "still alive")
+
+
+def test_huge_values_are_kept_bounded_and_records_too_large_for_a_summary_dead_lettered(
+    kafka: ServerInfo, start_worker, app_id: str
+) -> None:
+    """Kafka refuses messages over 1 MB, and summaries and states are messages: a category value
+    of 60 KB or 950 KB is kept as its head and a digest (records counted, the worker running),
+    and a record whose unknown column names alone hold 100 KB is dead-lettered, naming them."""
+    create_topic(kafka.url, f"{app_id}-serving-logs", 4)
+    rows, _ = rows_with_tail(3_000, [])
+    keys = (k for k in (f"big-{i}" for i in range(10**6)) if partition_of(k) == 0)
+    for row in rows[1_000:1_040]:  # one partition's: 2.4 MB of text were they kept whole
+        row["request_id"], row["features"]["device"] = next(keys), "w" * 60_000
+    for row in rows[2_000:2_003]:
+        row["features"]["device"] = "x" * 950_000
+    too_large = rows[2_500:2_502]
+    for row in too_large:
+        row["features"] |= {f"debug_{i:03d}_{'y' * 500}": 1 for i in range(200)}
+    worker = start_worker(app_id)
+    worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
+
+    try:
+        wait_until(
+            lambda: (
+                worker.counters().get("records") == len(rows) - len(too_large)
+                and worker.counters().get("dead_letters") == len(too_large)
+            ),
+            120,
+            "every record accounted",
+        )
+    except AssertionError:
+        bad = [line for line in worker.text().splitlines() if "ERROR" in line]
+        raise AssertionError("\n".join(line[:1500] for line in bad[:5])) from None
+    dead = consume(kafka.url, f"{app_id}-dead-letters")
+    assert {d.key for d in dead} == {r["request_id"].encode() for r in too_large}
+    for d in dead:
+        assert d.headers["logdrift.kind"] == b"too_large"
+        assert d.headers["logdrift.reason"].startswith(b"unknown column names: ")
+    time.sleep(3)  # stage two writes its states after the batch: still running after that
+    assert worker.proc.poll() is None and "Crashed" not in worker.text()
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()[-3000:]
+
+
+def partition_of(key: str, partitions: int = 4) -> int:
+    """Where the producer's default partitioner (Kafka's murmur2) puts a key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -37,7 +37,14 @@ def _run(kafka: ServerInfo, start_worker, app_id: str, partitions: int, workers:
         shares = [_serving_partitions(w, topic) for w in started]
         return all(shares) and sum(map(len, shares)) == partitions == len(set().union(*shares))
 
-    wait_until(settled, 120, "every worker assigned its own share of serving-logs", step=0.5)
+    try:  # two workers on two shared cores: a rebalance can take a while under load
+        wait_until(settled, 240, "every worker assigned its own share of serving-logs", step=0.5)
+    except AssertionError as exc:
+        said = [
+            re.findall(r'"message": "(ready: assigned [^"]*|[^"]*rebalanc[^"]*)', w.text())
+            for w in started
+        ]
+        raise AssertionError(f"{exc}; the workers said: {said}") from None
     shares = [_serving_partitions(w, topic) for w in started]
     produce(kafka.url, topic, serving_messages(rows))
     return started, shares

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.schema import FeatureSpec, Schema
-from detectors.validate import CODES, Checked, check_value, structural_violations
+from detectors.validate import (
+    CODES,
+    MAX_TEXT_CHARS,
+    Checked,
+    check_value,
+    structural_violations,
+)
 from tests.unit.detectors.strategies import json_values
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -148,6 +154,16 @@ def test_a_category_outside_the_domain_is_flagged_but_still_counted() -> None:
     assert checked.violation is not None
 
 
+def test_a_category_value_longer_than_a_kilobyte_is_kept_as_its_head_and_a_digest() -> None:
+    long_a, long_b = "w" * 60_000, "w" * 59_999 + "v"
+    a, b = check_value("device", DEVICE, long_a), check_value("device", DEVICE, long_b)
+    assert isinstance(a.value, str) and isinstance(b.value, str)
+    assert len(a.value) == len(b.value) == MAX_TEXT_CHARS
+    assert a.value != b.value and a.value.startswith("w" * 1_000)  # distinct stay distinct
+    assert a.violation is not None  # and outside the domain, as the raw value was
+    assert check_value("device", DEVICE, "w" * MAX_TEXT_CHARS).value == "w" * MAX_TEXT_CHARS
+
+
 def test_the_given_text_of_a_sensitive_value_is_what_the_domain_is_checked_against() -> None:
     hashed = FeatureSpec(type="categorical", domain=["h:0123456789abcdef"], sensitive=True)
     assert check_value("email", hashed, "a@b.c", text="h:0123456789abcdef") == Checked(
@@ -198,6 +214,11 @@ def test_an_optional_feature_may_be_absent_and_a_required_one_may_be_null() -> N
 def test_a_feature_the_schema_does_not_know_is_a_new_column() -> None:
     found = structural_violations(SCHEMA, {"price": 1.0, "country": "DE", "age": 3})
     assert codes(found) == {("age", "SCHEMA_NEW_COLUMN")}
+
+
+def test_a_new_columns_name_is_kept_bounded() -> None:
+    (found,) = structural_violations(SCHEMA, {"price": 1.0, "country": "DE", "z" * 50_000: 1})
+    assert found.code == "SCHEMA_NEW_COLUMN" and len(found.feature) == MAX_TEXT_CHARS
 
 
 def test_new_columns_are_accepted_when_the_schema_allows_new_features() -> None:

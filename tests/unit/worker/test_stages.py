@@ -15,7 +15,14 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, WindowReport
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record
-from detectors.stages import NEW_COLUMNS, SummaryBuilder, observe
+from detectors.stages import (
+    MAX_SUMMARY_BYTES,
+    NEW_COLUMNS,
+    SummaryBuilder,
+    encode_parts,
+    largest_text,
+    observe,
+)
 from detectors.state_codec import from_plain, to_plain
 from streams.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
@@ -53,6 +60,7 @@ def _run_stages(
     restart_every: int = 0,
     replay: int = 0,
     closed: list[WindowReport] | None = None,
+    max_bytes: int = MAX_SUMMARY_BYTES,
 ) -> list[Anomaly]:
     """Rows hashed to partitions, batched per partition, summaries delivered partition by
     partition in rounds (so partitions interleave as a consumer would see them)."""
@@ -76,8 +84,13 @@ def _run_stages(
             for offset, row in chunk:
                 record = decode_record(row)
                 builder.add(offset, record, observe(baseline, record))
-            for key, summary in builder.drain():
-                summary = json.loads(json.dumps(summary))  # the wire: plain JSON
+            sent = [
+                (k, part)
+                for k, summary in builder.drain()
+                for part in encode_parts(summary, max_bytes)
+            ]
+            for key, part in sent:
+                summary = json.loads(part)  # the wire: plain JSON
                 state = states.get(key) or step.new_state(
                     summary["model"], summary["version"], summary["feature"]
                 )
@@ -152,3 +165,40 @@ def test_each_closed_feature_window_gives_the_engines_drift_score_document(
     assert len(expected) >= 7 * 4  # every feature of several windows
     assert got == expected
     assert any(doc["anomalies"]["count"] for doc in got.values())  # the shift's windows
+
+
+def test_summaries_cut_into_parts_under_a_byte_limit_reach_the_same_verdicts(
+    baseline: Baseline,
+) -> None:
+    rows = _records(5_000, [Injection("mean_shift", 2_500), Injection("schema_break", 3_000)])
+    expected = _engine_anomalies(baseline, rows)
+    got = _run_stages(baseline, rows, partitions=4, batch=300, max_bytes=1_500)
+    assert _ids(got) == _ids(expected)
+
+
+def test_a_summary_is_cut_by_entries_and_each_part_keeps_its_own_watermark(
+    baseline: Baseline,
+) -> None:
+    builder = SummaryBuilder(0, 1)
+    for offset, row in enumerate(_records(400, [])):
+        record = decode_record(row)
+        builder.add(offset, record, observe(baseline, record))
+    (_, summary), *_ = builder.drain()
+    parts = [json.loads(p) for p in encode_parts(summary, 2_000)]
+    assert len(parts) > 1 and all(len(json.dumps(p)) <= 2_000 for p in parts)
+    assert [o for p in parts for o in p["offsets"]] == summary["offsets"]
+    assert [v for p in parts for v in p["values"]] == summary["values"]
+    assert [p["watermark"] for p in parts] == [
+        max(summary["ts"][: summary["offsets"].index(p["offsets"][-1]) + 1]) for p in parts
+    ]
+    assert parts[-1]["watermark"] == summary["watermark"]
+
+
+def test_the_text_a_record_holds_is_measured_and_its_largest_feature_named(
+    baseline: Baseline,
+) -> None:
+    row = _records(1, [])[0]
+    row["features"]["country"] = "x" * 70_000  # a category value is kept bounded: ~1 KB
+    row["features"] |= {f"debug_{i:03d}_{'y' * 500}": 1 for i in range(200)}
+    size, feature = largest_text(observe(baseline, decode_record(row)))
+    assert 200 * 500 < size < 200 * 520 + 1_100 and feature == "unknown column names"
