@@ -26,7 +26,7 @@ from detectors.feedback import LATENCY_K, Joined, PendingPredictions
 from detectors.performance import ErrorChange, ErrorDetectors, PerformanceWindow
 from detectors.privacy import keyed_hash
 from detectors.profile import category_text
-from detectors.records import FeedbackRecord, ServingRecord
+from detectors.records import FeedbackRecord, ServingRecord, bounded_text
 from detectors.slices import SliceKeys
 from detectors.stats import OTHER
 
@@ -438,7 +438,7 @@ def _group_value(baseline: Baseline, record: ServingRecord, attr: str) -> str:
     ref = baseline.references.get(attr)
     if ref is not None and ref.spec.sensitive:
         return keyed_hash(baseline.privacy_key, category_text(value))
-    return category_text(value)
+    return bounded_text(category_text(value))
 
 
 def _number(value: object) -> float | None:

@@ -13,6 +13,7 @@ field 'features': expected an object, got list
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,12 +105,35 @@ def _ts_of(value: object) -> float:
     raise ValueError(f"expected ISO-8601 text or epoch seconds, got {type_name(value)}")
 
 
+MAX_TEXT_CHARS = 1_024  # a category value or column name longer than this is kept as head + digest
+
+
+def bounded_text(text: str) -> str:
+    """A category value or column name as windows, state and anomalies hold it: a longer one
+    becomes its head and a digest, so distinct values stay distinct and nothing grows with a
+    value's length (a 900 KB "category" would otherwise outgrow Kafka's messages).
+
+    >>> len(bounded_text("x" * 5_000)), bounded_text("x" * 5_000)[-18:]
+    (1024, '…#77831c42f099d1a1')
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[: MAX_TEXT_CHARS - 18]}…#{digest}"
+
+
+MAX_ID_CHARS = 256  # a model, version or request id longer than this is not one
+
+
 def _text(raw: dict[str, object], path: str, default: str | None) -> str | None:
     value = _lookup(raw, path)
     if value is _ABSENT or value is None:
         return default
     if isinstance(value, str | int) and not isinstance(value, bool):
-        return str(value)
+        text = str(value)
+        if len(text) > MAX_ID_CHARS:
+            raise DecodeError(path, f"{len(text):,} characters, over {MAX_ID_CHARS}")
+        return text
     raise DecodeError(path, f"expected text, got {type_name(value)}")
 
 
@@ -143,7 +167,7 @@ def decode_record(
     slice_raw = _lookup(raw, mapping.slice)
     slice_: dict[str, str] = {}
     if isinstance(slice_raw, dict):
-        slice_ = {str(k): str(v) for k, v in slice_raw.items()}
+        slice_ = {str(k): bounded_text(str(v)) for k, v in slice_raw.items()}
     elif slice_raw is not _ABSENT and slice_raw is not None:
         raise DecodeError(mapping.slice, f"expected an object, got {type_name(slice_raw)}")
     prediction = _lookup(raw, mapping.prediction)

@@ -12,11 +12,10 @@ Checked(value=34.0, missing=False, violation=None)
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
-from detectors.records import type_name
+from detectors.records import bounded_text, type_name
 from detectors.schema import FeatureSpec, Schema
 
 # Code -> (anomaly kind, what it means). Codes without a TFDV name are ours
@@ -123,23 +122,6 @@ def _check_number(name: str, spec: FeatureSpec, value: object) -> Checked:
     if spec.type == "int" and not x.is_integer():
         return _bad(name, "INT_TYPE_HAS_FLOAT", "float with a fractional part where int expected")
     return _check_range(name, spec, x)
-
-
-MAX_TEXT_CHARS = 1_024  # a category value or column name longer than this is kept as head + digest
-
-
-def bounded_text(text: str) -> str:
-    """A category value or column name as windows, state and anomalies hold it: a longer one
-    becomes its head and a digest, so distinct values stay distinct and nothing grows with a
-    value's length (a 900 KB "category" would otherwise outgrow Kafka's messages).
-
-    >>> len(bounded_text("x" * 5_000)), bounded_text("x" * 5_000)[-18:]
-    (1024, '…#77831c42f099d1a1')
-    """
-    if len(text) <= MAX_TEXT_CHARS:
-        return text
-    digest = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=8).hexdigest()
-    return f"{text[: MAX_TEXT_CHARS - 18]}…#{digest}"
 
 
 def _check_category(name: str, spec: FeatureSpec, value: object, text: str | None) -> Checked:

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.records import DecodeError, FieldMapping, ServingRecord, decode_record, type_name
+from detectors.records import (
+    MAX_TEXT_CHARS,
+    DecodeError,
+    FieldMapping,
+    ServingRecord,
+    decode_record,
+    type_name,
+)
 from tests.unit.detectors.strategies import json_values
 
 PROPERTY = settings(max_examples=150, deadline=None)
@@ -126,12 +133,21 @@ def test_a_missing_model_takes_the_default_model() -> None:
         ({"request_id": [1]}, "request_id"),
         ({"slice": "shoes"}, "slice"),
         ({"slice": [1]}, "slice"),
+        ({"model": "m" * 257}, "model"),  # an identifier, not a document
+        ({"model_version": "3" * 257}, "model_version"),
+        ({"request_id": "r" * 257}, "request_id"),
     ],
 )
 def test_a_missing_or_mistyped_field_is_a_decode_error_naming_it(
     fields: dict[str, object], field: str
 ) -> None:
     assert field_at_fault(record(**fields)) == field
+
+
+def test_a_slice_value_is_kept_bounded_like_a_category() -> None:
+    decoded = decode_record(record(slice={"category": "s" * 5_000, "brand": "acme"}))
+    assert len(decoded.slice["category"]) == MAX_TEXT_CHARS and decoded.slice["brand"] == "acme"
+    assert decode_record(record(request_id="r" * 256)).request_id == "r" * 256
 
 
 @pytest.mark.parametrize("raw", [None, [], "ts=1", 3, True])

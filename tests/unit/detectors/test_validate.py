@@ -9,14 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.records import MAX_TEXT_CHARS
 from detectors.schema import FeatureSpec, Schema
-from detectors.validate import (
-    CODES,
-    MAX_TEXT_CHARS,
-    Checked,
-    check_value,
-    structural_violations,
-)
+from detectors.validate import CODES, Checked, check_value, structural_violations
 from tests.unit.detectors.strategies import json_values
 
 PROPERTY = settings(max_examples=150, deadline=None)
