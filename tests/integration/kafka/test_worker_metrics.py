@@ -89,14 +89,23 @@ def test_readiness_counters_and_lag_seen_by_a_scrape(
     assert lags[-1] == 0, "and the lag returned to zero"
     assert value(samples, "logdrift_ready") == 1
     assert value(samples, "logdrift_dead_letters_total", reason="not_json") == NOT_JSON
+    # Stage two reads the summaries after stage one sends them: a serving lag of zero does
+    # not mean the windows were judged yet, so wait (bounded) for stage two to catch up.
     summaries = f"{app_id}-feature-summaries"
-    sent = value(samples, "logdrift_records_out_total", topic=summaries)
+    deadline = time.monotonic() + 90
+    while True:
+        sent = value(samples, "logdrift_records_out_total", topic=summaries)
+        read = value(samples, "logdrift_records_in_total", topic=summaries)
+        surged = sum(
+            value(samples, "logdrift_anomalies_total", kind="distribution_skew", severity=s)
+            for s in ("low", "medium", "high", "critical")
+        )
+        if (sent > 0 and read == sent and surged >= 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        samples = scrape(base)
     assert sent > 0
-    assert value(samples, "logdrift_records_in_total", topic=summaries) <= sent
-    surged = sum(
-        value(samples, "logdrift_anomalies_total", kind="distribution_skew", severity=s)
-        for s in ("low", "medium", "high", "critical")
-    )
+    assert read == sent, f"stage two read every summary stage one sent ({read} of {sent})"
     assert surged >= 1, "the category surge was counted by kind and severity"
     assert value(samples, "logdrift_windows_closed_total", model="ctr") > 0
     worker.stop()
