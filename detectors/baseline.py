@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass
 
 from detectors.privacy import keyed_hash
-from detectors.profile import FeatureProfile, Profile
+from detectors.profile import FeatureProfile, Profile, category_text
 from detectors.schema import PREDICTION, FeatureSpec, Schema, Thresholds
 from detectors.stats import OTHER, BinCounts, CategoryCounts, FeatureWindow
+from detectors.validate import Checked, check_value
 
 NEW_CATEGORY_CAP = 32
 
@@ -123,6 +124,14 @@ class Baseline:
 
     def sensitive(self, name: str) -> bool:
         return self.references[name].spec.sensitive
+
+    def check(self, ref: FeatureReference, value: object) -> Checked:
+        """``value`` checked against ``ref``'s spec; a sensitive category comes out as its keyed
+        hash, so no raw sensitive value goes further."""
+        text = None
+        if ref.spec.sensitive and isinstance(value, str | bool):
+            text = keyed_hash(self.privacy_key, category_text(value))
+        return check_value(ref.name, ref.spec, value, text)
 
 
 __all__ = ["PREDICTION", "Baseline", "FeatureReference"]

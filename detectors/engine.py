@@ -17,13 +17,11 @@ from detectors.baseline import Baseline
 from detectors.change import Change, StandardizedChange, detectors_for
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
-from detectors.privacy import keyed_hash
-from detectors.profile import category_text
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
 from detectors.slice_windows import SliceWindows, sliced
 from detectors.stats import OTHER, FeatureWindow
-from detectors.validate import check_value, structural_violations
+from detectors.validate import structural_violations
 
 # (feature, kind, detector) flagged in a window, to say "ongoing since".
 FlagKey = tuple[str, str, str]
@@ -229,10 +227,7 @@ class Engine:
         ref = state.baseline.references[name]
         win = state.windows[name]
         win.seen += 1
-        text = None
-        if ref.spec.sensitive and isinstance(value, str | bool):
-            text = keyed_hash(state.baseline.privacy_key, category_text(value))
-        checked = check_value(name, ref.spec, value, text)
+        checked = state.baseline.check(ref, value)
         if checked.missing:
             win.missing += 1
         if checked.violation is not None:

@@ -15,10 +15,7 @@ import dataclasses
 from detectors.anomaly import Anomaly, anomaly_id
 from detectors.baseline import Baseline
 from detectors.compare import Finding, compare_feature
-from detectors.privacy import keyed_hash
-from detectors.profile import category_text
 from detectors.stats import OTHER, FeatureWindow
-from detectors.validate import check_value
 
 SliceWindow = dict[str, FeatureWindow]
 Observed = dict[str, float | str | None]  # a number or category; None: missing; absent: invalid
@@ -30,11 +27,7 @@ def observed(baseline: Baseline, values: dict[str, object]) -> Observed:
     hashes): what the worker's label join sends its judge, never a raw sensitive value."""
     out: Observed = {}
     for name, ref in baseline.references.items():
-        value = values.get(name)
-        text = None
-        if ref.spec.sensitive and isinstance(value, str | bool):
-            text = keyed_hash(baseline.privacy_key, category_text(value))
-        checked = check_value(name, ref.spec, value, text)
+        checked = baseline.check(ref, values.get(name))
         if checked.missing or checked.value is not None:
             out[name] = checked.value
     return out

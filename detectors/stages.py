@@ -26,23 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from detectors.baseline import Baseline
-from detectors.privacy import keyed_hash
-from detectors.profile import category_text
 from detectors.records import ServingRecord
 from detectors.schema import PREDICTION
-from detectors.validate import check_value, structural_violations
+from detectors.validate import structural_violations
 
 SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: columnar
 # A pseudo-feature per model version carrying the names of columns the schema does not know:
 # the Engine scores new columns per model, so they need one owner in stage two as well.
 NEW_COLUMNS = "__new_columns__"
-# Kafka refuses messages over 1 MB (max.message.bytes): a summary is cut into parts under half
-# of that, and a record whose observations alone hold more than MAX_RECORD_BYTES of text
-# (categories, unknown column names) is refused, so every part can be sent.
-MAX_SUMMARY_BYTES = 512 * 1024
+# Kafka refuses messages over 1 MB (max.message.bytes): summaries are cut into parts under half
+# of that (streams.topics.encode_parts), and a record whose observations alone hold more than
+# MAX_RECORD_BYTES of text (categories, unknown column names) is refused, so every part fits.
 MAX_RECORD_BYTES = 64 * 1024
 
 
@@ -69,12 +64,7 @@ def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]
     out: dict[str, Observation] = {}
     features, prediction = record.features, record.prediction
     for name, ref in baseline.references.items():
-        spec = ref.spec
-        value = prediction if name == PREDICTION else features.get(name)
-        text = None
-        if spec.sensitive and isinstance(value, str | bool):
-            text = keyed_hash(baseline.privacy_key, category_text(value))
-        checked = check_value(name, spec, value, text)
+        checked = baseline.check(ref, prediction if name == PREDICTION else features.get(name))
         codes = structural.get(name, ())
         if checked.violation is not None:
             codes = (*codes, checked.violation.code)
@@ -103,20 +93,9 @@ def largest_text(observations: dict[str, Observation]) -> tuple[int, str]:
     return total, "unknown column names" if name == NEW_COLUMNS else name
 
 
-def encode_parts(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES) -> list[bytes]:
-    """The summary as JSON bytes, cut by entries into parts of at most ``max_bytes`` (unless
-    one entry alone is larger): stage two takes consecutive parts as consecutive batches."""
-    raw = orjson.dumps(summary)
-    n = len(summary["offsets"])
-    if len(raw) <= max_bytes or n <= 1:
-        return [raw]
-    half = n // 2
-    return encode_parts(_part(summary, 0, half), max_bytes) + encode_parts(
-        _part(summary, half, n), max_bytes
-    )
-
-
-def _part(summary: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+def summary_part(summary: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+    """Entries lo..hi of a summary, a summary itself (stage two reads consecutive parts as
+    consecutive batches)."""
     return (
         summary
         | {

@@ -46,7 +46,6 @@ from detectors.records import DecodeError, decode_record
 from detectors.stages import (
     MAX_RECORD_BYTES,
     SummaryBuilder,
-    encode_parts,
     largest_text,
     observe,
 )
@@ -66,7 +65,14 @@ from streams.indexing import (
 )
 from streams.metrics import reason_kind
 from streams.tables import decode_state, encode_state, feature_to_state
-from streams.topics import anomalies, dead_letters, drift_scores, feature_summaries, serving_logs
+from streams.topics import (
+    anomalies,
+    dead_letters,
+    drift_scores,
+    encode_parts,
+    feature_summaries,
+    serving_logs,
+)
 
 logger = logging.getLogger("logdrift.worker")
 T = TypeVar("T")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import EventT
+from faust.types import EventT, Message
 
 from connectors.es_documents import label_documents
 from detectors import slice_features as slice_state
@@ -42,7 +42,13 @@ from detectors.feedback import PendingStats
 from detectors.label_join import Label, LabelJoin, Pending, watermark
 from detectors.label_state import from_plain, to_plain
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_values
-from detectors.records import DecodeError, FeedbackRecord, decode_feedback, decode_record
+from detectors.records import (
+    DecodeError,
+    FeedbackRecord,
+    FieldMapping,
+    decode_feedback,
+    decode_record,
+)
 from detectors.schema import PREDICTION
 from detectors.slice_features import SliceFeatures
 from detectors.slice_windows import observed
@@ -132,6 +138,9 @@ class Outcomes:
         )
 
 
+ByModel = dict[tuple[str, str], Outcomes]  # a join batch's outcomes, by model and version
+
+
 @dataclass(slots=True)
 class Joiner:
     join: LabelJoin
@@ -172,16 +181,14 @@ async def join_labels(stream: AsyncIterable[Any]) -> None:
 
 async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
     j = joiner(options)
-    by_model: dict[tuple[str, str], Outcomes] = {}
+    by_model: ByModel = {}
     dead: list[Awaitable[Any]] = []
     labels = 0
     for event in events:
         m = event.message
         value = event.value if isinstance(event.value, bytes) else b""
         labels += m.topic == FEEDBACK
-        problem = _join_one(
-            options, j, m.topic, m.partition, m.offset, m.timestamp, value, by_model
-        )
+        problem = _join_one(options, j, m, value, by_model)
         if problem is not None:
             dead.append(dead_letter(m.key, value, *problem, f"{m.topic}/{m.partition}/{m.offset}"))
     clocks = j.join.clocks()
@@ -192,23 +199,16 @@ async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> N
 
 
 def _join_one(
-    options: LabelOptions,
-    j: Joiner,
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp_ms: float | None,
-    value: bytes,
-    by_model: dict[tuple[str, str], Outcomes],
+    options: LabelOptions, j: Joiner, m: Message, value: bytes, by_model: ByModel
 ) -> tuple[str, str] | None:
     """Hold a prediction or join a label; (reason, kind) to dead-letter it with. Never raises."""
     try:
-        if topic == FEEDBACK:
-            return _join_label(j.join, partition, offset, timestamp_ms, value, by_model)
-        if not _hold(options, j.join, partition, offset, value, by_model):
+        if m.topic == FEEDBACK:
+            return _join_label(j.join, m, value, by_model)
+        if not _hold(options, j.join, m, value, by_model):
             j.skipped += 1  # stage one dead-letters what does not decode; counted here
     except Exception as exc:  # a bug must not stop the join: keep the record, say why
-        logger.exception("the label join failed on %s/%d/%d", topic, partition, offset)
+        logger.exception("the label join failed on %s/%d/%d", m.topic, m.partition, m.offset)
         return repr(exc), "internal_error"
     return None
 
@@ -232,7 +232,7 @@ async def _send_outcomes(messages: list[tuple[str, bytes]]) -> None:
             delay = min(2 * delay, 30.0)
 
 
-def _outcomes(by_model: dict[tuple[str, str], Outcomes], model: str, version: str) -> Outcomes:
+def _outcomes(by_model: ByModel, model: str, version: str) -> Outcomes:
     found = by_model.get((model, version))
     if found is None:
         found = by_model[(model, version)] = Outcomes(model, version)
@@ -240,12 +240,7 @@ def _outcomes(by_model: dict[tuple[str, str], Outcomes], model: str, version: st
 
 
 def _hold(
-    options: LabelOptions,
-    join: LabelJoin,
-    partition: int,
-    offset: int,
-    value: bytes,
-    by_model: dict[tuple[str, str], Outcomes],
+    options: LabelOptions, join: LabelJoin, m: Message, value: bytes, by_model: ByModel
 ) -> bool:
     found = detection()
     try:
@@ -259,6 +254,7 @@ def _hold(
     slice_ = record.slice.get(options.slice_key) if options.slice_key else None
     groups = group_values(baseline, record, options.groups)
     version = record.version
+    partition, offset = m.partition, m.offset
     entry = Pending(record.ts, partition, float(score), record.model, version, slice_, groups)
     waited = join.hold(record.request_id, entry)
     out = _outcomes(by_model, record.model, version)
@@ -271,27 +267,27 @@ def _hold(
     return True
 
 
+def read_label(m: Message, value: bytes, mapping: FieldMapping) -> FeedbackRecord:
+    """A feedback record; one without a time of its own takes the broker's (Faust's message
+    timestamps are in seconds)."""
+    return decode_feedback(orjson.loads(value), mapping, default_ts=m.timestamp)
+
+
 def _join_label(
-    join: LabelJoin,
-    partition: int,
-    offset: int,
-    timestamp_ms: float | None,
-    value: bytes,
-    by_model: dict[tuple[str, str], Outcomes],
+    join: LabelJoin, m: Message, value: bytes, by_model: ByModel
 ) -> tuple[str, str] | None:
     """Join one label; or (reason, kind) to dead-letter it with."""
     try:
-        sent = None if timestamp_ms is None else timestamp_ms / 1000
-        label = decode_feedback(orjson.loads(value), detection().mapping, default_ts=sent)
+        label = read_label(m, value, detection().mapping)
     except orjson.JSONDecodeError as exc:
         return f"not JSON: {exc}", "not_json"
     except DecodeError as exc:
         return str(exc), f"{exc.field}: {exc.problem}"[:80]
-    waiting = Label(label.ts, partition, label.label, offset)
+    waiting = Label(label.ts, m.partition, label.label, m.offset)
     entry = join.label(label.request_id, waiting)
     if entry is not None:
         _outcomes(by_model, entry.model, entry.version).add_label(
-            partition, offset, entry, waiting, waited=False
+            m.partition, m.offset, entry, waiting, waited=False
         )
     return None
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+import orjson
 
+from detectors.stages import summary_part
 from streams.app import app, kafka
+
+MAX_SUMMARY_BYTES = 512 * 1024  # half of Kafka's default max.message.bytes (1 MB)
 
 
 def _raw(name: str) -> faust.TopicT:
@@ -54,3 +58,16 @@ drift_scores = _own(  # drift-score documents (feature and label windows), keyed
 dead_letters = _own(
     kafka.topic("dead_letters"), key_type=bytes, value_type=bytes, value_serializer="raw"
 )
+
+
+def encode_parts(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES) -> list[bytes]:
+    """The summary as JSON bytes, cut by entries into parts of at most ``max_bytes`` (unless
+    one entry alone is larger)."""
+    raw = orjson.dumps(summary)
+    n = len(summary["offsets"])
+    if len(raw) <= max_bytes or n <= 1:
+        return [raw]
+    half = n // 2
+    return encode_parts(summary_part(summary, 0, half), max_bytes) + encode_parts(
+        summary_part(summary, half, n), max_bytes
+    )

@@ -3,14 +3,26 @@ each prediction and label once, however often a crash makes the join send them a
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import orjson
+from aiokafka.structs import ConsumerRecord
+from faust.transport.drivers.aiokafka import Consumer
 
 from detectors.engine import EngineOptions
 from detectors.label_join import Label, Pending
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport
+from detectors.records import FieldMapping
 from detectors.slice_features import SliceFeatures
 from detectors.slice_windows import observed
-from streams.label_agents import Judged, Outcomes, _apply, decode_pending, encode_pending
+from streams.label_agents import (
+    Judged,
+    Outcomes,
+    _apply,
+    decode_pending,
+    encode_pending,
+    read_label,
+)
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_800_000_000.0
@@ -102,3 +114,14 @@ def test_slice_feature_windows_close_once_every_partitions_predictions_passed_th
 
 def test_rows_without_feature_values_leave_slice_windows_off() -> None:
     assert judge(outcomes(0, 0, 10)).features is None
+
+
+def test_a_label_without_a_time_takes_the_brokers_timestamp() -> None:
+    value = orjson.dumps({"request_id": "r1", "label": 1})
+    sent_ms = int(T0 * 1000) + 250
+    record = ConsumerRecord("feedback", 0, 7, sent_ms, 0, b"r1", value, None, 2, len(value), ())
+    app = SimpleNamespace(app=SimpleNamespace(consumer_generation_id=1))
+    message = Consumer._to_message(app, record.topic, record)  # as Faust hands it to the join
+    assert read_label(message, value, FieldMapping()).ts == T0 + 0.25
+    timed = orjson.dumps({"request_id": "r1", "label": 1, "ts": T0 - 60})
+    assert read_label(message, timed, FieldMapping()).ts == T0 - 60  # its own time wins

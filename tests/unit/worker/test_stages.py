@@ -15,15 +15,9 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, WindowReport
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record
-from detectors.stages import (
-    MAX_SUMMARY_BYTES,
-    NEW_COLUMNS,
-    SummaryBuilder,
-    encode_parts,
-    largest_text,
-    observe,
-)
+from detectors.stages import NEW_COLUMNS, SummaryBuilder, largest_text, observe
 from detectors.state_codec import from_plain, to_plain
+from streams.topics import MAX_SUMMARY_BYTES, encode_parts
 from streams.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
