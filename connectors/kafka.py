@@ -20,6 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from config.settings import KafkaSettings
 from connectors.forward import ForwardEvent
+from detectors.records import field_at, with_field
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,19 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
 def request_id_key(record: dict[str, Any], field: str) -> bytes | None:
     """The message key: the record's request id, so serving logs and feedback of one request
     land on the same partition (the label join is local). None spreads keyless records."""
-    value = record.get(field)
+    value = field_at(record, field)
     if isinstance(value, str | int) and not isinstance(value, bool):
         return str(value).encode()
     return None
+
+
+def serving_message(event: ForwardEvent, request_id: str, ts: str) -> tuple[bytes | None, bytes]:
+    """(key, value) of one event's serving-logs message; the fields are dotted paths."""
+    record = event.record
+    if field_at(record, ts) is None:
+        # fluent-logger carries the event time beside the record: keep it.
+        record = with_field(record, ts, event.time)
+    return request_id_key(record, request_id), orjson.dumps(record, default=str)
 
 
 class ServingLogPublisher:
@@ -105,17 +115,8 @@ class ServingLogPublisher:
             raise RuntimeError("ServingLogPublisher.publish before start")
         futures = []
         for event in events:
-            record = event.record
-            if self.ts_field not in record:
-                # fluent-logger carries the event time beside the record: keep it.
-                record = {**record, self.ts_field: event.time}
-            futures.append(
-                await self._producer.send(
-                    self.topic,
-                    orjson.dumps(record, default=str),
-                    key=request_id_key(record, self.request_id_field),
-                )
-            )
+            key, value = serving_message(event, self.request_id_field, self.ts_field)
+            futures.append(await self._producer.send(self.topic, value, key=key))
         if futures:
             await asyncio.gather(*futures)
         self.published += len(futures)

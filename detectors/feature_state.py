@@ -199,6 +199,8 @@ class CompareStep:
             out += self._close(state, final=False, reports=reports)
             if state.count == 0:  # closed, not carried over: start the period holding ts
                 self._open(state, self._align(ts))
+            else:  # carried over: it now runs to the end of the period holding ts
+                state.end = max(state.end, self._align(ts) + self.options.window_seconds)
         if ts < state.start:
             state.late += 1
         state.count += 1

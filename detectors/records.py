@@ -65,6 +65,29 @@ def _lookup(obj: dict[str, object], path: str) -> object:
     return current
 
 
+def field_at(obj: dict[str, object], path: str) -> object | None:
+    """The value at a dotted path of the mapping ("meta.request_id"); None when absent.
+
+    >>> field_at({"meta": {"request_id": "a1"}}, "meta.request_id")
+    'a1'
+    """
+    found = _lookup(obj, path)
+    return None if found is _ABSENT else found
+
+
+def with_field(obj: dict[str, object], path: str, value: object) -> dict[str, object]:
+    """A copy of ``obj`` with ``value`` at a dotted path, the objects on the way copied too.
+
+    >>> with_field({"meta": {"a": 1}}, "meta.ts", 5.0)
+    {'meta': {'a': 1, 'ts': 5.0}}
+    """
+    head, _, rest = path.partition(".")
+    if not rest:
+        return {**obj, head: value}
+    inner = obj.get(head)
+    return {**obj, head: with_field(inner if isinstance(inner, dict) else {}, rest, value)}
+
+
 def type_name(value: object) -> str:
     """A JSON-ish type name for messages: never the value itself, which may be sensitive."""
     names = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}
@@ -151,16 +174,7 @@ def decode_record(
         raise DecodeError(mapping.features, "missing")
     if not isinstance(features, dict):
         raise DecodeError(mapping.features, f"expected an object, got {type_name(features)}")
-    ts_raw = _lookup(raw, mapping.ts)
-    if ts_raw is _ABSENT or ts_raw is None:
-        if default_ts is None:
-            raise DecodeError(mapping.ts, "missing")
-        ts = default_ts
-    else:
-        try:
-            ts = parse_ts(ts_raw)
-        except (ValueError, OverflowError, OSError) as exc:
-            raise DecodeError(mapping.ts, str(exc)) from None
+    ts = _event_time(raw, mapping.ts, default_ts)
     model = _text(raw, mapping.model, default_model)
     if model is None:
         raise DecodeError(mapping.model, "missing")
@@ -220,12 +234,18 @@ def decode_feedback(
         raise DecodeError(
             mapping.label, f"expected a finite number or bool, got {type_name(label)}"
         )
-    ts_raw = _lookup(raw, mapping.ts)
+    return FeedbackRecord(_event_time(raw, mapping.ts, default_ts), request_id, float(label))
+
+
+def _event_time(raw: dict[str, object], path: str, default_ts: float | None) -> float:
+    """The record's time, else the transport's (``default_ts``), checked alike: a transport in
+    milliseconds or out of range is caught here, not in a window a millennium away."""
+    ts_raw = _lookup(raw, path)
     if ts_raw is _ABSENT or ts_raw is None:
         if default_ts is None:
-            raise DecodeError(mapping.ts, "missing")
-        return FeedbackRecord(default_ts, request_id, float(label))
+            raise DecodeError(path, "missing")
+        ts_raw = default_ts
     try:
-        return FeedbackRecord(parse_ts(ts_raw), request_id, float(label))
+        return parse_ts(ts_raw)
     except (ValueError, OverflowError, OSError) as exc:
-        raise DecodeError(mapping.ts, str(exc)) from None
+        raise DecodeError(path, str(exc)) from None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
@@ -99,6 +100,8 @@ class Counters:
 
 counters = Counters()
 INDEXING = settings.elasticsearch.url is not None  # then windows' drift scores are published too
+MAX_DEAD_VALUE_BYTES = 900_000  # a dead letter's value; over it, the head and a digest
+MAX_REASON_BYTES = 8_192
 MAX_STATE_BYTES = 768 * 1024  # a feature's state; the producer refuses messages over 1,000,000
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
@@ -112,10 +115,22 @@ def dead_letter(
     label = reason_kind(kind)  # without the model names or values in it: a bounded set
     counters.dead_by_reason[label] = counters.dead_by_reason.get(label, 0) + 1
     headers = [
-        ("logdrift.reason", reason.encode()),
+        ("logdrift.reason", reason.encode()[:MAX_REASON_BYTES]),
         ("logdrift.kind", kind.encode()),
         ("logdrift.source", where.encode()),
     ]
+    if len(value) > MAX_DEAD_VALUE_BYTES:
+        # The producer refuses messages over 1,000,000 bytes, and the broker takes a little
+        # more: the head goes, with the original's size and digest (the original stays in its
+        # topic, at the offset in logdrift.source).
+        headers += [
+            ("logdrift.original_bytes", str(len(value)).encode()),
+            (
+                "logdrift.original_blake2b",
+                hashlib.blake2b(value, digest_size=16).hexdigest().encode(),
+            ),
+        ]
+        value = value[:MAX_DEAD_VALUE_BYTES]
     return delivered(dead_letters.send(key=key, value=value, headers=headers))
 
 

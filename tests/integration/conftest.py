@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from elasticsearch import ApiError, Elasticsearch
 
 from connectors.files import write_csv
 from streams.traffic import training_rows
@@ -142,3 +144,16 @@ def _wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 60)
                 return
         time.sleep(0.1)
     raise AssertionError(f"logdrift run did not listen on {port} within {timeout} s")
+
+
+def search_all(es: Elasticsearch, index: str) -> list[dict[str, Any]]:
+    """Every document of ``index`` (a name, alias or pattern) after a refresh; none yet while
+    a daily index the writer just created has no started shard (a search answers 503)."""
+    try:
+        es.indices.refresh(index=index, allow_no_indices=True)
+        found = es.search(index=index, size=10_000, query={"match_all": {}}, version=True)
+    except ApiError as exc:
+        if exc.meta.status != 503:
+            raise
+        return []
+    return list(found["hits"]["hits"])

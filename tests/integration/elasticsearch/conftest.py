@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.integration.conftest import LOGDRIFT, free_port, servers_run_dir
+from tests.integration.conftest import LOGDRIFT, free_port, search_all, servers_run_dir
 from tools.servers import REPO_ROOT, ServerError, start_es, stop_es
+
+__all__ = ["search_all"]  # the suite imports it from here
 
 RUN_DIR = Path(os.environ.get("LOGDRIFT_ES_TEST_RUN_DIR", REPO_ROOT / ".servers" / "es-tests"))
 
@@ -75,12 +77,6 @@ def prefix(es: Elasticsearch) -> Iterator[str]:
     for target in ("anomalies", "drift-scores"):
         with contextlib.suppress(Exception):
             es.indices.delete_index_template(name=f"{name}-{target}")
-
-
-def search_all(es: Elasticsearch, index: str) -> list[dict[str, object]]:
-    es.indices.refresh(index=index, allow_no_indices=True)
-    found = es.search(index=index, size=10_000, query={"match_all": {}}, version=True)
-    return list(found["hits"]["hits"])
 
 
 @dataclass

@@ -27,8 +27,14 @@ FEATURES = 7  # price, age, score, country, device, is_returning, and the predic
 def test_anomalies_and_drift_scores_reach_elasticsearch_exactly_as_stored(
     start_es_runner, es: Elasticsearch, prefix: str
 ) -> None:
-    runner = start_es_runner(
-        prefix, "--window-seconds", "10", "--min-count", "200", api_key=API_KEY
+    runner = start_es_runner(  # a stop ships what is left within the drain time: ample here
+        prefix,
+        "--window-seconds",
+        "10",
+        "--min-count",
+        "200",
+        api_key=API_KEY,
+        shutdown_drain_seconds="60",
     )
     injections = [Injection(s, 3_000) for s in ("category_surge", "mean_shift", "schema_break")]
     records = list(serving_records(6_000, rate=RATE, start=START, injections=injections))

@@ -48,8 +48,9 @@ def test_bulk_latency_and_acked_documents_move_and_the_backlog_drains(
     send(_traffic(), "127.0.0.1", runner.port, realtime=False, rate=RATE)
     samples = settle(
         base,
-        lambda s: (
-            value(s, "logdrift_elasticsearch_documents_total", outcome="acked") > 0
+        lambda s: (  # every record read, then every window's documents acknowledged
+            value(s, "logdrift_records_in_total", topic="forward") == 6_000
+            and value(s, "logdrift_elasticsearch_documents_total", outcome="acked") >= 5 * 7
             and value(s, "logdrift_elasticsearch_backlog") == 0
         ),
     )

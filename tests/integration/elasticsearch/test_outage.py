@@ -47,6 +47,14 @@ def enqueued_between(store: Path, since: float, until: float) -> int:
         return int(conn.execute(sql, (since, until)).fetchone()[0])
 
 
+def indexed_any(es: Elasticsearch, prefix: str) -> bool:
+    alias = f"{prefix}-anomalies"
+    if not es.indices.exists_alias(name=alias):
+        return False
+    es.indices.refresh(index=alias)
+    return int(es.count(index=alias)["count"]) > 0
+
+
 async def replay(url: str, prefix: str, documents: list[dict[str, Any]]) -> bool:
     sink = ElasticSink(AsyncElasticsearch(url), IndexNames(prefix))
     try:
@@ -111,7 +119,10 @@ def test_a_minute_without_elasticsearch_loses_nothing_and_duplicates_nothing(
     sender = threading.Thread(target=stream, daemon=True)
     sender.start()
     wait_alive(runner, STOP_AFTER)
-    assert es.count(index=f"{prefix}-anomalies")["count"] > 0, "indexing worked before the outage"
+    deadline = time.monotonic() + 15  # indices refresh every 5 s: poll, refreshing
+    while not indexed_any(es, prefix):
+        assert time.monotonic() < deadline, "indexing worked before the outage"
+        wait_alive(runner, 0.5)
 
     stopped_at = time.time()
     es_node.stop()

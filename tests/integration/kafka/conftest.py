@@ -28,7 +28,7 @@ from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import decode_record
-from tests.integration.conftest import servers_run_dir
+from tests.integration.conftest import search_all, servers_run_dir
 from tools.servers import ServerError, ServerInfo, start_es, start_kafka, stop_es, stop_kafka
 
 REPO = Path(__file__).resolve().parents[3]
@@ -289,7 +289,4 @@ def es_url() -> Iterator[str]:
 
 
 def scores_indexed(es: Elasticsearch, prefix: str) -> dict[str, dict[str, Any]]:
-    index = f"{prefix}-drift-scores-*"
-    es.indices.refresh(index=index, allow_no_indices=True)
-    found = es.search(index=index, size=10_000, query={"match_all": {}})
-    return {h["_id"]: h["_source"] for h in found["hits"]["hits"]}
+    return {h["_id"]: h["_source"] for h in search_all(es, f"{prefix}-drift-scores-*")}

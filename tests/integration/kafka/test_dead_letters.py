@@ -95,7 +95,8 @@ def test_huge_values_are_kept_bounded_and_records_too_large_for_a_summary_dead_l
 ) -> None:
     """Kafka refuses messages over 1 MB, and summaries and states are messages: a category value
     of 60 KB or 950 KB is kept as its head and a digest (records counted, the worker running),
-    and a record whose unknown column names alone hold 100 KB is dead-lettered, naming them."""
+    a record whose unknown column names alone hold 100 KB is dead-lettered, naming them, and a
+    record of 1,040,000 bytes that is not JSON is dead-lettered as its head, size and digest."""
     create_topic(kafka.url, f"{app_id}-serving-logs", 4)
     rows, _ = rows_with_tail(3_000, [])
     keys = (k for k in (f"big-{i}" for i in range(10**6)) if partition_of(k) == 0)
@@ -108,13 +109,14 @@ def test_huge_values_are_kept_bounded_and_records_too_large_for_a_summary_dead_l
         row["features"] |= {f"debug_{i:03d}_{'y' * 500}": 1 for i in range(200)}
     worker = start_worker(app_id)
     worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
-    produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
+    garbage = b"\x00" * 1_040_000  # under the broker's limit, over the producer's 1,000,000
+    produce(kafka.url, f"{app_id}-serving-logs", [*serving_messages(rows), (b"junk", garbage)])
 
     try:
         wait_until(
             lambda: (
                 worker.counters().get("records") == len(rows) - len(too_large)
-                and worker.counters().get("dead_letters") == len(too_large)
+                and worker.counters().get("dead_letters") == len(too_large) + 1
             ),
             120,
             "every record accounted",
@@ -123,6 +125,11 @@ def test_huge_values_are_kept_bounded_and_records_too_large_for_a_summary_dead_l
         bad = [line for line in worker.text().splitlines() if "ERROR" in line]
         raise AssertionError("\n".join(line[:1500] for line in bad[:5])) from None
     dead = consume(kafka.url, f"{app_id}-dead-letters")
+    (junk,) = [d for d in dead if d.key == b"junk"]
+    assert junk.headers["logdrift.kind"] == b"not_json"
+    assert junk.value == garbage[: len(junk.value)] and len(junk.value) <= 900_000
+    assert junk.headers["logdrift.original_bytes"] == b"1040000"
+    dead = [d for d in dead if d is not junk]
     assert {d.key for d in dead} == {r["request_id"].encode() for r in too_large}
     for d in dead:
         assert d.headers["logdrift.kind"] == b"too_large"

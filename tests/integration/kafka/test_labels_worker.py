@@ -37,6 +37,10 @@ from tests.integration.kafka.conftest import (
 )
 from tools.servers import ServerInfo
 
+# The module fixture (a node, four baselines, 640,000 messages through the join) runs inside
+# the first test's limit: give the module room on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(1500)
+
 DAY = 86_400.0
 LABELS_ENV = {
     "LOGDRIFT_LABELS__ENABLED": "true",

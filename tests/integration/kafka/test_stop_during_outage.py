@@ -61,7 +61,8 @@ def test_sigterm_during_an_outage_stops_in_bounded_time_and_commits_nothing_unin
     produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
     anomalies_topic = f"{app_id}-anomalies"
     wait_until(lambda: len(anomalies_on(kafka.url, anomalies_topic)) > 0, 90, "anomalies raised")
-    time.sleep(3)  # the index stage is now retrying against the closed port
+    # the index stage is now retrying against the closed port
+    worker.wait_for(r"elasticsearch: backlog of \d+ documents not yet acknowledged", timeout=60)
 
     began = time.monotonic()
     worker.stop()  # SIGTERM; the fixture would SIGKILL after 60 s

@@ -25,6 +25,7 @@ from tests.integration.kafka.conftest import (
     es_run_dir,
     produce,
     scores_indexed,
+    search_all,
     serving_messages,
     wait_until,
 )
@@ -33,10 +34,7 @@ from tools.servers import ServerError, ServerInfo, start_es, stop_es
 
 
 def indexed(es: Elasticsearch, prefix: str) -> list[dict[str, Any]]:
-    index = f"{prefix}-anomalies-*"
-    es.indices.refresh(index=index, allow_no_indices=True)
-    found = es.search(index=index, size=10_000, query={"match_all": {}})
-    return list(found["hits"]["hits"])
+    return search_all(es, f"{prefix}-anomalies-*")
 
 
 def settled(
@@ -104,7 +102,9 @@ def test_worker_indexes_every_anomaly_once_and_the_engines_drift_scores(
         assert all(doc == engine_scores[i] for i, doc in scores.items())
         flagged = {d["feature"]["name"] for d in scores.values() if d["anomalies"]["count"]}
         assert flagged == {"score", "device"}
-        assert worker.counters()["scores_indexed"] >= len(closed)
+        wait_until(
+            lambda: worker.counters().get("scores_indexed", 0) >= len(closed), 10, "scores counted"
+        )
         assert worker.counters()["dead_letters"] == 0
     finally:
         es.close()

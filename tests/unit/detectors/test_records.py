@@ -14,6 +14,7 @@ from detectors.records import (
     DecodeError,
     FieldMapping,
     ServingRecord,
+    decode_feedback,
     decode_record,
     type_name,
 )
@@ -67,6 +68,18 @@ def test_a_missing_or_null_timestamp_takes_the_default_when_one_is_given() -> No
     assert decode_record(record(ts=...), default_ts=42.0).ts == 42.0
     assert decode_record(record(ts=None), default_ts=42.0).ts == 42.0
     assert decode_record(record(), default_ts=42.0).ts == T0  # a logged one wins
+
+
+def test_the_default_timestamp_is_checked_like_a_logged_one() -> None:
+    """The transport's time (a forward event's) may be in milliseconds, or nonsense."""
+    assert decode_record(record(ts=None), default_ts=T0 * 1000).ts == pytest.approx(T0)
+    assert decode_feedback({"request_id": "r", "label": 1}, default_ts=T0 * 1000).ts == (
+        pytest.approx(T0)
+    )
+    with pytest.raises(DecodeError, match=r"'ts': timestamp outside 1970\.\.9999"):
+        decode_record(record(ts=None), default_ts=-5.0)
+    with pytest.raises(DecodeError, match="'ts': timestamp is not finite"):
+        decode_feedback({"request_id": "r", "label": 1}, default_ts=math.inf)
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from connectors.es_documents import score_documents
-from detectors.anomaly import Anomaly
+from detectors.anomaly import Anomaly, iso
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, WindowReport
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
-from detectors.records import decode_record
+from detectors.records import decode_record, parse_ts
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, largest_text, observe
 from detectors.state_codec import from_plain, to_plain
 from streams.topics import MAX_SUMMARY_BYTES, encode_parts
@@ -159,6 +159,24 @@ def test_each_closed_feature_window_gives_the_engines_drift_score_document(
     assert len(expected) >= 7 * 4  # every feature of several windows
     assert got == expected
     assert any(doc["anomalies"]["count"] for doc in got.values())  # the shift's windows
+
+
+def test_a_window_too_small_to_judge_runs_on_across_a_gap_as_the_engines_does(
+    baseline: Baseline,
+) -> None:
+    """150 records (under min_count), an hour of silence, then traffic again: the window is
+    carried over to the end of the period holding the next record, in both paths."""
+    rows = _records(3_000, [])
+    for row in rows[150:]:
+        row["ts"] = iso(parse_ts(row["ts"]) + 3_600)
+    engine = Engine([baseline], OPTIONS)
+    reports = [r for row in rows for r in engine.process(decode_record(row)).reports]
+    expected = dict(doc for report in reports for doc in score_documents(report))
+    assert reports[0].start == parse_ts(rows[0]["ts"])
+    assert reports[0].end == reports[0].start + 3_610  # the period holding rows[150], 3,601.5 s on
+    closed: list[WindowReport] = []
+    _run_stages(baseline, rows, partitions=2, batch=100, closed=closed)
+    assert dict(doc for report in closed for doc in score_documents(report)) == expected
 
 
 def test_summaries_cut_into_parts_under_a_byte_limit_reach_the_same_verdicts(
