@@ -171,14 +171,13 @@ class Engine:
         )
 
     def close_until(self, watermark: float) -> Result:
-        """Close every window that ended at or before ``watermark`` (an idle stream's windows
-        would otherwise never close)."""
+        """Close every feature window that ended at or before ``watermark`` (an idle stream's
+        windows would otherwise never close). Windows of labels are left to their own clock:
+        labels come hours after the predictions, and a pause in traffic says nothing of them."""
         result = Result()
         for state in self.states.values():
             if state.count and state.end <= watermark:
                 result.extend(self._close(state, final=False))
-        if self.labels is not None:
-            result.add_labels(self.labels.close_until(watermark))
         return result
 
     def close_all(self) -> Result:

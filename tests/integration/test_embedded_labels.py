@@ -59,8 +59,8 @@ def test_labels_through_the_forward_protocol_catch_a_concept_change_in_one_slice
         "FAIRNESS__GROUPS": '["gender"]',
     }.items():
         monkeypatch.setenv(f"LOGDRIFT_LABELS__{key}", value)
-    # The runner drains for only 10 s on SIGTERM; it judges everything once idle this long, and
-    # the test waits for that before stopping it.
+    # Idle this long, the runner judges its open feature windows (not those of labels): the
+    # last one's line says every record and label was read, and the test then stops it.
     monkeypatch.setenv("LOGDRIFT_WINDOW__IDLE_CLOSE_SECONDS", "3")
     records = list(serving_records(N, rate=RATE, start=START, slices=True))
     flip = LabelFlip(FLIP_AT, share=0.3, key="category", value=SLICE)
@@ -70,9 +70,12 @@ def test_labels_through_the_forward_protocol_catch_a_concept_change_in_one_slice
     stream = list(interleave(records, labels))
     # Paced: a 3 s socket timeout in fluent-logger must not meet a runner busy with a backlog.
     send(stream, "127.0.0.1", runner.port, realtime=True, rate=2_500)
-    last = "labels ctr v3 2026-11-28T10:08:00.000Z..2026-11-28T10:10:00.000Z"
-    output.wait_for(last, timeout=300)
+    output.wait_for("window ctr v3 2026-11-28T10:09:00.000Z..2026-11-28T10:10:00.000Z", 300)
+    assert not [line for line in output.lines if "labels ctr v3 2026-11-28T10:08" in line], (
+        "the last window of labels waits for its labels (wait_seconds), not for a pause"
+    )
     out = output.stop()
+    assert "labels ctr v3 2026-11-28T10:08:00.000Z..2026-11-28T10:10:00.000Z" in out  # at stop
 
     stopped = re.search(r"stopped: ([\d,]+) records, .* ([\d,]+) dead letters", out)
     assert stopped and stopped[1] == f"{N:,}" and stopped[2] == "0", out[-2_000:]

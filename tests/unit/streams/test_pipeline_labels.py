@@ -60,6 +60,20 @@ def test_feedback_joins_its_prediction_and_a_judged_window_prints_a_line(
     assert "20 of 20 labelled" in line and "accuracy 0.750" in line and "p50 30 s" in line
 
 
+def test_a_pause_in_traffic_judges_feature_windows_and_leaves_windows_of_labels_to_their_labels(
+    baseline: Baseline, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    p = pipeline(baseline, tmp_path, lines)
+    p.handle([prediction(i) for i in range(20)])
+    p.publish(p.engine.close_until(float("inf")))  # what the runner does when idle
+    assert [x for x in lines if " window ctr " in x] and not [x for x in lines if " labels " in x]
+    p.handle([label(i) for i in range(20)])  # the labels come after the pause
+    p.publish(p.engine.close_all())
+    (line,) = [x for x in lines if " labels ctr " in x]
+    assert "20 of 20 labelled" in line
+
+
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
