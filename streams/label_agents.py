@@ -24,10 +24,11 @@ drops outcome rows at or below the last offset it applied per source partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import zlib
-from collections.abc import AsyncIterable, Awaitable, Sequence
+from collections.abc import AsyncIterable, Awaitable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +58,10 @@ from streams import worker_metrics as measured
 from streams.agents import (
     INDEXING,
     SUMMARY_BATCH,
+    Stopping,
     dead_letter,
     delivered,
     in_batches,
-    let_go,
     publish,
 )
 from streams.app import app, detection, kafka, settings
@@ -77,19 +78,32 @@ STATE_WARN_BYTES = 512 * 1024  # a changelog record over max.message.bytes (1 MB
 
 # ---- the join ----------------------------------------------------------------------------
 class TableStore:
-    """``detectors.label_join.PendingStore`` over the pending_labels table."""
+    """``detectors.label_join.PendingStore`` over the pending_labels table. Deletes wait for
+    the batch's outcomes to be acknowledged (``apply_deletes``): a batch read again after a
+    crash finds its predictions still waiting and joins them again (the judge's offset guards
+    drop the repeats); deleted first, its labels would have found nothing."""
+
+    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+        self.table = table
+        self.deleting: dict[str, int] = {}  # key -> partition, deleted once the batch is done
 
     def get(self, key: str) -> Pending | Label | None:
-        raw = pending_labels.get(key)
+        raw = None if key in self.deleting else self.table.get(key)
         return None if raw is None else decode_pending(raw)
 
     def put(self, key: str, entry: Pending | Label) -> None:
+        self.deleting.pop(key, None)
         with writing_to(entry.partition):
-            pending_labels[key] = encode_pending(entry)
+            self.table[key] = encode_pending(entry)
 
     def delete(self, partition: int, key: str) -> None:
-        with writing_to(partition):
-            del pending_labels[key]
+        self.deleting[key] = partition
+
+    def apply_deletes(self) -> None:
+        for key, partition in self.deleting.items():
+            with writing_to(partition), contextlib.suppress(KeyError):
+                del self.table[key]
+        self.deleting.clear()
 
 
 def encode_pending(e: Pending | Label) -> bytes:
@@ -143,6 +157,7 @@ ByModel = dict[tuple[str, str], Outcomes]  # a join batch's outcomes, by model a
 
 @dataclass(slots=True)
 class Joiner:
+    store: TableStore
     join: LabelJoin
     partitions: frozenset[int] = frozenset()
     skipped: int = 0  # predictions the join cannot hold: no request id, no number, bad record
@@ -154,7 +169,8 @@ _joiner: list[Joiner] = []
 def joiner(options: LabelOptions) -> Joiner:
     """This worker's join, re-indexed from the table whenever its partitions changed."""
     if not _joiner:
-        _joiner.append(Joiner(LabelJoin(TableStore(), options.horizon, options.max_pending)))
+        store = TableStore(pending_labels)
+        _joiner.append(Joiner(store, LabelJoin(store, options.horizon, options.max_pending)))
     j = _joiner[0]
     topic = serving_logs.get_topic_name()
     owned = frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
@@ -170,13 +186,22 @@ def joiner(options: LabelOptions) -> Joiner:
 
 async def join_labels(stream: AsyncIterable[Any]) -> None:
     """Hold predictions, join labels; outcomes sent (and acknowledged) before the batch is done."""
-    assert OPTIONS is not None
-    async for events in stream.take_events(kafka.batch_max_records, within=kafka.batch_max_seconds):  # type: ignore[attr-defined]
-        try:
-            await _join_batch(OPTIONS, events)
-        except asyncio.CancelledError:
-            let_go(events)
-            raise
+    options = OPTIONS
+    assert options is not None
+    await in_batches(
+        stream,
+        kafka.batch_max_records,
+        kafka.batch_max_seconds,
+        lambda events: _join_batch(options, events),
+        _forget_join,
+    )
+
+
+def _forget_join() -> None:
+    """A batch not done: its deletes are dropped and the join re-read from the table."""
+    if _joiner:
+        _joiner[0].store.deleting.clear()
+        _joiner[0].partitions = frozenset({-1})  # owned partitions never equal it: rebuild
 
 
 async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
@@ -194,6 +219,7 @@ async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> N
     clocks = j.join.clocks()
     await asyncio.gather(*dead)
     await _send_outcomes([(f"{m}/{v}", out.message(clocks)) for (m, v), out in by_model.items()])
+    j.store.apply_deletes()
     measured.consumed(FEEDBACK, labels)
     measured.produced(label_outcomes.get_topic_name(), len(by_model))
 
@@ -222,9 +248,9 @@ async def _send_outcomes(messages: list[tuple[str, bytes]]) -> None:
         try:
             await asyncio.gather(*(delivered(send) for send in sends))
             return
-        except Exception:
-            if app.should_stop:
-                raise
+        except Exception as exc:
+            if app.should_stop:  # the batch is not done: read again at the next start
+                raise Stopping from exc
             logger.exception(
                 "could not send %d label outcomes; retrying in %.1f s", len(messages), delay
             )

@@ -10,7 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer
 
 from detectors.engine import EngineOptions
-from detectors.label_join import Label, Pending
+from detectors.label_join import Label, LabelJoin, Pending
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport
 from detectors.records import FieldMapping
 from detectors.slice_features import SliceFeatures
@@ -18,6 +18,7 @@ from detectors.slice_windows import observed
 from streams.label_agents import (
     Judged,
     Outcomes,
+    TableStore,
     _apply,
     decode_pending,
     encode_pending,
@@ -125,3 +126,19 @@ def test_a_label_without_a_time_takes_the_brokers_timestamp() -> None:
     assert read_label(message, value, FieldMapping()).ts == T0 + 0.25
     timed = orjson.dumps({"request_id": "r1", "label": 1, "ts": T0 - 60})
     assert read_label(message, timed, FieldMapping()).ts == T0 - 60  # its own time wins
+
+
+def test_a_joined_prediction_leaves_the_table_only_once_its_batch_is_done() -> None:
+    """A crash between the join and the outcomes' acknowledgement reads the batch again: the
+    prediction must still be there for its label, or the label would find nothing."""
+    table: dict[str, bytes] = {}
+    store = TableStore(table)
+    join = LabelJoin(store, horizon=3_600.0, cap=10)
+    join.hold("a", Pending(T0, 0, 0.9, "ctr", "3", None, ()))
+    assert join.label("a", Label(T0 + 60, 0, 1.0, offset=7)) is not None
+    assert store.get("a") is None and "a" in table  # gone for this batch, kept in the table
+    store.deleting.clear()  # the batch is not done (what the agent's forget does)
+    join.rebuild(((k, decode_pending(v)) for k, v in table.items()), {0})
+    assert join.label("a", Label(T0 + 60, 0, 1.0, offset=7)) is not None  # read again: joined
+    store.apply_deletes()  # the outcomes were acknowledged
+    assert table == {}
