@@ -101,7 +101,7 @@ class Counters:
 counters = Counters()
 INDEXING = settings.elasticsearch.url is not None  # then windows' drift scores are published too
 MAX_DEAD_VALUE_BYTES = 900_000  # a dead letter's value; over it, the head and a digest
-MAX_REASON_BYTES = 8_192
+MAX_REASON_CHARS = 4_096
 MAX_STATE_BYTES = 768 * 1024  # a feature's state; the producer refuses messages over 1,000,000
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
@@ -115,7 +115,7 @@ def dead_letter(
     label = reason_kind(kind)  # without the model names or values in it: a bounded set
     counters.dead_by_reason[label] = counters.dead_by_reason.get(label, 0) + 1
     headers = [
-        ("logdrift.reason", reason.encode()[:MAX_REASON_BYTES]),
+        ("logdrift.reason", reason[:MAX_REASON_CHARS].encode()),
         ("logdrift.kind", kind.encode()),
         ("logdrift.source", where.encode()),
     ]

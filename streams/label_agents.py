@@ -159,7 +159,7 @@ ByModel = dict[tuple[str, str], Outcomes]  # a join batch's outcomes, by model a
 class Joiner:
     store: TableStore
     join: LabelJoin
-    partitions: frozenset[int] = frozenset()
+    partitions: frozenset[int] | None = None  # the ones indexed; None: index them again
     skipped: int = 0  # predictions the join cannot hold: no request id, no number, bad record
 
 
@@ -201,7 +201,7 @@ def _forget_join() -> None:
     """A batch not done: its deletes are dropped and the join re-read from the table."""
     if _joiner:
         _joiner[0].store.deleting.clear()
-        _joiner[0].partitions = frozenset({-1})  # owned partitions never equal it: rebuild
+        _joiner[0].partitions = None
 
 
 async def _join_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
