@@ -125,13 +125,12 @@ def _check_number(name: str, spec: FeatureSpec, value: object) -> Checked:
 
 
 def _check_category(name: str, spec: FeatureSpec, value: object, text: str | None) -> Checked:
-    if text is not None:
-        text = bounded_text(text)
     if text is None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return _bad(name, "UNEXPECTED_VALUE_TYPE", f"{type_name(value)} where string expected")
         code = "STRING_TYPE_NOW_INT" if isinstance(value, int) else "STRING_TYPE_NOW_FLOAT"
         return _bad(name, code, f"{type_name(value)} where string expected")
+    text = bounded_text(text)
     if spec.domain is not None and text not in spec.domain:
         return Checked(
             text,

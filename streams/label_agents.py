@@ -99,6 +99,9 @@ class TableStore:
     def delete(self, partition: int, key: str) -> None:
         self.deleting[key] = partition
 
+    def forget_deletes(self) -> None:
+        self.deleting.clear()
+
     def apply_deletes(self) -> None:
         for key, partition in self.deleting.items():
             with writing_to(partition), contextlib.suppress(KeyError):
@@ -200,7 +203,7 @@ async def join_labels(stream: AsyncIterable[Any]) -> None:
 def _forget_join() -> None:
     """A batch not done: its deletes are dropped and the join re-read from the table."""
     if _joiner:
-        _joiner[0].store.deleting.clear()
+        _joiner[0].store.forget_deletes()
         _joiner[0].partitions = None
 
 

@@ -137,7 +137,7 @@ def test_a_joined_prediction_leaves_the_table_only_once_its_batch_is_done() -> N
     join.hold("a", Pending(T0, 0, 0.9, "ctr", "3", None, ()))
     assert join.label("a", Label(T0 + 60, 0, 1.0, offset=7)) is not None
     assert store.get("a") is None and "a" in table  # gone for this batch, kept in the table
-    store.deleting.clear()  # the batch is not done (what the agent's forget does)
+    store.forget_deletes()  # the batch is not done (what the agent's forget does)
     join.rebuild(((k, decode_pending(v)) for k, v in table.items()), {0})
     assert join.label("a", Label(T0 + 60, 0, 1.0, offset=7)) is not None  # read again: joined
     store.apply_deletes()  # the outcomes were acknowledged
