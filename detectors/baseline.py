@@ -4,15 +4,20 @@ frequencies precomputed once so the per-event path does no work it could do at s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from detectors.null_levels import NullLevels
 from detectors.privacy import keyed_hash
 from detectors.profile import FeatureProfile, Profile, category_text
 from detectors.schema import PREDICTION, FeatureSpec, Schema, Thresholds
+from detectors.scores import ScoreMap
 from detectors.stats import OTHER, BinCounts, CategoryCounts, FeatureWindow
 from detectors.validate import Checked, check_value
 
 NEW_CATEGORY_CAP = 32
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,8 @@ class FeatureReference:
     categories: tuple[str, ...]
     category_probs: dict[str, float]
     missing_rate: float
+    null: NullLevels = NullLevels()  # noqa: RUF009 (frozen: one shared empty table is safe)
+    scores: ScoreMap | None = None
 
     @property
     def numeric(self) -> bool:
@@ -45,7 +52,7 @@ class FeatureReference:
         return FeatureWindow(categories=CategoryCounts.zero(self.categories, NEW_CATEGORY_CAP))
 
 
-def _smoothed(probs: list[float], n: int) -> tuple[float, ...]:
+def smoothed(probs: list[float], n: int) -> tuple[float, ...]:
     """Add half a pseudo-count per bin: a bin empty in training is rare, not impossible."""
     k = len(probs)
     return tuple((p * n + 0.5) / (n + 0.5 * k) for p in probs)
@@ -70,7 +77,7 @@ def _reference(name: str, schema: Schema, profile: FeatureProfile, key: bytes) -
                 "numeric statistics; rebuild the baseline"
             )
         edges = tuple(profile.numeric.edges)
-        bin_probs = _smoothed(profile.numeric.frequencies, valid)
+        bin_probs = smoothed(profile.numeric.frequencies, valid)
     else:
         cat = profile.categorical
         if cat is None:
@@ -96,7 +103,20 @@ def _reference(name: str, schema: Schema, profile: FeatureProfile, key: bytes) -
         categories=categories,
         category_probs=category_probs,
         missing_rate=(profile.missing + 1) / (profile.count + 2),
+        null=_stored(name, "null_levels", NullLevels.from_json, profile.null_levels)
+        or NullLevels(),
+        scores=_stored(name, "scores", ScoreMap.from_json, profile.scores)
+        if spec.numeric
+        else None,
     )
+
+
+def _stored(name: str, key: str, read: Callable[[Any], T], data: Any) -> T | None:
+    """A table of profile.json read with an error that names the feature and key."""
+    try:
+        return read(data) if data else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"profile.json: features.{name}.{key}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

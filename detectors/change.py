@@ -1,5 +1,7 @@
-"""Per-event change detectors: river's Page-Hinkley and ADWIN on values standardized by the
-training mean and standard deviation, with calibrated parameters from the baseline.
+"""Per-event change detectors: river's Page-Hinkley and ADWIN, with calibrated parameters from
+the baseline. A feature's detectors (``FeatureChange``) watch block means of normal scores
+(detectors/calibrate.py says why); the label path's error streams use ``StandardizedChange``
+directly.
 
 >>> cal = {"delta": 0.25, "threshold": 40.0, "alpha": 1.0, "min_instances": 30.0}
 >>> d = StandardizedChange("page_hinkley", page_hinkley(cal), mean=10.0, std=2.0)
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from river.base import DriftDetector
 from river.drift import ADWIN, PageHinkley
 
+from detectors.scores import ScoreMap
+
 EWMA_WEIGHT = 1 / 64
 
 
@@ -24,7 +28,8 @@ EWMA_WEIGHT = 1 / 64
 class Change:
     detector: str
     seen: int
-    shift: float  # recent mean, in training standard deviations from the training mean
+    shift: float  # recent mean score, in training standard deviations from the training's
+    threshold: float = 0.5  # the smallest shift the detector targets, same units
 
 
 def page_hinkley(cal: dict[str, float]) -> PageHinkley:
@@ -68,6 +73,85 @@ class StandardizedChange:
         if self.detector.drift_detected:
             return Change(self.name, self.seen, self.recent)
         return None
+
+
+class FeatureChange:
+    """A numeric feature's change detectors: each value becomes its normal score, scores are
+    averaged over blocks of ``block`` values, and each block mean, standardized by the
+    training's block means, feeds every detector. An alarm counts only once the recent scores
+    (an exponentially weighted mean over about four blocks, at least 64 values) sit at least
+    half the smallest targeted shift from training's: a change smaller than what the training
+    level wanders by itself is no change.
+
+    >>> cal = {"page_hinkley": {"delta": 0.25, "threshold": 40.0, "alpha": 1.0,
+    ...                         "min_instances": 30.0},
+    ...        "blocks": {"size": 1.0, "mean": 0.0, "std": 1.0, "shift": 0.5}}
+    >>> d = FeatureChange.of(cal, ScoreMap.linear(10.0, 2.0))
+    >>> [d.update(10.0 + (i % 3 - 1)) for i in range(300)].count(None)
+    300
+    >>> next(c for c in (d.update(14.0) for _ in range(500)) if c).detector
+    'page_hinkley'
+    """
+
+    def __init__(
+        self,
+        scores: ScoreMap,
+        detectors: list[StandardizedChange],
+        block: int,
+        shift: float,
+    ) -> None:
+        if block < 1:
+            raise ValueError(f"block must be at least 1, got {block}")
+        if not shift > 0:
+            raise ValueError(f"shift must be positive, got {shift}")
+        self.scores = scores
+        self.detectors = detectors
+        self.block = block
+        self.shift = shift
+        self.weight = 1 / max(64, 4 * block)
+        self.seen = 0
+        self.recent = 0.0
+        self.total = 0.0  # scores of the block being filled
+        self.filled = 0
+
+    @classmethod
+    def of(cls, calibration: dict[str, dict[str, float]], scores: ScoreMap) -> FeatureChange:
+        blocks = calibration.get("blocks", {"size": 1.0, "mean": 0.0, "std": 1.0, "shift": 0.5})
+        detectors = [
+            StandardizedChange(name, BUILDERS[name](params), blocks["mean"], blocks["std"])
+            for name, params in calibration.items()
+            if name in BUILDERS
+        ]
+        return cls(scores, detectors, int(blocks["size"]), blocks["shift"])
+
+    def update(self, x: float) -> Change | None:
+        z = self.scores.z(x)
+        self.seen += 1
+        self.recent += self.weight * (z - self.recent)
+        self.total += z
+        self.filled += 1
+        if self.filled < self.block:
+            return None
+        mean = self.total / self.filled
+        self.total, self.filled = 0.0, 0
+        fired = None
+        for d in self.detectors:
+            if d.update(mean) is not None and fired is None and abs(self.recent) >= self.shift / 2:
+                fired = Change(d.name, self.seen, self.recent, self.shift)
+        return fired
+
+
+def feature_change(
+    calibration: dict[str, dict[str, float]], scores: ScoreMap | None, mean: float, std: float
+) -> FeatureChange | None:
+    """A feature's detectors; None when it has no calibration or cannot be scored."""
+    if not calibration or not any(n in BUILDERS for n in calibration):
+        return None
+    if scores is None:
+        if not (std > 0 and math.isfinite(std) and math.isfinite(mean)):
+            return None
+        scores = ScoreMap.linear(mean, std)
+    return FeatureChange.of(calibration, scores)
 
 
 def detectors_for(

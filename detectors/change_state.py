@@ -31,9 +31,9 @@ from river.__version__ import __version__ as RIVER_VERSION
 from river.drift import ADWIN, PageHinkley
 from river.drift.binary import DDM
 
-from detectors.change import StandardizedChange, page_hinkley
+from detectors.change import FeatureChange, StandardizedChange, page_hinkley
 
-__all__ = ["page_hinkley", "restore", "snapshot"]
+__all__ = ["page_hinkley", "restore", "restore_feature", "snapshot", "snapshot_feature"]
 
 VERSION = 1
 _PH_FIELDS = ("_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
@@ -170,3 +170,40 @@ def _rebuilt(d: StandardizedChange) -> StandardizedChange:
     """A partly written detector is not trusted: the same parameters, empty state."""
     detector = d.detector.clone()
     return StandardizedChange(d.name, detector, d.mean, d.std)
+
+
+def snapshot_feature(d: FeatureChange) -> dict[str, Any]:
+    """A feature's detectors: the partly filled block and recent mean, and each detector."""
+    return {
+        "v": VERSION,
+        "block": d.block,
+        "seen": d.seen,
+        "recent": d.recent,
+        "total": d.total,
+        "filled": d.filled,
+        "detectors": [snapshot(x) for x in d.detectors],
+    }
+
+
+def restore_feature(data: dict[str, Any], fresh: FeatureChange) -> tuple[FeatureChange, list[str]]:
+    """``fresh`` with the snapshot's state where it fits, and what started fresh."""
+    if data.get("v") != VERSION or data.get("block") != fresh.block:
+        return fresh, ["feature detectors kept under another block size or format: fresh"]
+    try:
+        seen, recent = int(data["seen"]), float(data["recent"])
+        total, filled = float(data["total"]), int(data["filled"])
+        by_name = {s.get("name"): s for s in data["detectors"] if isinstance(s, dict)}
+    except (KeyError, TypeError, ValueError) as exc:
+        return fresh, [f"damaged feature detector snapshot ({exc}): fresh"]
+    if not (math.isfinite(recent) and math.isfinite(total) and 0 <= filled < fresh.block):
+        return fresh, ["damaged feature detector snapshot: fresh"]
+    fresh.seen, fresh.recent, fresh.total, fresh.filled = seen, recent, total, filled
+    notes = []
+    for i, d in enumerate(fresh.detectors):
+        if d.name not in by_name:
+            notes.append(f"no snapshot of {d.name}: it starts fresh")
+            continue
+        fresh.detectors[i], note = restore(by_name[d.name], d)
+        if note is not None:
+            notes.append(f"{d.name} starts fresh: {note}")
+    return fresh, notes

@@ -7,8 +7,11 @@ what the statistic reaches by chance at this window size (``distances.*_null_thr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from scipy.stats import binom
 
 from detectors.baseline import FeatureReference
 from detectors.distances import (
@@ -57,6 +60,7 @@ class FeatureScore:
     drift_threshold: float | None = None
     psi: float | None = None
     violation_rate: float = 0.0
+    out_of_support: float | None = None  # share of values outside the training range
 
 
 def _bin_label(edges: tuple[float, ...], i: int) -> str:
@@ -82,6 +86,98 @@ def window_categories(ref: FeatureReference, win: FeatureWindow) -> dict[str, fl
     return {k: v / total for k, v in counts.items()}
 
 
+def bin_quantile(edges: tuple[float, ...], counts: list[int], p: float) -> float:
+    """The p-quantile of values binned over ``edges``, linear within a bin; the open end bins
+    are read at their finite edge."""
+    total = sum(counts)
+    if total == 0 or not edges:
+        return math.nan
+    target, seen = p * total, 0.0
+    for i, c in enumerate(counts):
+        if c and seen + c >= target:
+            if i == 0 or i == len(edges):
+                return edges[0] if i == 0 else edges[-1]
+            lo, hi = edges[i - 1], edges[i]
+            return lo + (hi - lo) * (target - seen) / c
+        seen += c
+    return edges[-1]
+
+
+def _has_support_bins(ref: FeatureReference) -> bool:
+    """Baselines built since the bins bound the training range (detectors/profile.py)."""
+    num = ref.profile.numeric
+    return num is not None and len(ref.edges) >= 2 and ref.edges[-1] > num.max
+
+
+def _shape(ref: FeatureReference, counts: list[int]) -> dict[str, float]:
+    """Median and spread (p25..p75) of a window, from its bins."""
+    q = [bin_quantile(ref.edges, counts, p) for p in (0.25, 0.5, 0.75)]
+    return {"median": q[1], "spread": q[2] - q[0]}
+
+
+def _describe_shape(ref: FeatureReference, now: dict[str, float]) -> str:
+    num = ref.profile.numeric
+    if num is None or ref.spec.sensitive:
+        return ""
+    median, spread = (
+        num.quantiles.get("p50", math.nan),
+        num.quantiles.get("p75", math.nan) - (num.quantiles.get("p25", math.nan)),
+    )
+    words = []
+    if math.isfinite(median) and math.isfinite(now["median"]):
+        words.append(f"median {now['median']:.4g} vs {median:.4g}")
+    if math.isfinite(spread) and spread > 0 and math.isfinite(now["spread"]):
+        ratio = now["spread"] / spread
+        how = "wider" if ratio > 1.25 else "narrower" if ratio < 0.8 else "about the same"
+        words.append(f"spread (p25..p75) {now['spread']:.4g} vs {spread:.4g}, {how}")
+    return "; ".join(words)
+
+
+def _out_of_support(
+    ref: FeatureReference, win: FeatureWindow, score: FeatureScore, alpha: float
+) -> Finding | None:
+    """Values where training had none: below its minimum or above its maximum. Fresh draws from
+    the training distribution land there with probability 2 / (N + 1) whatever its shape."""
+    assert win.bins is not None and ref.profile.numeric is not None
+    n = win.bins.total
+    outside = win.bins.counts[0] + win.bins.counts[-1]
+    share = outside / n if n else 0.0
+    score.out_of_support = share
+    rows = ref.profile.count - ref.profile.missing
+    expected = 2 / (rows + 1)
+    inflation = ref.null.at("skew", n)
+    limit = max(
+        ref.thresholds.out_of_support,
+        expected + rate_increase_null_threshold(expected, n / inflation, alpha),
+        float(binom.isf(alpha, max(1, round(n / inflation)), expected)) / max(1.0, n / inflation),
+    )
+    if share <= limit:
+        return None
+    num = ref.profile.numeric
+    where = "" if ref.spec.sensitive else f" [{num.min:.4g}, {num.max:.4g}]"
+    return Finding(
+        "distribution_skew",
+        "out_of_support",
+        share,
+        limit,
+        f"{share:.1%} of {n:,} values lie outside the training range{where} "
+        f"({win.bins.counts[0]:,} below, {win.bins.counts[-1]:,} above; "
+        f"chance allows {limit:.1%})",
+        {"share": 0.0} if ref.spec.sensitive else {"share": 0.0, "min": num.min, "max": num.max},
+        {"share": share, "below": win.bins.counts[0], "above": win.bins.counts[-1]},
+    )
+
+
+def _skew_groups(ref: FeatureReference, q: list[float], n: float) -> list[range]:
+    """Bin groups for the distance: the out-of-support bins always stand alone, so mass where
+    training had none is never averaged away."""
+    if not _has_support_bins(ref):
+        return coarsen(q, n, MIN_EXPECTED)
+    inner = coarsen(q[1:-1], n, MIN_EXPECTED)
+    last = len(q) - 1
+    return [range(0, 1), *(range(g.start + 1, g.stop + 1) for g in inner), range(last, last + 1)]
+
+
 def _numeric(
     ref: FeatureReference,
     win: FeatureWindow,
@@ -97,12 +193,18 @@ def _numeric(
     floor = ref.thresholds.jensen_shannon
     groups = coarsen(q, n, MIN_EXPECTED)
     observed = grouped(win.bins.counts, groups)
-    score.skew = jensen_shannon(normalize(observed), grouped(q, groups))
+    distance_groups = _skew_groups(ref, q, n)
+    score.skew = jensen_shannon(
+        normalize(grouped(win.bins.counts, distance_groups)), grouped(q, distance_groups)
+    )
     score.psi = psi(p, q)
     score.skew_threshold = floor
-    x2, crit = goodness_of_fit(observed, grouped(q, groups)), chi2_critical(len(groups), alpha)
+    inflation = ref.null.at("skew", n)
+    x2 = goodness_of_fit(observed, grouped(q, groups)) / inflation
+    crit = chi2_critical(len(groups), alpha)
     worst = max(range(len(p)), key=lambda i: abs(p[i] - q[i]))
     where = _bin_label(ref.edges, worst)
+    shape = _shape(ref, win.bins.counts)
     base = {"mean": ref.mean, "std": ref.std, "bin": where, "bin_share": q[worst]}
     cur = {
         "mean": win.moments.mean,
@@ -110,13 +212,15 @@ def _numeric(
         "bin": where,
         "bin_share": p[worst],
         "psi": score.psi,
+        **shape,
     }
     if score.skew > floor and x2 > crit:
         detail = f"biggest change in bin {where}: {p[worst]:.1%} of values now vs {q[worst]:.1%}"
-        moved = f"; mean {win.moments.mean:.4g} vs {ref.mean:.4g}"
+        moved = _describe_shape(ref, shape)
         if ref.spec.sensitive:
             detail, moved = "", ""
             base, cur = {}, {"psi": score.psi}
+        worth = f", worth {n / inflation:,.0f} independent ones" if inflation > 1 else ""
         out.append(
             Finding(
                 "distribution_skew",
@@ -125,11 +229,17 @@ def _numeric(
                 score.skew_threshold,
                 f"distribution differs from training: Jensen-Shannon {score.skew:.3f} bits "
                 f"(floor {floor:.3f}; chi-squared {x2:,.0f} where chance reaches {crit:.0f} "
-                f"at {n:,} values; PSI {score.psi:.2f})" + (f"; {detail}{moved}" if detail else ""),
+                f"at {n:,} values{worth}; PSI {score.psi:.2f})"
+                + (f"; {detail}" if detail else "")
+                + (f"; {moved}" if moved else ""),
                 base,
                 cur,
             )
         )
+    if _has_support_bins(ref):
+        support = _out_of_support(ref, win, score, alpha)
+        if support is not None:
+            out.append(support)
     if prev is not None and prev.bins is not None and prev.bins.total > 0:
         r = normalize(prev.bins.counts)
         m = prev.bins.total
@@ -138,7 +248,8 @@ def _numeric(
         now, before = grouped(win.bins.counts, groups), grouped(prev.bins.counts, groups)
         score.drift = jensen_shannon(normalize(now), normalize(before))
         score.drift_threshold = floor
-        x2, crit = pearson_chi2([now, before]), chi2_critical(len(groups), alpha)
+        inflation = ref.null.at("drift", 2 * n * m / (n + m))
+        x2, crit = pearson_chi2([now, before]) / inflation, chi2_critical(len(groups), alpha)
         if score.drift > floor and x2 > crit:
             moved = (
                 ""
@@ -192,7 +303,7 @@ def _categorical(
     q = ref.category_probs
     n = win.valid
     score.skew, score.skew_threshold, value = _worst_category(
-        p, q, effective_size(n), alpha, ref.thresholds.l_infinity
+        p, q, ref.null.effective("skew", effective_size(n)), alpha, ref.thresholds.l_infinity
     )
     if score.skew > score.skew_threshold:
         out.append(
@@ -214,8 +325,9 @@ def _categorical(
             k: (p.get(k, 0.0) * n + r.get(k, 0.0) * prev.valid) / (n + prev.valid)
             for k in set(p) | set(r)
         }
+        size = effective_size(n, prev.valid)
         score.drift, score.drift_threshold, value = _worst_category(
-            p, r, effective_size(n, prev.valid), alpha, ref.thresholds.l_infinity, pooled
+            p, r, size / ref.null.at("drift", 2 * size), alpha, ref.thresholds.l_infinity, pooled
         )
         if score.drift > score.drift_threshold:
             out.append(
@@ -239,8 +351,9 @@ def _missing(
 ) -> list[Finding]:
     base = ref.missing_rate
     increase = score.missing_rate - base
+    n = ref.null.effective("missing", win.seen)
     threshold = max(
-        ref.thresholds.missing_rate_increase, rate_increase_null_threshold(base, win.seen, alpha)
+        ref.thresholds.missing_rate_increase, rate_increase_null_threshold(base, n, alpha)
     )
     if increase <= threshold:
         return []

@@ -71,7 +71,7 @@ def effective_size(n: int, m: int | None = None) -> float:
     return n * m / (n + m) if n + m else 0.0
 
 
-def rate_increase_null_threshold(rate: float, n: int, alpha: float) -> float:
+def rate_increase_null_threshold(rate: float, n: float, alpha: float) -> float:
     """How far an event rate (missing, violations) may rise above ``rate`` by chance in n events."""
     if n <= 0:
         return math.inf

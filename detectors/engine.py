@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 
 from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
 from detectors.baseline import Baseline
-from detectors.change import Change, StandardizedChange, detectors_for
+from detectors.change import Change
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
+from detectors.rates import RateAlarm, alternative
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
+from detectors.scores import ScoreMap
 from detectors.slice_windows import SliceWindows, sliced
+from detectors.stages import NEW_COLUMNS, observe
 from detectors.stats import OTHER, FeatureWindow
-from detectors.validate import structural_violations
+from detectors.validate import CODES
+from detectors.watch import FeatureWatch, Signal
 
 # (feature, kind, detector) flagged in a window, to say "ongoing since".
 FlagKey = tuple[str, str, str]
@@ -86,7 +90,7 @@ class ModelState:
     windows: dict[str, FeatureWindow] = field(default_factory=dict)
     new_columns: dict[str, int] = field(default_factory=dict)
     previous: dict[str, FeatureWindow] = field(default_factory=dict)
-    detectors: dict[str, list[StandardizedChange]] = field(default_factory=dict)
+    watches: dict[str, FeatureWatch] = field(default_factory=dict)
     ongoing: dict[FlagKey, float] = field(default_factory=dict)
     slices: SliceWindows | None = None  # per top-K slice feature windows, when slices are on
 
@@ -133,16 +137,12 @@ class Engine:
         if record.ts < state.start:
             state.late += 1
         state.count += 1
-        for v in structural_violations(state.baseline.schema, record.features):
-            if v.code == "SCHEMA_NEW_COLUMN":
-                self._count_new_column(state, v.feature)
-            else:
-                state.windows[v.feature].violate(v.code)
-        for name in state.baseline.references:
-            value = record.prediction if name == PREDICTION else record.features.get(name)
-            change = self._observe(state, name, value)
-            if change is not None:
-                result.anomalies.append(self._change_anomaly(state, name, change, record.ts))
+        observations = observe(state.baseline, record)
+        for name in observations[NEW_COLUMNS].codes:
+            self._count_new_column(state, name)
+        for name, watch in state.watches.items():
+            for signal in watch.observe(state.windows[name], observations[name]):
+                result.anomalies.append(signal_anomaly(state, name, signal, record.ts))
         if self.labels is not None:
             result.add_labels(self._hold_for_label(self.labels, state, record))
         return result
@@ -207,11 +207,7 @@ class Engine:
             start = self._align(record.ts)
             state = ModelState(baseline, record.model, record.version, start, start)
             state.open_window(start, start + self.options.window_seconds)
-            state.detectors = {
-                n: detectors_for(r.profile.calibration, r.mean, r.std)
-                for n, r in baseline.references.items()
-                if r.numeric
-            }
+            state.watches = {n: FeatureWatch(r) for n, r in baseline.references.items()}
             if self.labels is not None and self.labels.options.slice_key:
                 state.slices = SliceWindows(baseline, self.labels.options.slice_key)
             self.states[key] = state
@@ -221,27 +217,6 @@ class Engine:
         if name not in state.new_columns and len(state.new_columns) >= self.options.new_column_cap:
             name = OTHER
         state.new_columns[name] = state.new_columns.get(name, 0) + 1
-
-    def _observe(self, state: ModelState, name: str, value: object) -> Change | None:
-        ref = state.baseline.references[name]
-        win = state.windows[name]
-        win.seen += 1
-        checked = state.baseline.check(ref, value)
-        if checked.missing:
-            win.missing += 1
-        if checked.violation is not None:
-            win.violate(checked.violation.code)
-        x = checked.value
-        if isinstance(x, float):
-            win.bins.update(x)  # type: ignore[union-attr]
-            win.moments.update(x)
-            fired = None
-            for detector in state.detectors.get(name, ()):
-                fired = detector.update(x) or fired
-            return fired
-        if isinstance(x, str):
-            win.categories.update(x)  # type: ignore[union-attr]
-        return None
 
     def _close(self, state: ModelState, final: bool) -> Result:
         if state.count < self.options.min_count and not final:
@@ -310,11 +285,6 @@ class Engine:
     ) -> Anomaly:
         return window_anomaly(state, feature, f, flagged)
 
-    def _change_anomaly(
-        self, state: ModelState, feature: str, change: Change, ts: float
-    ) -> Anomaly:
-        return change_anomaly(state, feature, change, ts)
-
 
 def where(state: ModelState, feature: str) -> str:
     """'feature (model vN)': how messages name what changed; the model's own output is named
@@ -357,31 +327,81 @@ def window_anomaly(
     )
 
 
+def signal_anomaly(state: ModelState, feature: str, signal: Signal, ts: float) -> Anomaly:
+    if isinstance(signal, RateAlarm):
+        return rate_anomaly(state, feature, signal, ts)
+    return change_anomaly(state, feature, signal, ts)
+
+
+def _per_event(
+    state: ModelState, feature: str, kind: str, detector: str, ts: float
+) -> dict[str, object]:
+    """The fields every per-event anomaly shares: it belongs to the window it fired in."""
+    return {
+        "id": anomaly_id(state.model, state.version, feature, kind, detector, state.start),
+        "timestamp": ts,
+        "kind": kind,
+        "detector": detector,
+        "model": state.model,
+        "model_version": state.version,
+        "feature": feature,
+        "window_start": state.start,
+        "window_end": ts,
+        "window_count": state.count,
+    }
+
+
+def _into_window(state: ModelState, ts: float) -> str:
+    return f"{state.count:,} records into the window that began {iso(state.start)}"
+
+
 def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -> Anomaly:
+    """A change detector's alarm, said as what moved: the median, in the feature's units."""
     ref = state.baseline.references[feature]
-    min_shift = 2 * ref.profile.calibration["page_hinkley"]["delta"]
-    recent = ref.mean + change.shift * ref.std
-    values = "" if ref.spec.sensitive else f" ({ref.mean:.4g} in training, {recent:.4g} recently)"
+    scores = ref.scores or ScoreMap.linear(ref.mean, ref.std)
+    before, now = scores.x(0.0), scores.x(change.shift)
+    direction = "rose" if change.shift > 0 else "fell"
+    values = "" if ref.spec.sensitive else f" from {before:.4g} to about {now:.4g}"
     name = DETECTOR_NAMES.get(change.detector, change.detector)
     return Anomaly(
-        id=anomaly_id(state.model, state.version, feature, "drift", change.detector, state.start),
-        timestamp=ts,
-        kind="drift",
-        detector=change.detector,
-        severity=severity_for(abs(change.shift) / min_shift),
-        model=state.model,
-        model_version=state.version,
-        feature=feature,
+        **_per_event(state, feature, "drift", change.detector, ts),  # type: ignore[arg-type]
+        severity=severity_for(abs(change.shift) / change.threshold),
         statistic=change.shift,
-        threshold=min_shift,
-        window_start=state.start,
-        window_end=ts,
-        window_count=state.count,
+        threshold=change.threshold,
         message=(
-            f"{where(state, feature)}: mean moved {change.shift:+.2f} standard "
-            f"deviations from training{values}; {name} change alarm at {iso(ts)}, "
-            f"{state.count:,} records into the window that began {iso(state.start)}"
+            f"{where(state, feature)}: the median {direction}{values} (recent values centre on "
+            f"training's {scores.percentile(change.shift):.0f}th percentile, a shift of "
+            f"{change.shift:+.2f} sd; the detectors target {change.threshold:.2f} sd); {name} "
+            f"change alarm at {iso(ts)}, {_into_window(state, ts)}"
         ),
-        baseline={} if ref.spec.sensitive else {"mean": ref.mean, "std": ref.std},
-        current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"mean": recent})},
+        baseline={} if ref.spec.sensitive else {"median": before},
+        current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"median": now})},
+    )
+
+
+def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -> Anomaly:
+    """A sequential rate test's alarm: a rate that rose, judged as the records arrived."""
+    t = state.baseline.references[feature].thresholds
+    if alarm.test == "missing":
+        kind, what, floor = "data_quality", "missing values", t.missing_rate_increase
+    elif alarm.test == "violation":
+        kind, meaning = CODES.get(alarm.what, ("schema_skew", alarm.what))
+        what, floor = f"{alarm.what} ({meaning})", t.violation_rate
+    else:
+        kind, floor = "distribution_skew", t.l_infinity
+        what = "values unseen in training" if alarm.what == OTHER else f"the value {alarm.what!r}"
+    # how far past the rise the test was tuned for (detectors/rates.py `alternative`)
+    effect = (alarm.rate - alarm.baseline) / (alternative(alarm.baseline, floor) - alarm.baseline)
+    return Anomaly(
+        **_per_event(state, feature, kind, "cusum", ts),  # type: ignore[arg-type]
+        severity=severity_for(max(1.0, effect)),
+        statistic=alarm.rate,
+        threshold=alarm.baseline,
+        message=(
+            f"{where(state, feature)}: {what} rose to {alarm.rate:.1%} of the last "
+            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training; sequential test "
+            f"(CUSUM) alarm at {iso(ts)}, {_into_window(state, ts)}"
+        ),
+        baseline={"rate": alarm.baseline, "test": alarm.test},
+        current={"rate": alarm.rate, "events": alarm.events, "value": alarm.what},
     )

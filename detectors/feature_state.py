@@ -25,18 +25,18 @@ from typing import Any
 
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline, FeatureReference
-from detectors.change import StandardizedChange, detectors_for
 from detectors.compare import FeatureScore, compare_feature, violation_finding
 from detectors.engine import (
     EngineOptions,
     FlagKey,
     ModelState,
     WindowReport,
-    change_anomaly,
+    signal_anomaly,
     window_anomaly,
 )
-from detectors.stages import NEW_COLUMNS
+from detectors.stages import NEW_COLUMNS, Observation
 from detectors.stats import OTHER, FeatureWindow
+from detectors.watch import FeatureWatch
 
 STATE_VERSION = 2  # 1 kept the merge buffer as a list of entries
 
@@ -65,7 +65,7 @@ class FeatureState:
     late: int = 0
     window: FeatureWindow = field(default_factory=FeatureWindow)
     previous: FeatureWindow | None = None
-    detectors: list[StandardizedChange] = field(default_factory=list)
+    watch: FeatureWatch | None = None  # None for NEW_COLUMNS and features not in the baseline
     ongoing: dict[FlagKey, float] = field(default_factory=dict)
     new_columns: dict[str, int] = field(default_factory=dict)
     offsets: dict[int, int] = field(default_factory=dict)  # source partition -> last applied
@@ -132,8 +132,7 @@ class CompareStep:
         ref = self._ref(feature)
         if ref is not None:
             state.window = ref.empty_window()
-            if ref.numeric:
-                state.detectors = detectors_for(ref.profile.calibration, ref.mean, ref.std)
+            state.watch = FeatureWatch(ref)
         return state
 
     def _ref(self, feature: str) -> FeatureReference | None:
@@ -208,23 +207,12 @@ class CompareStep:
             for name in codes:
                 self._count_new_column(state, name)
             return out
-        win = state.window
-        for code in codes:
-            win.violate(code)
-        win.seen += 1
-        if missing:
-            win.missing += 1
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            x = float(value)
-            win.bins.update(x)  # type: ignore[union-attr]
-            win.moments.update(x)
-            fired = None
-            for detector in state.detectors:
-                fired = detector.update(x) or fired
-            if fired is not None:
-                out.append(change_anomaly(self._view(state), state.feature, fired, ts))
-        elif isinstance(value, str):
-            win.categories.update(value)  # type: ignore[union-attr]
+        if state.watch is not None:
+            observation = Observation(value, missing, tuple(codes))  # type: ignore[arg-type]
+            view = None
+            for signal in state.watch.observe(state.window, observation):
+                view = view or self._view(state)
+                out.append(signal_anomaly(view, state.feature, signal, ts))
         return out
 
     def close(

@@ -4,14 +4,18 @@ note on every choice, so the person who edits ``schema.yaml`` knows what they ar
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from detectors.baseline import smoothed
 from detectors.calibrate import CalibrationOptions, calibrate
+from detectors.null_levels import ChunkCounts
 from detectors.privacy import keyed_hash
 from detectors.profile import (
     ColumnSketch,
@@ -21,9 +25,15 @@ from detectors.profile import (
     category_text,
     numeric_profile,
 )
+from detectors.records import parse_ts
 from detectors.schema import PREDICTION, FeatureType
+from detectors.scores import OrderedSample, ScoreMap
 from detectors.stats import BinCounts
 from detectors.validate import as_float
+
+BUCKET_SECONDS = 3_600.0  # the level's movement over time is measured hour by hour
+MIN_BUCKETS = 16
+MAX_BUCKETS = 10_000  # wider buckets for longer files: memory stays bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,8 @@ class BaselineOptions:
     sensitive: frozenset[str] = frozenset()
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     privacy_key: bytes = b""
+    # The column that orders the rows in time (not profiled); rows without it: file order.
+    time_column: str | None = "ts"
 
     def __post_init__(self) -> None:
         if self.bins < 2:
@@ -67,6 +79,11 @@ class _Column:
     vocabulary: dict[str, int] = field(default_factory=dict)
     other: int = 0
     distinct: int = 0
+    index: dict[str, int] = field(default_factory=dict)  # category -> its chunk column
+    chunks: ChunkCounts | None = None
+    scores: ScoreMap | None = None
+    ordered: OrderedSample | None = None
+    hourly: NDArray[np.float64] | None = None  # score sums and counts per time bucket
 
 
 class BaselineBuilder:
@@ -77,6 +94,11 @@ class BaselineBuilder:
         self.options = options
         self.columns: dict[str, _Column] = {}
         self.rows = 0
+        self.times: list[float] | None = []  # None once a row lacks a usable time
+        self.hours: NDArray[np.int64] | None = None  # each row's time bucket (pass two)
+        self.positions: list[int] | None = None  # each row's place in time order
+        self.order = "file"
+        self._second = 0
 
     def _text(self, name: str, value: object) -> str:
         text = category_text(value)
@@ -85,10 +107,20 @@ class BaselineBuilder:
         )
 
     def _values(self, row: dict[str, Any]) -> Iterable[tuple[str, object]]:
-        return ((k, v) for k, v in row.items() if k not in self.options.ignore)
+        skip = self.options.ignore
+        return ((k, v) for k, v in row.items() if k not in skip and k != self.options.time_column)
+
+    def _note_time(self, row: dict[str, Any]) -> None:
+        if self.times is None:
+            return
+        try:
+            self.times.append(parse_ts(row[self.options.time_column]))  # type: ignore[index]
+        except (KeyError, ValueError):
+            self.times = None
 
     def first_pass(self, row: dict[str, Any]) -> None:
         self.rows += 1
+        self._note_time(row)
         for name, value in self._values(row):
             column = self.columns.get(name)
             if column is None:
@@ -102,49 +134,103 @@ class BaselineBuilder:
             if column.sketch.seen < self.rows:
                 column.sketch.update(None)
 
+    def _fix_order(self) -> None:
+        if self.options.time_column is None or not self.times or len(self.times) != self.rows:
+            return
+        self.order = f"time ({self.options.time_column})"
+        times = np.asarray(self.times)
+        if (np.diff(times) < 0).any():
+            ranks = np.empty(self.rows, dtype=np.int64)
+            ranks[np.argsort(times, kind="stable")] = np.arange(self.rows)
+            self.positions = ranks.tolist()
+        span = float(times.max() - times.min())
+        if span >= MIN_BUCKETS * BUCKET_SECONDS:  # enough hours to see the level move
+            width = max(BUCKET_SECONDS, span / MAX_BUCKETS)
+            self.hours = ((times - times.min()) // width).astype(np.int64)
+        self.times = None
+
     def fix_bins(self) -> None:
+        self._fix_order()
         for column in self.columns.values():
             column.type = infer_type(column.sketch)
+            column.ordered = OrderedSample(self.rows)
+            if column.type in ("int", "float") and self.hours is not None:
+                column.hourly = np.zeros((2, int(self.hours.max()) + 1))
             if column.type in ("int", "float"):
                 column.bins = BinCounts.zero(tuple(column.sketch.quantile_edges(self.options.bins)))
+                column.chunks = ChunkCounts(self.rows, len(column.bins.counts) + 1)
+                if column.sketch.reservoir:
+                    column.scores = ScoreMap.from_sample(column.sketch.reservoir)
             else:
                 top, column.distinct = column.sketch.top_categories(self.options.max_vocabulary)
                 column.vocabulary = dict.fromkeys(top, 0)
+                column.index = {v: i for i, v in enumerate(top)}
+                column.chunks = ChunkCounts(self.rows, len(top) + 2)  # + other + missing
 
     def second_pass(self, row: dict[str, Any]) -> None:
-        for name, value in self._values(row):
-            column = self.columns.get(name)
-            if column is None or value is None:
-                continue
-            if column.bins is not None:
-                numeric = isinstance(value, int | float) and not isinstance(value, bool)
-                x = as_float(value) if numeric else math.nan  # type: ignore[arg-type]
-                if math.isfinite(x):
-                    column.bins.update(x)
+        i = self._second
+        position = i if self.positions is None else self.positions[i]
+        hour = -1 if self.hours is None else int(self.hours[i])
+        self._second += 1
+        for name, column in self.columns.items():
+            value = None if name in self.options.ignore else row.get(name)
+            assert column.chunks is not None
+            if value is None:
+                column.chunks.add(position, column.chunks.width - 1)
+            elif column.bins is not None:
+                self._second_number(column, value, position, hour)
             else:
                 text = self._text(name, value)
                 if text in column.vocabulary:
                     column.vocabulary[text] += 1
                 else:
                     column.other += 1
+                column.chunks.add(position, column.index.get(text, len(column.index)))
+
+    @staticmethod
+    def _second_number(column: _Column, value: object, position: int, hour: int) -> None:
+        assert column.bins is not None and column.chunks is not None
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        x = as_float(value) if numeric else math.nan  # type: ignore[arg-type]
+        if not math.isfinite(x):
+            return
+        i = bisect.bisect_right(column.bins.edges, x)
+        column.bins.counts[i] += 1
+        column.chunks.add(position, i)
+        if column.scores is not None and column.ordered is not None:
+            z = column.scores.z(x)
+            column.ordered.add(position, z)
+            if column.hourly is not None:
+                column.hourly[0, hour] += z
+                column.hourly[1, hour] += 1
 
     def finish(self, source: str) -> Profile:
         features = {name: self._feature_profile(c) for name, c in self.columns.items()}
-        return Profile(rows=self.rows, source=source, features=features)
+        return Profile(rows=self.rows, source=source, features=features, order=self.order)
 
     def _feature_profile(self, column: _Column) -> FeatureProfile:
         s = column.sketch
         profile = FeatureProfile(column.type, s.seen, s.missing, s.nan, s.inf)
+        assert column.chunks is not None and column.ordered is not None
         if column.bins is not None:
             profile.numeric = numeric_profile(s, column.bins)
-            std = profile.numeric.std
-            if len(s.reservoir) >= 100 and std > 0:
-                z = (np.asarray(s.reservoir) - profile.numeric.mean) / std
-                profile.calibration = calibrate(z, self.options.calibration)
+            counts = column.bins.counts
+            probs = smoothed(profile.numeric.frequencies, sum(counts))
+            if column.scores is not None:
+                profile.scores = column.scores.to_json()
+            segments = column.ordered.segments()
+            if sum(len(z) for z in segments) >= 100 and profile.numeric.std > 0:
+                hourly = None if column.hourly is None else (column.hourly[0], column.hourly[1])
+                profile.calibration = calibrate(segments, self.options.calibration, hourly)
         else:
             profile.categorical = categorical_profile(
                 column.vocabulary, column.other, column.distinct
             )
+            counts = [*column.vocabulary.values(), column.other]
+            total = sum(counts)
+            probs = tuple(c / total for c in counts) if total else ()
+        if probs:
+            profile.null_levels = column.chunks.levels(probs).to_json()
         return profile
 
 

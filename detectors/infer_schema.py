@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detectors.null_levels import NullLevels
 from detectors.profile import FeatureProfile, Profile
 from detectors.schema import PREDICTION
 
@@ -52,10 +53,19 @@ def _note(name: str, f: FeatureProfile, rows: int) -> str:
         parts.append("range = training p0.1..p99.9 widened by the tolerance")
         if f.calibration:
             ph, ad = f.calibration["page_hinkley"], f.calibration["adwin"]
+            blocks = f.calibration.get("blocks", {"size": 1.0, "shift": 0.5})
             parts.append(
-                f"change detectors calibrated: page_hinkley threshold {ph['threshold']:.1f}, "
-                f"adwin delta {ad['delta']:.2e}"
+                f"change detectors calibrated on means of {blocks['size']:.0f} consecutive "
+                f"values, for shifts from {blocks['shift']:.2f} sd: page_hinkley threshold "
+                f"{ph['threshold']:.1f}, adwin delta {ad['delta']:.2e}"
             )
+    if f.null_levels:
+        levels = NullLevels.from_json(f.null_levels)
+        n = min(1_000.0, float(rows))
+        parts.append(
+            f"chance levels learned from the training rows' own variation: a window of "
+            f"{n:,.0f} records counts as {levels.effective('skew', n):,.0f} independent ones"
+        )
     if f.categorical is not None:
         cat = f.categorical
         if cat.complete:

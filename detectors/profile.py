@@ -52,6 +52,10 @@ class FeatureProfile:
     numeric: NumericProfile | None = None
     categorical: CategoricalProfile | None = None
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Normal-score knots ({"x": [...], "z": [...]}, detectors/scores.py) and the window tests'
+    # inflation over independence by window size (detectors/null_levels.py); both optional.
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    null_levels: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def missing_rate(self) -> float:
@@ -64,6 +68,7 @@ class Profile:
     source: str
     features: dict[str, FeatureProfile]
     version: int = 1
+    order: str = "file"  # how the rows were ordered when the chance levels were learned
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +89,15 @@ class Profile:
                 numeric=NumericProfile(**num) if num else None,
                 categorical=CategoricalProfile(**cat) if cat else None,
                 calibration=f.get("calibration", {}),
+                scores=f.get("scores", {}),
+                null_levels=f.get("null_levels", {}),
             )
-        return cls(rows=data["rows"], source=data["source"], features=features)
+        return cls(
+            rows=data["rows"],
+            source=data["source"],
+            features=features,
+            order=str(data.get("order", "file")),
+        )
 
 
 def json_kind(value: object) -> str:
@@ -153,12 +165,15 @@ class ColumnSketch:
         return [float(q) for q in np.quantile(np.asarray(self.reservoir), probs)]
 
     def quantile_edges(self, bins: int) -> list[float]:
-        """Inner bin edges at equal-mass quantiles, duplicates removed (discrete features)."""
+        """Inner bin edges at equal-mass quantiles, duplicates removed (discrete features), with
+        the training range's ends."""
         if not self.reservoir:
             return []
         qs = self.sample_quantiles([i / bins for i in range(1, bins)])
-        edges = sorted(set(float(q) for q in qs) | {float(self.moments.min)})
-        return edges
+        # The first bin holds values below the training minimum, the last those above its
+        # maximum: out-of-support mass (a constant feature coming alive) shows as such.
+        support = {float(self.moments.min), math.nextafter(float(self.moments.max), math.inf)}
+        return sorted(set(float(q) for q in qs) | support)
 
     def top_categories(self, limit: int) -> tuple[list[str], int]:
         """The most frequent categories (at most ``limit``) and the number of distinct ones."""

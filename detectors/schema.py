@@ -31,6 +31,9 @@ class Thresholds(_Frozen):
     l_infinity: float = Field(0.05, gt=0, le=1, description="largest category frequency change")
     missing_rate_increase: float = Field(0.05, gt=0, le=1)
     violation_rate: float = Field(0.01, ge=0, le=1)
+    out_of_support: float = Field(
+        0.01, gt=0, le=1, description="share of values outside the training range"
+    )
     false_alarm_rate: float = Field(1e-6, gt=0, lt=0.5, description="per test, per window")
 
 
@@ -39,6 +42,7 @@ class ThresholdOverrides(_Frozen):
     l_infinity: float | None = Field(None, gt=0, le=1)
     missing_rate_increase: float | None = Field(None, gt=0, le=1)
     violation_rate: float | None = Field(None, ge=0, le=1)
+    out_of_support: float | None = Field(None, gt=0, le=1)
     false_alarm_rate: float | None = Field(None, gt=0, lt=0.5)
 
     def apply(self, base: Thresholds) -> Thresholds:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.change_state import restore, snapshot
+from detectors.change_state import restore_feature, snapshot_feature
 from detectors.feature_state import STATE_VERSION, CompareStep, Entry, FeatureState
 from detectors.stats import FeatureWindow
+from detectors.watch import FeatureWatch
 
 
 def to_plain(state: FeatureState) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def to_plain(state: FeatureState) -> dict[str, Any]:
         "late": state.late,
         "window": state.window.to_plain(),
         "previous": None if state.previous is None else state.previous.to_plain(),
-        "detectors": [snapshot(d) for d in state.detectors],
+        "detectors": _watch_plain(state),
         "ongoing": [[f, k, d, since] for (f, k, d), since in state.ongoing.items()],
         "new_columns": dict(state.new_columns),
         "offsets": {str(p): o for p, o in state.offsets.items()},
@@ -40,6 +41,31 @@ def to_plain(state: FeatureState) -> dict[str, Any]:
         "partitions": state.partitions,
         "buffer": _buffer_columns(state.buffer),
     }
+
+
+def _watch_plain(state: FeatureState) -> dict[str, Any] | None:
+    watch = state.watch
+    if watch is None:
+        return None
+    change = None if watch.change is None else snapshot_feature(watch.change)
+    return {"change": change, "rates": watch.rates_to_plain()}
+
+
+def _restore_watch(state: FeatureState, data: Any, notes: list[str]) -> None:
+    watch = state.watch
+    if watch is None or not isinstance(data, dict):
+        if watch is not None:
+            notes.append("no detector state (an older format): detectors start fresh")
+        return
+    if watch.change is not None and isinstance(data.get("change"), dict):
+        watch.change, found = restore_feature(data["change"], watch.change)
+        notes += found
+    try:
+        watch.restore_rates(data["rates"])
+    except (KeyError, TypeError, ValueError) as exc:
+        notes.append(f"rate tests start fresh ({exc})")
+        state.watch = FeatureWatch(watch.ref)
+        state.watch.change = watch.change
 
 
 def _buffer_columns(buffer: list[Entry]) -> dict[str, list[Any]]:
@@ -123,24 +149,13 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
         state.watermarks = {int(p): float(w) for p, w in data["watermarks"].items()}
         state.partitions = int(data["partitions"])
         state.buffer = _buffer(data["buffer"])
-        snapshots = list(data["detectors"])
+        snapshots = data["detectors"]
     except (KeyError, TypeError, ValueError) as exc:
         return step.new_state(model, version, feature), [f"damaged state ({exc}): starting fresh"]
     empty = state.window
     state.window = restore_window(data.get("window"), empty, "open", notes) or empty
     state.previous = restore_window(data.get("previous"), empty, "previous", notes)
-    by_name = {s.get("name"): s for s in snapshots if isinstance(s, dict)}
-    restored = []
-    for fresh in state.detectors:
-        if fresh.name not in by_name:
-            notes.append(f"no snapshot of {fresh.name}: it starts fresh")
-            restored.append(fresh)
-            continue
-        detector, note = restore(by_name[fresh.name], fresh)
-        if note is not None:
-            notes.append(f"{fresh.name} starts fresh: {note}")
-        restored.append(detector)
-    state.detectors = restored
+    _restore_watch(state, snapshots, notes)
     if not (math.isfinite(state.start) and math.isfinite(state.end)):
         return step.new_state(model, version, feature), ["window bounds not finite: fresh"]
     return state, notes

@@ -124,6 +124,14 @@ def main(ctx: click.Context, config: Path | None, verbose: bool, log_format: str
 @click.option("--prediction-column", default="prediction", show_default=True)
 @click.option("--ignore", default="", help="Comma-separated columns to leave out (ids, labels).")
 @click.option(
+    "--time-column",
+    default="ts",
+    show_default=True,
+    help="Column holding each row's time (ISO-8601 or epoch seconds): not profiled; it orders "
+    "the rows so the baseline learns how the data varies over time (autocorrelation, cycles) "
+    "and sets every chance level from that. Rows without it are taken in file order.",
+)
+@click.option(
     "--sensitive",
     default="",
     help="Comma-separated features whose raw values must never leave the worker.",
@@ -151,6 +159,7 @@ def baseline(
     range_tolerance: float,
     prediction_column: str,
     ignore: str,
+    time_column: str,
     sensitive: str,
     false_alarm_budget: float,
     min_shift: float,
@@ -176,6 +185,7 @@ def baseline(
             sensitive=_names(sensitive),
             privacy_key=key,
             calibration=CalibrationOptions(budget=false_alarm_budget, min_shift=min_shift),
+            time_column=time_column or None,
         )
         schema = build_baseline(training, out, options, model)
     except (FileFormatError, BaselineError, ValueError) as exc:

@@ -15,9 +15,15 @@ from detectors.calibrate import (
     PH_MIN_INSTANCES,
     CalibrationOptions,
     adwin_alarms,
+    block_bootstrap,
+    block_means,
     calibrate,
+    choose_block,
     exponential_tail_quantile,
+    lag1,
+    level_wander,
     page_hinkley_maxima,
+    wander,
 )
 
 
@@ -89,7 +95,11 @@ def test_calibrated_parameters_are_those_river_needs(
     standard_normal_calibration: dict[str, dict[str, float]],
 ) -> None:
     ph, ad = standard_normal_calibration["page_hinkley"], standard_normal_calibration["adwin"]
-    assert ph["delta"] == CalibrationOptions().min_shift / 2  # CUSUM reference value
+    blocks = standard_normal_calibration["blocks"]
+    assert blocks["size"] == 1  # independent values: no block means
+    assert blocks["shift"] == CalibrationOptions().min_shift  # no wandering level to allow for
+    # CUSUM reference value: half the smallest shift, in units of the block means' spread
+    assert ph["delta"] == pytest.approx(blocks["shift"] / 2 / blocks["std"])
     assert (ph["alpha"], ph["min_instances"]) == (PH_ALPHA, PH_MIN_INSTANCES)
     assert PH_ALPHA == 1.0  # no fading: a true CUSUM
     assert 1e-15 <= ad["delta"] <= 0.01
@@ -161,3 +171,67 @@ def test_options_reject_replays_that_cannot_measure_anything_naming_the_paramete
     # worse, silently calibrate to a meaningless threshold or delta.
     with pytest.raises(ValueError, match=parameter):
         CalibrationOptions(**{parameter: value})  # type: ignore[arg-type]
+
+
+def ar1(phi: float, n: int, seed: int) -> np.ndarray:
+    """A stationary AR(1) series with unit marginal variance."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(n) * math.sqrt(1 - phi * phi)
+    out = np.empty(n)
+    out[0] = rng.standard_normal()
+    for t in range(1, n):
+        out[t] = phi * out[t - 1] + noise[t]
+    return out
+
+
+def test_lag1_matches_numpy_on_one_segment_and_never_pairs_across_segments() -> None:
+    x = ar1(0.9, 5_000, seed=1)
+    assert lag1([x]) == pytest.approx(np.corrcoef(x[1:], x[:-1])[0, 1], abs=0.01)
+    # two segments that each rise: a pair across the seam would add a large negative product
+    assert lag1([np.arange(10.0), np.arange(10.0)]) == pytest.approx(
+        lag1([np.arange(10.0)]), abs=0.01
+    )
+
+
+@pytest.mark.parametrize(("phi", "low", "high"), [(0.0, 1, 1), (0.9, 8, 64), (0.99, 64, 1024)])
+def test_the_block_size_grows_with_autocorrelation(phi: float, low: int, high: int) -> None:
+    b = choose_block([ar1(phi, 200_000, seed=2)], CalibrationOptions())
+    assert low <= b <= high
+    assert lag1(block_means([ar1(phi, 200_000, seed=2)], b)) <= 0.3 or b == 1024
+
+
+def test_a_level_that_moves_by_itself_raises_the_smallest_shift_above_its_moves() -> None:
+    rng = np.random.default_rng(3)
+    regimes = np.repeat(rng.choice([-0.8, 0.8], size=100), 2_000) + rng.standard_normal(200_000)
+    fast = CalibrationOptions(streams=32, stream_length=5_000, adwin_events=20_000)
+    assert calibrate(regimes, fast)["blocks"]["shift"] > 2 * 0.8  # wider than the whole swing
+    assert calibrate(rng.standard_normal(200_000), fast)["blocks"]["shift"] == 0.5
+
+
+def test_a_daily_cycle_seen_by_the_hour_raises_the_smallest_shift_above_the_cycle() -> None:
+    hours = np.arange(24 * 14)
+    rng = np.random.default_rng(6)
+    counts = np.full(hours.size, 60.0)  # a row a minute
+    sums = counts * (0.8 * np.sin(2 * np.pi * hours / 24)) + rng.standard_normal(hours.size) * 8
+    level = level_wander(sums, counts, noise=1.0)
+    assert level == pytest.approx(0.8 / math.sqrt(2), rel=0.1)
+    values = rng.standard_normal(20_000)
+    fast = CalibrationOptions(streams=32, stream_length=5_000, adwin_events=20_000)
+    assert calibrate(values, fast, (sums, counts))["blocks"]["shift"] > 2 * 0.8
+    flat = rng.standard_normal(hours.size) * math.sqrt(60)
+    assert level_wander(flat, counts, noise=1.0) < 0.05
+
+
+def test_wander_is_zero_for_independent_means_and_the_level_sd_for_a_slow_wave() -> None:
+    rng = np.random.default_rng(4)
+    assert wander([rng.standard_normal(10_000)], 1.0) < 0.05
+    wave = np.repeat(rng.choice([-1.0, 1.0], size=64), 1_000)  # levels +-1 held 1,000 long
+    assert wander([wave], 0.0) == pytest.approx(1.0, rel=0.2)
+
+
+def test_block_bootstrap_keeps_consecutive_values_together() -> None:
+    series = [np.arange(1_000.0)]
+    out = block_bootstrap(np.random.default_rng(5), series, (3, 160), block=16)
+    assert out.shape == (3, 160)
+    steps = np.diff(out.reshape(-1, 16), axis=1)
+    assert (steps == 1.0).all()  # inside a block, the original order

@@ -4,10 +4,12 @@ bins from pass one's quantiles, exact counts from pass two."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from detectors.calibrate import CalibrationOptions
@@ -104,7 +106,8 @@ def test_bin_frequencies_are_exact_counts_over_the_quantile_edges(
     assert len(amount.frequencies) == len(amount.edges) + 1
     assert sum(amount.frequencies) == pytest.approx(1.0)
     assert amount.frequencies[0] == 0.0  # nothing below the minimum
-    assert len(amount.edges) == 16  # the minimum and 15 inner quantiles of BaselineOptions.bins
+    assert amount.frequencies[-1] == 0.0  # nor above the maximum
+    assert len(amount.edges) == 17  # the minimum, 15 inner quantiles, just above the maximum
     assert max(amount.frequencies) < 0.15  # roughly equal mass per bin
 
 
@@ -119,7 +122,7 @@ def test_numeric_columns_with_spread_are_calibrated_and_constant_ones_are_not(
     sensitive_profile: Profile,
 ) -> None:
     calibration = sensitive_profile.features["amount"].calibration
-    assert set(calibration) == {"page_hinkley", "adwin"}
+    assert set(calibration) == {"page_hinkley", "adwin", "blocks"}
     assert sensitive_profile.features["constant"].calibration == {}
     assert sensitive_profile.features["email"].calibration == {}
 
@@ -137,3 +140,40 @@ def test_the_same_training_rows_give_the_same_profile_every_build() -> None:
         return build_profile(rows, rows, BaselineOptions(calibration=FAST), "t").to_json()
 
     assert build() == build()
+
+
+def _ar_rows(n: int, phi: float, seed: int) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    x, rows = 0.0, []
+    for i in range(n):
+        x = phi * x + math.sqrt(1 - phi * phi) * float(rng.standard_normal())
+        rows.append({"ts": 1_795_860_000 + 60 * i, "x": x, "c": "a" if x > 0 else "b"})
+    return rows
+
+
+def test_the_time_column_orders_the_rows_and_is_not_profiled() -> None:
+    rows = _ar_rows(4_000, 0.95, seed=1)
+    shuffled = list(rows)
+    random.Random(2).shuffle(shuffled)
+    opts = BaselineOptions(calibration=FAST)
+    in_order = build_profile(rows, rows, opts, "t")
+    out_of_order = build_profile(shuffled, shuffled, opts, "t")
+    assert "ts" not in in_order.features
+    assert in_order.order == "time (ts)"
+    assert out_of_order.features["x"].null_levels == in_order.features["x"].null_levels
+    assert out_of_order.features["c"].null_levels == in_order.features["c"].null_levels
+
+
+def test_autocorrelated_training_data_learns_its_own_chance_levels() -> None:
+    rows = _ar_rows(4_000, 0.95, seed=3)
+    profile = build_profile(rows, rows, BaselineOptions(calibration=FAST), "t")
+    levels = profile.features["x"].null_levels
+    assert max(levels["skew"]) > 5  # far from independent
+    assert profile.features["x"].calibration["blocks"]["size"] > 1  # detectors see block means
+    iid = [
+        {**r, "x": float(v)}
+        for r, v in zip(rows, np.random.default_rng(4).standard_normal(4_000), strict=True)
+    ]
+    calm = build_profile(iid, iid, BaselineOptions(calibration=FAST), "t")
+    assert max(calm.features["x"].null_levels["skew"]) < 1.6
+    assert calm.features["x"].calibration["blocks"]["size"] == 1

@@ -55,22 +55,30 @@ def test_a_column_sketch_counts_missing_nan_inf_and_kinds_apart() -> None:
     assert (s.moments.n, s.moments.mean) == (2, 1.75)  # only finite numbers enter the moments
 
 
-def test_quantile_edges_are_sorted_distinct_and_start_at_the_minimum() -> None:
+def test_quantile_edges_are_sorted_distinct_and_bound_the_training_range() -> None:
     s = ColumnSketch(seed=0)
     for i in range(1_000):
         s.update(float(i))
     edges = s.quantile_edges(4)
     assert edges == sorted(set(edges))
-    assert edges[0] == 0.0
-    assert len(edges) == 4  # the minimum and three inner quartiles
+    assert edges[0] == 0.0  # below it: values under the training minimum
+    assert edges[-1] == math.nextafter(999.0, math.inf)  # from it: values above the maximum
+    assert len(edges) == 5  # the minimum, three inner quartiles and just above the maximum
     assert edges[2] == pytest.approx(500, abs=20)
+
+
+def test_a_constant_column_still_has_bins_on_either_side_of_its_value() -> None:
+    s = ColumnSketch(seed=0)
+    for _ in range(100):
+        s.update(3.0)
+    assert s.quantile_edges(16) == [3.0, math.nextafter(3.0, math.inf)]
 
 
 def test_a_discrete_column_gets_one_edge_per_distinct_value_at_most() -> None:
     s = ColumnSketch(seed=0)
     for i in range(1_000):
         s.update(i % 3)
-    assert s.quantile_edges(16) == [0.0, 1.0, 2.0]
+    assert s.quantile_edges(16) == [0.0, 1.0, 2.0, math.nextafter(2.0, math.inf)]
     assert ColumnSketch(seed=0).quantile_edges(16) == []
 
 

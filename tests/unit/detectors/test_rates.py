@@ -1,0 +1,76 @@
+"""detectors.rates: a Bernoulli CUSUM judges a rate as the events arrive; its false-alarm rate
+per event stays under exp(-h), and it is updated lazily at hits only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detectors.rates import RateCusum, alternative, threshold
+
+
+def first_alarm(cusum: RateCusum, hits: np.ndarray, offset: int = 0) -> int | None:
+    for t in np.flatnonzero(hits).tolist():
+        if cusum.hit(offset + t):
+            return t
+    return None
+
+
+def test_a_stationary_rate_never_alarms_at_a_billion_event_budget() -> None:
+    rng = np.random.default_rng(1)
+    cusum = RateCusum(0.02, alternative(0.02, 0.05), threshold(1e-9, 1, 1.0))
+    assert first_alarm(cusum, rng.random(2_000_000) < 0.02) is None
+
+
+def test_a_loose_budget_alarms_about_as_often_as_its_bound_allows() -> None:
+    rng = np.random.default_rng(2)
+    h = math.log(1 / 1e-3)
+    cusum = RateCusum(0.05, 0.1, h)
+    hits = rng.random(1_000_000) < 0.05
+    alarms = sum(cusum.hit(t) for t in np.flatnonzero(hits).tolist())
+    assert alarms <= 1e-3 * 1_000_000  # Lorden: at most exp(-h) per event
+    assert alarms > 0  # and the bound is not vacuous at this budget
+
+
+@pytest.mark.parametrize(("p0", "p", "within"), [(0.01, 0.11, 400), (1e-5, 0.005, 2_000)])
+def test_a_rate_that_jumps_is_caught_quickly(p0: float, p: float, within: int) -> None:
+    rng = np.random.default_rng(3)
+    cusum = RateCusum(p0, alternative(p0, 0.01 if p0 < 1e-3 else 0.05), threshold(1e-9, 2, 1.0))
+    before = rng.random(50_000) < p0
+    assert first_alarm(cusum, before) is None
+    delay = first_alarm(cusum, rng.random(10_000) < p, offset=50_000)
+    assert delay is not None and delay < within
+
+
+def test_lazy_updates_equal_the_event_by_event_recursion() -> None:
+    rng = np.random.default_rng(4)
+    hits = rng.random(5_000) < 0.1
+    lazy = RateCusum(0.05, 0.12, 1e9)
+    s = 0.0
+    for t, hit in enumerate(hits.tolist()):
+        s = max(0.0, s + (lazy.up if hit else lazy.down))
+        if hit:
+            lazy.hit(t)
+            assert lazy.s == pytest.approx(s)
+
+
+def test_state_round_trips_and_bad_state_is_refused() -> None:
+    c = RateCusum(0.01, 0.06, 20.0)
+    for t in range(0, 500, 7):
+        c.hit(t)
+    copy = RateCusum(0.01, 0.06, 20.0)
+    copy.restore(c.to_plain())
+    assert copy.to_plain() == c.to_plain()
+    with pytest.raises(ValueError, match="CUSUM"):
+        copy.restore([math.inf, 0, 0, 0])
+
+
+def test_parameters_are_checked_by_name() -> None:
+    with pytest.raises(ValueError, match="p0"):
+        RateCusum(0.2, 0.1, 10.0)
+    with pytest.raises(ValueError, match="h must"):
+        RateCusum(0.1, 0.2, 0.0)
+    assert alternative(0.3, 0.05) == 0.6
+    assert alternative(0.001, 0.05) == pytest.approx(0.051)
