@@ -31,7 +31,9 @@ from detectors.report_data import window_summary
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
 SCHEMA_VERSION = 1
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+# Ranks are stored with each anomaly: "low" stays 0 as in files written before "info" (-1)
+# existed, so no stored row needs rewriting and an older logdrift reads the file the same.
+SEVERITY_RANK = {name: rank - SEVERITIES.index("low") for rank, name in enumerate(SEVERITIES)}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS anomalies (
