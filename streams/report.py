@@ -26,7 +26,7 @@ from detectors.report_data import Distribution, FeatureChart, Mark, ReportData, 
 from streams.report_page import PAGE
 
 BASELINE = "#1f5fbf"  # blue: training
-CURRENT = "#f08c00"  # orange: the latest window
+CURRENT = "#f08c00"  # orange: the last full window
 SCORE = "#202020"  # the statistic vs training
 DRIFT = "#9a9a9a"  # the statistic vs the previous window
 THRESHOLD = "#d62020"  # red: the alarm line

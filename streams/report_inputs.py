@@ -28,7 +28,7 @@ def from_logs(
     paths: Iterable[Path], baseline: Baseline, options: EngineOptions, mapping: FieldMapping
 ) -> ReportInput:
     """Run JSON-lines serving logs through the Engine (as `logdrift check` does). Only each
-    feature's latest window is kept beside the scores, so memory grows with windows, not
+    feature's last full window is kept beside the scores, so memory grows with windows, not
     records; undecodable lines are counted by reason."""
     engine = Engine([baseline], options)
     data = ReportInput(source=", ".join(str(p) for p in paths))

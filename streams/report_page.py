@@ -21,6 +21,7 @@ th, td { padding: 3px 10px; border-bottom: 1px solid #e4e4e4; text-align: left;
 th { background: #f4f4f4; white-space: nowrap; }
 td { white-space: nowrap; }
 td.wrap { white-space: normal; }
+td.narrow { white-space: normal; max-width: 240px; overflow-wrap: anywhere; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.moved td { font-weight: 600; }
 .flag { color: #a0002a; }
@@ -58,8 +59,8 @@ hollow on the timelines and marked in the tables, but never taken as the verdict
 <td><a href="#f-{{ loop.index }}">{{ s.feature }}</a></td><td>{{ s.type }}</td>
 <td class="n{% if s.latest_ratio > 1 %} flag{% endif %}">{{ s.latest_ratio | ratio }}
 {% if s.partial %} <span class="partial">(partial window)</span>{% endif %}</td>
-<td>{{ s.reason }}</td>
-<td class="wrap">{{ s.tally }}</td>
+<td class="narrow">{{ s.reason }}</td>
+<td class="narrow">{{ s.tally }}</td>
 <td class="n">{{ s.peak_ratio | ratio }}</td>
 <td class="n">{{ s.latest | num }}</td><td class="n">{{ s.threshold | num }}</td>
 <td class="wrap">{{ s.anomalies }}{% if s.kinds %} ({{ s.kinds | join(", ") }}){% endif %}</td>

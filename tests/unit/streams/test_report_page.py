@@ -18,7 +18,7 @@ def test_the_page_headlines_the_last_full_window_and_marks_the_partial_one() -> 
     assert '<p class="headline">Judged on the last full window, ' in page
     assert "moved past threshold: device (4.00x; in 21 of 22 windows since" in page
     assert "(37 records) is partial: shown, not judged." in page
-    assert '<td class="wrap">21 of 22 windows since 2026-11-28T10:00:00.000Z</td>' in page
+    assert '<td class="narrow">21 of 22 windows since 2026-11-28T10:00:00.000Z</td>' in page
     assert "Last full window " in page
     assert '<span class="partial">(partial window)</span>' in page  # the anomaly's row
     assert "nothing past threshold" not in page
