@@ -140,6 +140,7 @@ def _score_doc(report: WindowReport, s: FeatureScore) -> dict[str, Any]:
             "end": iso(report.end),
             "count": report.count,
             "late": report.late,
+            "partial": report.partial,  # judged at shutdown on fewer than min_count records
         },
         "score": {
             "seen": s.seen,

@@ -36,6 +36,7 @@ class IndexedScore:
     end: float
     score: FeatureScore
     distribution: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # documents indexed before the field existed read as full windows
 
 
 def anomaly_from_document(doc: dict[str, Any]) -> Anomaly:
@@ -84,6 +85,7 @@ def score_from_document(doc: dict[str, Any]) -> IndexedScore:
         parse_ts(window["end"]),
         score,
         dict(doc.get("distribution") or {}),
+        bool(window.get("partial", False)),
     )
 
 

@@ -31,7 +31,9 @@ from detectors.report_data import window_summary
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
 SCHEMA_VERSION = 1
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+# Ranks are stored with each anomaly: "low" stays 0 as in files written before "info" (-1)
+# existed, so no stored row needs rewriting and an older logdrift reads the file the same.
+SEVERITY_RANK = {name: rank - SEVERITIES.index("low") for rank, name in enumerate(SEVERITIES)}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS scores (
     window_start REAL NOT NULL,
     window_end REAL NOT NULL,
     body TEXT NOT NULL,
+    partial INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (model, model_version, feature, window_start)
 );
 CREATE INDEX IF NOT EXISTS scores_end ON scores (window_end);
@@ -74,12 +77,15 @@ PRAGMA user_version = {SCHEMA_VERSION};
 
 # One row per model, feature and window, anomaly or not: the score and the window's counts
 # (bins and categories, no raw values), for `logdrift report`. Added without a version bump:
-# opening an older store creates the table, and an older logdrift ignores it.
+# opening an older store creates the table, and an older logdrift ignores it. ``partial``
+# (judged at shutdown on fewer than min_count records) came later: opening a store without it
+# adds the column, its rows reading as full windows (the fact was not kept); an older logdrift
+# writes rows without it, and they read the same way.
 _UPSERT_SCORE = """
-INSERT INTO scores (model, model_version, feature, window_start, window_end, body)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO scores (model, model_version, feature, window_start, window_end, body, partial)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (model, model_version, feature, window_start) DO UPDATE SET
-    window_end = excluded.window_end, body = excluded.body
+    window_end = excluded.window_end, body = excluded.body, partial = excluded.partial
 """
 
 _UPSERT = """
@@ -105,6 +111,7 @@ class StoredScore:
     count: int
     score: FeatureScore
     window: dict[str, Any]
+    partial: bool = False  # judged at shutdown on fewer than min_count records
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +161,18 @@ class AnomalyStore:
     def scores(self, *, model: str | None = None, limit: int | None = None) -> list[StoredScore]:
         """Window scores, oldest window first; ``limit`` keeps the newest windows' rows."""
         params: list[Any] = []
-        sql = "SELECT model, model_version, window_start, window_end, body FROM scores"
+        sql = "SELECT model, model_version, window_start, window_end, body, partial FROM scores"
         if model is not None:
             sql += " WHERE model = ?"
             params.append(model)
         sql += " ORDER BY window_end DESC, feature" + _limit_clause(limit, params)
         found = []
-        for name, version, start, end, body in reversed(self._fetch(sql, params)):
+        for name, version, start, end, body, partial in reversed(self._fetch(sql, params)):
             data = orjson.loads(body)
             score = FeatureScore(**data["score"])
+            count = int(data["count"])
             found.append(
-                StoredScore(name, version, start, end, int(data["count"]), score, data["window"])
+                StoredScore(name, version, start, end, count, score, data["window"], bool(partial))
             )
         return found
 
@@ -281,6 +289,17 @@ class AnomalyStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an older logdrift up to date (additive changes only, each
+        safe to run again if a crash stopped it halfway)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(scores)")}
+        if "partial" not in columns:
+            with self._conn:
+                self._conn.execute(
+                    "ALTER TABLE scores ADD COLUMN partial INTEGER NOT NULL DEFAULT 0"
+                )
 
 
 def _score_rows(report: WindowReport) -> list[tuple[Any, ...]]:
@@ -293,7 +312,7 @@ def _score_rows(report: WindowReport) -> list[tuple[Any, ...]]:
             "window": window_summary(win) if win is not None else {},
         }
         row = (report.model, report.version, score.feature, report.start, report.end)
-        rows.append((*row, orjson.dumps(body).decode()))
+        rows.append((*row, orjson.dumps(body).decode(), int(report.partial)))
     return rows
 
 

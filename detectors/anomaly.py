@@ -7,6 +7,8 @@ True
 False
 >>> severity_for(1.2), severity_for(3.0), severity_for(5.0), severity_for(20.0)
 ('low', 'medium', 'high', 'critical')
+>>> direction(0.075, 0.186), direction(0.3, 0.1), direction(0.1, 0.1)
+('fell', 'rose', 'held')
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any, Literal
 Kind = Literal[
     "schema_skew", "distribution_skew", "drift", "concept_drift", "data_quality", "fairness"
 ]
-SEVERITIES = ("low", "medium", "high", "critical")
+# Least to most severe. "info" records a change worth keeping that pages nobody (errors fell,
+# an improvement); every paging rule starts at "high", every listing filter at a named level.
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+INFO = "info"
 
 
 def anomaly_id(
@@ -48,6 +53,16 @@ def severity_for(ratio: float) -> str:
     if ratio >= 2:
         return "medium"
     return "low"
+
+
+def direction(now: float, before: float) -> str:
+    """How a rate went, from its numbers: "rose", "fell" or "held". Messages take their verb
+    from here, never from which detector fired (a change alarm fires both ways)."""
+    if now > before:
+        return "rose"
+    if now < before:
+        return "fell"
+    return "held"
 
 
 def iso(ts: float) -> str:

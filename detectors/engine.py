@@ -59,6 +59,8 @@ class WindowReport:
     # The closed window's statistics per feature (bins and category counts, never events):
     # what `logdrift report` draws as the current distribution.
     windows: dict[str, FeatureWindow] = field(default_factory=dict)
+    # Judged at shutdown on fewer than min_count records: shown, never taken as the verdict.
+    partial: bool = False
 
 
 @dataclass(slots=True)
@@ -258,6 +260,7 @@ class Engine:
             scores,
             anomalies,
             windows=state.windows,  # open_window below starts new ones; these stay as closed
+            partial=final and state.count < self.options.min_count,
         )
         state.open_window(state.end, state.end + self.options.window_seconds)
         state.count = 0

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import datasketches as ds
 
-from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
+from detectors.anomaly import INFO, Anomaly, anomaly_id, direction, iso, severity_for
 from detectors.baseline import Baseline
 from detectors.calibrate_errors import calibrate_errors
 from detectors.fairness import Disparity, Fairness, disparities
@@ -327,6 +327,13 @@ class LabelMonitor:
         slice_text = "".join(f", slice {k}={v}" for k, v in where_slice.items())
         longrun = detectors.error_rate
         name = {"adwin": "ADWIN", "ddm": "DDM"}.get(change.detector, change.detector)
+        # A change alarm fires whichever way the rate went: the verb and the severity come from
+        # the numbers. Errors falling are an improvement, kept on record but paging nobody.
+        went = direction(change.recent, longrun)
+        severity = severity_for((change.recent - longrun) / SEVERITY_STEP)
+        news, went_to = "", f"{went} to" if went != "held" else "held at"
+        if went == "fell":
+            severity, news = INFO, " (an improvement; not paged)"
         return Anomaly(
             id=anomaly_id(
                 model, version, ERROR_FEATURE, "concept_drift", change.detector, start, where_slice
@@ -334,7 +341,7 @@ class LabelMonitor:
             timestamp=ts,
             kind="concept_drift",
             detector=change.detector,
-            severity=severity_for(max(change.recent - longrun, 0.0) / SEVERITY_STEP),
+            severity=severity,
             model=model,
             model_version=version,
             feature=ERROR_FEATURE,
@@ -345,9 +352,9 @@ class LabelMonitor:
             window_count=change.labels,
             message=(
                 f"{ERROR_FEATURE} ({model}{f' v{version}' if version else ''}{slice_text}): "
-                f"errors rose to {change.recent:.1%} recently vs {longrun:.1%} over "
-                f"{detectors.labels:,} labels; {name} change alarm at {iso(ts)} on labels of "
-                f"predictions made from {iso(start)}"
+                f"error rate {went_to} {change.recent:.1%} recently vs {longrun:.1%} over "
+                f"{detectors.labels:,} labels{news}; {name} change alarm at {iso(ts)} on labels "
+                f"of predictions made from {iso(start)}"
             ),
             slice=where_slice,
             baseline={"error_rate": longrun},
@@ -389,11 +396,24 @@ class LabelMonitor:
         self, model: str, version: str, attr: str, d: Disparity, bucket: Bucket
     ) -> Anomaly:
         w = bucket.groups[(attr, d.group)]
+        gap = d.rates["error_rate"] - d.rates["best_error_rate"]
         reference = d.rates.get("reference_gap")
-        since = f"; {reference:+.1%} in the reference windows" if reference is not None else ""
-        what = (
-            "above the tolerated" if d.detector == "error_rate_disparity" else "moved by more than"
-        )
+        if d.detector == "error_rate_disparity_change" and reference is not None:
+            verdict = (
+                f"the gap {direction(gap, reference)} from {_points(reference)} in the "
+                f"reference windows to {_points(gap)}, a move of {_points(d.statistic)} "
+                f"(more than the {_points(d.threshold, sign=False)} tolerated)"
+            )
+        else:
+            verdict = (
+                f"a gap of {_points(gap)}, {'above' if gap > d.threshold else 'within'} the "
+                f"{_points(d.threshold, sign=False)} tolerated"
+            )
+            if reference is not None:
+                verdict += f" ({_points(reference)} in the reference windows)"
+        current = {"error_rate": d.rates["error_rate"], "gap": gap, "z": d.z}
+        if reference is not None:
+            current |= {"reference_gap": reference, "move": gap - reference}
         return Anomaly(
             id=anomaly_id(
                 model, version, attr, "fairness", d.detector, bucket.start, {attr: d.group}
@@ -413,13 +433,12 @@ class LabelMonitor:
             message=(
                 f"{attr}={d.group} ({model}{f' v{version}' if version else ''}): error rate "
                 f"{d.rates['error_rate']:.1%} vs {d.rates['best_error_rate']:.1%} for the "
-                f"best-served {attr}={d.best} (gap {d.statistic:+.1%}, {what} {d.threshold:.1%}"
-                f"{since}; z {d.z:.1f}); window {iso(bucket.start)} to {iso(bucket.end)}, "
-                f"{w.labelled:,} labels"
+                f"best-served {attr}={d.best}: {verdict}; z {d.z:.1f}; window "
+                f"{iso(bucket.start)} to {iso(bucket.end)}, {w.labelled:,} labels"
             ),
+            current=current,
             slice={attr: d.group},
             baseline={"best_group": d.best, "error_rate": d.rates["best_error_rate"]},
-            current={"error_rate": d.rates["error_rate"], "gap": d.statistic, "z": d.z},
         )
 
 
@@ -439,6 +458,11 @@ def _group_value(baseline: Baseline, record: ServingRecord, attr: str) -> str:
     if ref is not None and ref.spec.sensitive:
         return keyed_hash(baseline.privacy_key, category_text(value))
     return bounded_text(category_text(value))
+
+
+def _points(rate: float, *, sign: bool = True) -> str:
+    """A difference of two rates in percentage points: '+12.0 points'."""
+    return f"{rate * 100:{'+' if sign else ''}.1f} points"
 
 
 def _number(value: object) -> float | None:

@@ -1,10 +1,11 @@
 """The data behind every chart of ``logdrift report``: pure, so each number on the page can be
 tested without drawing it.
 
-From a baseline, the per-window scores of each feature, the statistics of each feature's latest
-window and the anomalies, it builds per feature: baseline vs current proportions (per baseline
-bin for numbers, per category otherwise), the score series with its threshold, the anomaly
-marks on that timeline; a summary sorted by how far each feature moved; and the schema
+From a baseline, the per-window scores of each feature, the statistics of each feature's last
+full window and the anomalies, it builds per feature: baseline vs current proportions (per
+baseline bin for numbers, per category otherwise), the score series with its threshold, the
+anomaly marks and the spans (partial windows) on that timeline; a summary sorted by how far
+each feature moved in the last full window (detectors/report_summary.py); and the schema
 violations. Memory is bounded by features, bins and windows, never by events.
 
 >>> summary_of({"bins": [1, 3, 0], "categories": None, "violations": {}, "seen": 4, "missing": 0})
@@ -22,6 +23,7 @@ from typing import Any
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline, FeatureReference
 from detectors.compare import FeatureScore
+from detectors.report_summary import PartialWindow, ScorePoint, SummaryRow, headline, summary_row
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import CODES
 
@@ -29,25 +31,18 @@ MAX_CATEGORIES = 20  # bars per category chart; the rest are summed into "(other
 OTHER_LABEL = "(other)"
 
 
-@dataclass(frozen=True, slots=True)
-class ScorePoint:
-    """One feature's score in one closed window."""
-
-    start: float
-    end: float
-    score: FeatureScore
-
-
 @dataclass(slots=True)
 class ReportInput:
     """What a source (log files through the engine, the SQLite store, Elasticsearch) yields.
 
-    ``current`` holds each feature's latest window as plain counts (``window_summary``), so a
-    store or an index can carry it without raw values."""
+    ``current`` holds each feature's last full window as plain counts (``window_summary``), so
+    a store or an index can carry it without raw values; its latest partial one while it has
+    no full one (``current_partial``)."""
 
     scores: list[ScorePoint] = field(default_factory=list)
     current: dict[str, dict[str, Any]] = field(default_factory=dict)
     current_window: dict[str, tuple[float, float]] = field(default_factory=dict)
+    current_partial: set[str] = field(default_factory=set)
     anomalies: list[Anomaly] = field(default_factory=list)
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
@@ -55,20 +50,30 @@ class ReportInput:
     source: str = ""
 
     def add_window(
-        self, start: float, end: float, scores: Iterable[FeatureScore], windows: dict[str, Any]
+        self,
+        start: float,
+        end: float,
+        scores: Iterable[FeatureScore],
+        windows: dict[str, Any],
+        partial: bool = False,
     ) -> None:
         """Account one closed window: its scores, its violations, and its statistics as the
-        latest seen of each feature (``windows``: plain summaries or FeatureWindows)."""
+        latest seen of each feature (``windows``: plain summaries or FeatureWindows), a full
+        window before any partial one; ``partial``: judged at shutdown on too few records."""
         for s in scores:
-            self.scores.append(ScorePoint(start, end, s))
+            self.scores.append(ScorePoint(start, end, s, partial))
         for name, win in windows.items():
             plain = win if isinstance(win, dict) else window_summary(win)
             for code, n in plain.get("violations", {}).items():
                 codes = self.violations.setdefault(name, {})
                 codes[code] = codes.get(code, 0) + n
-            if plain.get("seen", 0) and end >= self.current_window.get(name, (0.0, -math.inf))[1]:
+            held = (False, -math.inf)  # (full, end) of the window held: full ones first
+            if name in self.current_window:
+                held = (name not in self.current_partial, self.current_window[name][1])
+            if plain.get("seen", 0) and (not partial, end) >= held:
                 self.current[name] = plain
                 self.current_window[name] = (start, end)
+                (self.current_partial.add if partial else self.current_partial.discard)(name)
 
 
 def window_summary(win: FeatureWindow) -> dict[str, Any]:
@@ -103,7 +108,8 @@ def summary_of(plain: dict[str, Any]) -> tuple[list[float] | dict[str, float], i
 @dataclass(frozen=True, slots=True)
 class Distribution:
     """Side-by-side bars: ``labels[i]`` has ``baseline[i]`` of the training values and
-    ``current[i]`` of the latest window's (empty when no window had a valid value)."""
+    ``current[i]`` of the last full window's (empty when no window had a valid value);
+    ``partial``: that window is partial, there being no full one."""
 
     numeric: bool
     labels: list[str]
@@ -111,6 +117,7 @@ class Distribution:
     current: list[float]
     current_count: int
     window: tuple[float, float] | None
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +130,21 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of the timeline drawn as a band: a partial window (and, later, an incident
+    from its opening to its resolution)."""
+
+    start: float
+    end: float
+    kind: str  # "partial"
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Timeline:
     """The skew statistic (vs training) per window end, its threshold, the drift statistic (vs
-    the previous window), and the anomalies on the feature marked at their times."""
+    the previous window), which windows are partial, the anomalies on the feature marked at
+    their times, and spans."""
 
     metric: str
     ends: list[float]
@@ -133,22 +152,8 @@ class Timeline:
     threshold: list[float | None]
     drift: list[float | None]
     marks: list[Mark]
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryRow:
-    feature: str
-    type: str
-    metric: str
-    latest: float | None  # skew in the feature's latest window
-    threshold: float | None
-    latest_ratio: float  # largest statistic / threshold in that window (skew or an anomaly)
-    reason: str  # what that largest ratio is: "distribution_skew (L-infinity)", ...
-    peak_ratio: float  # the same, over every window
-    anomalies: int
-    kinds: list[str]
-    missing_rate: float | None
-    violation_rate: float | None
+    partial: list[bool] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,12 @@ class ReportData:
     violations: list[ViolationRow]
     dead_letters: list[tuple[str, int]]
     anomalies: list[Anomaly]
+    judged: tuple[float, float] | None = None  # the last full window (of any feature)
+    partial: list[PartialWindow] = field(default_factory=list)
+    headline: str = ""
+
+    def in_partial_window(self, a: Anomaly) -> bool:
+        return any(p.start == a.window_start for p in self.partial)
 
 
 def bin_labels(edges: tuple[float, ...]) -> list[str]:
@@ -202,7 +213,10 @@ def _trim(labels: list[str], base: list[float], cur: list[float]) -> slice:
 
 
 def numeric_distribution(
-    ref: FeatureReference, plain: dict[str, Any] | None, window: tuple[float, float] | None
+    ref: FeatureReference,
+    plain: dict[str, Any] | None,
+    window: tuple[float, float] | None,
+    partial: bool = False,
 ) -> Distribution:
     assert ref.profile.numeric is not None
     # A sensitive feature's edges are training values (the lowest is its minimum): bins are
@@ -223,12 +237,21 @@ def numeric_distribution(
             total = 0
     keep = _trim(labels, base, cur)
     return Distribution(
-        True, labels[keep], base[keep], cur[keep] if cur else [], total, window if cur else None
+        True,
+        labels[keep],
+        base[keep],
+        cur[keep] if cur else [],
+        total,
+        window if cur else None,
+        partial and bool(cur),
     )
 
 
 def categorical_distribution(
-    ref: FeatureReference, plain: dict[str, Any] | None, window: tuple[float, float] | None
+    ref: FeatureReference,
+    plain: dict[str, Any] | None,
+    window: tuple[float, float] | None,
+    partial: bool = False,
 ) -> Distribution:
     base = {k: v for k, v in ref.category_probs.items() if v > 0}
     cur: dict[str, float] = {}
@@ -258,48 +281,7 @@ def categorical_distribution(
         c if has_current else [],
         total if has_current else 0,
         window if has_current else None,
-    )
-
-
-def _ratio(statistic: float | None, threshold: float | None) -> float:
-    if statistic is None or threshold is None:
-        return 0.0
-    if threshold <= 0:
-        return math.inf if statistic > 0 else 0.0
-    return statistic / threshold
-
-
-def _window_ratios(
-    points: list[ScorePoint], anomalies: list[Anomaly]
-) -> dict[float, tuple[float, str]]:
-    """Per window start, the largest statistic / threshold and what it is: the skew score's, or
-    any anomaly's raised in that window (schema and missing-value ones have no skew to show)."""
-    ratios = {p.start: (_ratio(p.score.skew, p.score.skew_threshold), "skew") for p in points}
-    for a in anomalies:
-        here = (_ratio(a.statistic, a.threshold), f"{a.kind} ({a.detector})")
-        ratios[a.window_start] = max(ratios.get(a.window_start, (0.0, "")), here)
-    return ratios
-
-
-def summary_row(
-    ref: FeatureReference, points: list[ScorePoint], anomalies: list[Anomaly]
-) -> SummaryRow:
-    ratios = _window_ratios(points, anomalies)
-    last = points[-1] if points else None
-    latest, why = ratios[max(ratios)] if ratios else (0.0, "")
-    return SummaryRow(
-        feature=ref.name,
-        type=ref.spec.type,
-        metric=metric_name(ref),
-        latest=last.score.skew if last else None,
-        threshold=last.score.skew_threshold if last else None,
-        latest_ratio=latest,
-        reason=f"distribution_skew ({metric_name(ref)})" if why == "skew" else why,
-        peak_ratio=max((r for r, _ in ratios.values()), default=0.0),
-        anomalies=len(anomalies),
-        kinds=sorted({a.kind for a in anomalies}),
-        missing_rate=last.score.missing_rate if last else None,
-        violation_rate=last.score.violation_rate if last else None,
+        partial and has_current,
     )
 
 
@@ -315,7 +297,22 @@ def timeline(ref: FeatureReference, points: list[ScorePoint], anomalies: list[An
         threshold=[p.score.skew_threshold for p in points],
         drift=[p.score.drift for p in points],
         marks=[Mark(a.timestamp, a.kind, a.detector, a.severity, a.message) for a in anomalies],
+        partial=[p.partial for p in points],
+        spans=[
+            Span(p.start, p.end, "partial", f"partial window ({p.score.seen:,} records)")
+            for p in points
+            if p.partial
+        ],
     )
+
+
+def partial_windows(points: Iterable[ScorePoint]) -> list[PartialWindow]:
+    """Each partial window once, oldest first, with the records it was judged on."""
+    seen: dict[tuple[float, float], int] = {}
+    for p in points:
+        if p.partial:
+            seen[(p.start, p.end)] = max(seen.get((p.start, p.end), 0), p.score.seen)
+    return [PartialWindow(s, e, n) for (s, e), n in sorted(seen.items())]
 
 
 def violation_rows(data: ReportInput, seen: dict[str, int]) -> list[ViolationRow]:
@@ -330,8 +327,8 @@ def violation_rows(data: ReportInput, seen: dict[str, int]) -> list[ViolationRow
 
 
 def build_report(baseline: Baseline, data: ReportInput, model: str | None = None) -> ReportData:
-    """Every chart's data, features in summary order: most moved (latest window) first, then
-    by the peak over the period, then by name."""
+    """Every chart's data, features in summary order: most moved (last full window) first,
+    then by the peak over the period, then by name; the headline."""
     points: dict[str, list[ScorePoint]] = {}
     for p in sorted(data.scores, key=lambda p: (p.end, p.start)):
         points.setdefault(p.score.feature, []).append(p)
@@ -347,9 +344,9 @@ def build_report(baseline: Baseline, data: ReportInput, model: str | None = None
             FeatureChart(
                 name,
                 ref.spec.sensitive,
-                build(ref, plain, window),
+                build(ref, plain, window, name in data.current_partial),
                 timeline(ref, pts, found),
-                summary_row(ref, pts, found),
+                summary_row(name, ref.spec.type, metric_name(ref), pts, found),
             )
         )
     charts.sort(key=lambda c: (-c.summary.latest_ratio, -c.summary.peak_ratio, c.feature))
@@ -358,6 +355,9 @@ def build_report(baseline: Baseline, data: ReportInput, model: str | None = None
         seen[p.score.feature] += p.score.seen
     starts = [p.start for p in data.scores]
     ends = [p.end for p in data.scores]
+    full = [p for p in data.scores if not p.partial]
+    judged = max(((p.start, p.end) for p in full), key=lambda w: (w[1], w[0]), default=None)
+    partial = partial_windows(data.scores)
     return ReportData(
         model=model or baseline.model or "",
         period=(min(starts), max(ends)) if starts else None,
@@ -368,4 +368,7 @@ def build_report(baseline: Baseline, data: ReportInput, model: str | None = None
         violations=violation_rows(data, seen),
         dead_letters=sorted(data.dead_letters.items(), key=lambda kv: (-kv[1], kv[0])),
         anomalies=sorted(data.anomalies, key=lambda a: (a.timestamp, a.id)),
+        judged=judged,
+        partial=partial,
+        headline=headline([c.summary for c in charts], judged, partial),
     )

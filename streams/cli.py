@@ -23,7 +23,7 @@ from connectors.baseline_files import BaselineError, load_baseline, validate_sch
 from connectors.files import FileFormatError
 from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
-from detectors.anomaly import iso
+from detectors.anomaly import SEVERITIES, iso
 from detectors.calibrate import CalibrationOptions
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions
@@ -325,8 +325,8 @@ def _since(value: str | None) -> float | None:
 )
 @click.option(
     "--severity",
-    type=click.Choice(["low", "medium", "high", "critical"]),
-    help="At least this severe.",
+    type=click.Choice(SEVERITIES),
+    help="At least this severe (info: improvements, recorded but never paged).",
 )
 @click.option("--since", help="ISO-8601 time.")
 @click.option("--limit", type=int)

@@ -58,9 +58,11 @@ def report(
     window_seconds: float | None,
     min_count: int | None,
 ) -> None:
-    """Write one HTML file, readable offline, showing per feature the training vs the latest
+    """Write one HTML file, readable offline, showing per feature the training vs the last full
     window's distribution, the drift score per window with its threshold and the anomalies on
-    that timeline; a summary sorted by how far each feature moved; the schema violations.
+    that timeline (windows judged at shutdown on too few records marked partial); a summary
+    sorted by how far each feature moved in the last full window, with how many windows it was
+    past its threshold; the schema violations.
     Read from serving-log files (JSON lines, run through the detectors as `logdrift check`
     does), from `--store` (what `logdrift run` wrote) or from `--from-es`."""
     from streams.cli import _load_baselines, _mapping, _settings
@@ -88,11 +90,9 @@ def report(
         data = _from_es(settings, es_url or "", name, len(base.references), max_windows)
     page = build_report(base, data, name)
     size = write_report(page, out, time.time())
-    moved = [c.feature for c in page.features if c.summary.latest_ratio > 1]
     console.print(
         f"wrote {out} ({size / 1024:,.0f} KiB): {len(data.scores)} feature-windows, "
-        f"{len(data.anomalies)} anomalies"
-        + (f"; moved past threshold: {', '.join(moved)}" if moved else "; nothing past threshold")
+        f"{len(data.anomalies)} anomalies; {page.headline}"
     )
 
 

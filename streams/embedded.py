@@ -139,6 +139,8 @@ class Pipeline:
 def window_line(report: WindowReport) -> str:
     version = f" v{report.version}" if report.version else ""
     late = f", {report.late:,} late" if report.late else ""
+    if report.partial:
+        late += " (partial: judged at shutdown on fewer records than a window needs)"
     flagged = sorted({a.feature for a in report.anomalies})
     verdict = f"anomalies on {', '.join(flagged)}" if flagged else "no anomaly"
     return (

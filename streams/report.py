@@ -2,7 +2,8 @@
 as inline SVG, in one HTML file that needs no network to open (no script, no font, no CDN).
 
 Colours mean the same on every chart, and each is used by one series only, so a screenshot can
-be checked by colour: baseline bars, current bars, the score line, its threshold, anomalies.
+be checked by colour: baseline bars, current bars, the score line, its threshold, anomalies,
+and the bands behind the timeline (partial windows; incidents will be drawn the same way).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 from jinja2 import Environment
@@ -20,15 +22,20 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from detectors.anomaly import iso
-from detectors.report_data import Distribution, FeatureChart, ReportData, Timeline
+from detectors.report_data import Distribution, FeatureChart, Mark, ReportData, Span, Timeline
 from streams.report_page import PAGE
 
 BASELINE = "#1f5fbf"  # blue: training
-CURRENT = "#f08c00"  # orange: the latest window
+CURRENT = "#f08c00"  # orange: the last full window
 SCORE = "#202020"  # the statistic vs training
 DRIFT = "#9a9a9a"  # the statistic vs the previous window
 THRESHOLD = "#d62020"  # red: the alarm line
 ANOMALY = "#8e3fbf"  # purple: anomalies on the timeline
+# Bands behind the timeline, per Span.kind: one style each, labelled once in the legend.
+SPAN_STYLES: dict[str, dict[str, Any]] = {
+    "partial": {"facecolor": "#efefef", "edgecolor": "#c4c4c4", "hatch": "///", "lw": 0},
+}
+SPAN_LEGEND = {"partial": "partial window"}
 DPI = 72
 MAX_ANOMALY_ROWS = 500
 
@@ -64,10 +71,11 @@ def distribution_svg(d: Distribution, feature: str) -> str:
     offset = width / 2 if d.current else 0.0
     ax.bar([x - offset for x in xs], d.baseline, width, color=BASELINE, label="training")
     if d.current:
-        window = f"latest window ({d.current_count:,} values)"
+        which = "partial window" if d.partial else "last full window"
+        window = f"{which} ({d.current_count:,} values)"
         ax.bar([x + offset for x in xs], d.current, width, color=CURRENT, label=window)
     else:
-        note = "no valid value in the latest window"
+        note = "no valid value in any window"
         ax.text(1.0, 1.02, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     ax.set_xticks(list(xs), d.labels, rotation=40 if d.numeric else 30, ha="right", fontsize=7)
     ax.set_ylabel("share of values")
@@ -78,13 +86,13 @@ def distribution_svg(d: Distribution, feature: str) -> str:
     return _svg(fig)
 
 
-def _title_and_legend(ax: Axes, title: str) -> None:
+def _title_and_legend(ax: Axes, title: str, ncol: int = 4) -> None:
     """Legend in a row between the title and the plot, where it never hides a bar or a line."""
     ax.set_title(title, loc="left", pad=22)
     ax.legend(
         loc="lower left",
         bbox_to_anchor=(0, 1.0),
-        ncol=4,
+        ncol=ncol,
         frameon=False,
         fontsize=8,
         borderaxespad=0.2,
@@ -107,24 +115,56 @@ def timeline_svg(t: Timeline, feature: str) -> str:
         ax.set_xticks([])
         ax.set_yticks([])
         return _svg(fig)
+    _draw_spans(ax, t.spans)
+    _draw_scores(ax, t)
+    _draw_marks(ax, t.marks)
+    locator = AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
+    ax.set_ylim(bottom=0)
+    _title_and_legend(ax, title, ncol=5)
+    return _svg(fig)
+
+
+def _draw_spans(ax: Axes, spans: list[Span]) -> None:
+    """Bands behind everything else, one legend entry per kind."""
+    labelled: set[str] = set()
+    for span in spans:
+        start, end = _dates([span.start, span.end])
+        label = SPAN_LEGEND.get(span.kind, span.kind) if span.kind not in labelled else None
+        labelled.add(span.kind)
+        ax.axvspan(start, end, zorder=0, label=label, **SPAN_STYLES.get(span.kind, {}))
+
+
+def _draw_scores(ax: Axes, t: Timeline) -> None:
+    """The score per window end, a partial window's point hollow; drift; the threshold."""
     ends = _dates(t.ends)
     ax.plot(ends, _nan(t.skew), color=SCORE, marker="o", ms=3, lw=1.5, label="vs training")
+    hollow = [i for i, partial in enumerate(t.partial) if partial and t.skew[i] is not None]
+    if hollow:
+        ax.plot(
+            [ends[i] for i in hollow],
+            _nan([t.skew[i] for i in hollow]),
+            ls="none",
+            marker="o",
+            ms=5,
+            mfc="white",
+            mec=SCORE,
+        )
     if any(v is not None for v in t.drift):
         ax.plot(ends, _nan(t.drift), color=DRIFT, lw=1, label="vs previous window")
     ax.plot(ends, _nan(t.threshold), color=THRESHOLD, ls="--", lw=1.5, label="threshold")
-    for i, mark in enumerate(t.marks):
+
+
+def _draw_marks(ax: Axes, marks: list[Mark]) -> None:
+    """One line per anomaly at its time."""
+    for i, mark in enumerate(marks):
         ax.axvline(
             _dates([mark.timestamp])[0],
             color=ANOMALY,
             lw=1.2,
             label="anomaly" if i == 0 else None,
         )
-    locator = AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
-    ax.set_ylim(bottom=0)
-    _title_and_legend(ax, title)
-    return _svg(fig)
 
 
 def _ratio(x: float) -> str:
@@ -135,10 +175,15 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
     return "\u2013" if x is None or not math.isfinite(x) else format(x, fmt)
 
 
+def _capitalize_first(text: str) -> str:
+    """The first letter up, the rest as it is (Jinja's ``capitalize`` lowers the rest)."""
+    return text[:1].upper() + text[1:]
+
+
 def _environment() -> Environment:
     # Autoescaped: feature names, categories and messages come from serving data.
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(ratio=_ratio, num=_num, iso=iso)
+    env.filters.update(ratio=_ratio, num=_num, iso=iso, capitalize_first=_capitalize_first)
     return env
 
 

@@ -21,14 +21,14 @@ from detectors.report_data import ReportInput
 def _account(data: ReportInput, result: Result) -> None:
     data.anomalies += result.anomalies
     for r in result.reports:
-        data.add_window(r.start, r.end, r.scores, r.windows)
+        data.add_window(r.start, r.end, r.scores, r.windows, r.partial)
 
 
 def from_logs(
     paths: Iterable[Path], baseline: Baseline, options: EngineOptions, mapping: FieldMapping
 ) -> ReportInput:
     """Run JSON-lines serving logs through the Engine (as `logdrift check` does). Only each
-    feature's latest window is kept beside the scores, so memory grows with windows, not
+    feature's last full window is kept beside the scores, so memory grows with windows, not
     records; undecodable lines are counted by reason."""
     engine = Engine([baseline], options)
     data = ReportInput(source=", ".join(str(p) for p in paths))
@@ -59,7 +59,8 @@ def from_store(path: Path, model: str | None, features: int, max_windows: int) -
     with AnomalyStore(path) as store:
         rows = store.scores(model=model, limit=max_windows * features)
         for row in rows:
-            data.add_window(row.start, row.end, [row.score], {row.score.feature: row.window})
+            window = {row.score.feature: row.window}
+            data.add_window(row.start, row.end, [row.score], window, row.partial)
         since = min((r.start for r in rows), default=None)
         data.anomalies = (
             store.query(model=model)
@@ -94,7 +95,7 @@ async def from_es(
         docs = await search_newest(client, names, DRIFT_SCORES, model, max_windows * features)
         scores = [score_from_document(d) for d in docs]
         for s in scores:
-            data.add_window(s.start, s.end, [s.score], {s.score.feature: s.distribution})
+            data.add_window(s.start, s.end, [s.score], {s.score.feature: s.distribution}, s.partial)
         since = min((s.start for s in scores), default=None)
         found = await search_newest(client, names, ANOMALIES, model, 10_000, since)
         data.anomalies = [anomaly_from_document(d) for d in found]

@@ -21,6 +21,7 @@ th, td { padding: 3px 10px; border-bottom: 1px solid #e4e4e4; text-align: left;
 th { background: #f4f4f4; white-space: nowrap; }
 td { white-space: nowrap; }
 td.wrap { white-space: normal; }
+td.narrow { white-space: normal; max-width: 240px; overflow-wrap: anywhere; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.moved td { font-weight: 600; }
 .flag { color: #a0002a; }
@@ -28,6 +29,8 @@ tr.moved td { font-weight: 600; }
 .charts svg { width: 100%; height: auto; }
 .note { color: #555; font-size: 13px; }
 .msg { max-width: 760px; }
+.headline { font-size: 15px; margin: 0 0 10px; }
+.partial { color: #555; font-style: italic; font-weight: normal; }
 </style>
 </head>
 <body>
@@ -38,20 +41,26 @@ tr.moved td { font-weight: 600; }
 {{ "{:,}".format(data.records) }} records{% endif %};
 source: {{ data.source }}; generated {{ generated | iso }}.
 </p>
+<p class="headline">{{ data.headline | capitalize_first }}.</p>
 <p class="note">Distances compare each closed window with the training baseline: Jensen-Shannon
 divergence (bits) over the baseline's quantile bins for numbers, L-infinity (largest change of a
 category's share) for categories. "Moved" is the largest statistic / threshold in the feature's
-latest window (1 is the alarm line, anomalies included); the features are in that order.</p>
+last full window (1 is the alarm line, anomalies included); the features are in that order.
+"Past threshold" counts the full windows from the first one past it. A partial window (judged
+when the runner stopped, on fewer records than a window is judged on) is drawn hatched and
+hollow on the timelines and marked in the tables, but never taken as the verdict.</p>
 
 <h2>Summary</h2>
 <table>
-<tr><th>feature</th><th>type</th><th>moved</th><th>by</th><th>peak</th>
+<tr><th>feature</th><th>type</th><th>moved</th><th>by</th><th>past threshold</th><th>peak</th>
 <th>skew</th><th>its threshold</th><th>anomalies</th><th>missing</th><th>violations</th></tr>
 {% for c in data.features %}{% set s = c.summary %}
 <tr{% if s.latest_ratio > 1 %} class="moved"{% endif %}>
 <td><a href="#f-{{ loop.index }}">{{ s.feature }}</a></td><td>{{ s.type }}</td>
-<td class="n{% if s.latest_ratio > 1 %} flag{% endif %}">{{ s.latest_ratio | ratio }}</td>
-<td>{{ s.reason }}</td>
+<td class="n{% if s.latest_ratio > 1 %} flag{% endif %}">{{ s.latest_ratio | ratio }}
+{% if s.partial %} <span class="partial">(partial window)</span>{% endif %}</td>
+<td class="narrow">{{ s.reason }}</td>
+<td class="narrow">{{ s.tally }}</td>
 <td class="n">{{ s.peak_ratio | ratio }}</td>
 <td class="n">{{ s.latest | num }}</td><td class="n">{{ s.threshold | num }}</td>
 <td class="wrap">{{ s.anomalies }}{% if s.kinds %} ({{ s.kinds | join(", ") }}){% endif %}</td>
@@ -68,8 +77,11 @@ latest window (1 is the alarm line, anomalies included); the features are in tha
 hashes)</span>{% endif %}{% if c.summary.latest_ratio > 1 %} <span class="flag">moved
 {{ c.summary.latest_ratio | ratio }} past its threshold: {{ c.summary.reason }}</span>
 {% endif %}</h3>
-{% if c.distribution.window %}<p class="note">Latest window {{ c.distribution.window[0] | iso }}
-to {{ c.distribution.window[1] | iso }}.</p>{% endif %}
+{% if c.distribution.window %}<p class="note">{% if c.distribution.partial %}Partial window
+{{ c.distribution.window[0] | iso }} to {{ c.distribution.window[1] | iso }} (judged on too few
+records; there is no full one).{% else %}Last full window {{ c.distribution.window[0] | iso }}
+to {{ c.distribution.window[1] | iso }}.{% endif %}
+{% if c.summary.history %} {{ c.summary.history | capitalize_first }}.{% endif %}</p>{% endif %}
 <div class="charts"><div>{{ dist | safe }}</div><div>{{ line | safe }}</div></div>
 </section>
 {% endfor %}
@@ -100,7 +112,9 @@ to {{ c.distribution.window[1] | iso }}.</p>{% endif %}
 <tr><th>time</th><th>severity</th><th>kind</th><th>feature</th><th>detector</th>
 <th>what changed</th></tr>
 {% for a in anomalies %}
-<tr><td>{{ a.timestamp | iso }}</td><td>{{ a.severity }}</td><td>{{ a.kind }}</td>
+<tr><td>{{ a.timestamp | iso }}{% if data.in_partial_window(a) %}
+<span class="partial">(partial window)</span>{% endif %}</td>
+<td>{{ a.severity }}</td><td>{{ a.kind }}</td>
 <td>{{ a.feature }}</td><td>{{ a.detector }}</td><td class="msg wrap">{{ a.message }}</td></tr>
 {% endfor %}
 </table>

@@ -117,6 +117,7 @@ def test_score_documents_give_one_document_per_feature_with_ratios() -> None:
         "end": iso(START + 60),
         "count": 500,
         "late": 2,
+        "partial": False,
     }
     assert by_feature["device"]["anomalies"] == {"count": 0, "kinds": []}
 

@@ -47,3 +47,15 @@ def test_the_window_counts_are_kept_in_source_and_not_mapped() -> None:
     names = IndexNames()
     props = load_templates(names)[names.template_name(DRIFT_SCORES)]["template"]["mappings"]
     assert props["properties"]["distribution"] == {"type": "object", "enabled": False}
+
+
+def test_a_partial_window_reads_back_partial_and_an_older_document_as_full() -> None:
+    docs = {d["feature"]["name"]: d for _, d in score_documents(replace(report(), partial=True))}
+    price = _json(docs["price"])
+    assert price["window"]["partial"] is True
+    assert score_from_document(price).partial
+    del price["window"]["partial"]  # indexed before the field existed
+    assert not score_from_document(price).partial
+    names = IndexNames()
+    mappings = load_templates(names)[names.template_name(DRIFT_SCORES)]["template"]["mappings"]
+    assert mappings["properties"]["window"]["properties"]["partial"] == {"type": "boolean"}

@@ -147,6 +147,31 @@ def test_each_rule_is_an_elasticsearch_query_rule_over_the_anomalies(rule: dict[
     assert render_rule(rule, IndexNames("team-a"))["params"]["index"] == ["team-a-anomalies-*"]
 
 
+def _matches_severity(query: dict[str, Any], severity: str) -> bool:
+    """Whether a rule's bool query can match an anomaly of ``severity`` (the clauses on
+    anomaly.severity only: the shipped rules use term and terms)."""
+    bool_ = query["bool"]
+
+    def hits(clause: dict[str, Any]) -> bool | None:
+        for op, field_values in clause.items():
+            value = field_values.get("anomaly.severity")
+            if value is not None:
+                return severity in (value if op == "terms" else [value])
+        return None
+
+    return all(hits(c) is not False for c in bool_.get("filter", [])) and not any(
+        hits(c) for c in bool_.get("must_not", [])
+    )
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r["name"])
+def test_no_rule_pages_on_an_info_anomaly(rule: dict[str, Any]) -> None:
+    # "info" records an improvement (errors fell): kept, listed, never paged.
+    query = orjson.loads(rule["params"]["esQuery"])["query"]
+    assert not _matches_severity(query, "info")
+    assert _matches_severity(query, "critical")
+
+
 def test_there_are_rules_for_severity_and_for_schema_skew() -> None:
     assert sorted(p.name for p in RULES_DIR.glob("*.json")) == [
         "high-severity.json",

@@ -70,7 +70,7 @@ def test_put_is_an_upsert_by_id(store: AnomalyStore) -> None:
 def test_put_writes_a_batch_in_one_transaction(store: AnomalyStore) -> None:
     good = make_anomaly(ts=1.0)
     bad = make_anomaly(ts=2.0, severity="apocalyptic")
-    with pytest.raises(ValueError, match="severity must be one of low, medium, high, critical"):
+    with pytest.raises(ValueError, match="must be one of info, low, medium, high, critical"):
         store.put([good, bad])
     assert store.count() == 0
 
@@ -103,6 +103,19 @@ def test_min_severity_keeps_that_level_and_above(store: AnomalyStore) -> None:
     assert len(store.query(min_severity="low")) == 4
     with pytest.raises(ValueError, match="min_severity must be one of"):
         store.query(min_severity="severe")
+
+
+def test_info_ranks_below_low_and_low_keeps_its_stored_rank(store: AnomalyStore) -> None:
+    # An improvement is stored at "info": `--severity low` leaves it out, `--severity info`
+    # lists it; "low" keeps rank 0, as stores written before "info" existed hold it.
+    improved = make_anomaly(ts=1.0, severity="info", message="error rate fell")
+    low = make_anomaly(ts=2.0, severity="low", message="error rate rose")
+    store.put([improved, low])
+    assert store.query(min_severity="low") == [low]
+    assert store.query(min_severity="info") == [improved, low]
+    assert store.query() == [improved, low]
+    ranks = store._fetch("SELECT severity, severity_rank FROM anomalies ORDER BY ts", [])
+    assert ranks == [("info", -1), ("low", 0)]
 
 
 def test_negative_limit_is_refused(store: AnomalyStore) -> None:

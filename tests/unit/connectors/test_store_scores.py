@@ -4,6 +4,7 @@ re-sent windows overwrite, no raw values, and a store made before the table exis
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from connectors.store import APPLICATION_ID, AnomalyStore
@@ -61,3 +62,31 @@ def test_a_store_made_before_the_scores_table_opens_and_gains_it(tmp_path: Path)
         assert store.scores() == []
         store.put([], reports=[report(T0, 0.1, [1.0])])
         assert len(store.scores()) == 1
+
+
+def test_a_partial_window_is_kept_as_partial_and_a_rewrite_updates_it(tmp_path: Path) -> None:
+    with AnomalyStore(tmp_path / "s.db") as store:
+        store.put([], reports=[report(T0, 0.1, [1.0])])
+        store.put([], reports=[replace(report(T0 + 60, 0.0, [1.0]), partial=True)])
+        assert [(r.start, r.partial) for r in store.scores()] == [(T0, False), (T0 + 60, True)]
+        store.put([], reports=[report(T0 + 60, 0.2, [1.0, 2.0])])  # the same window, judged
+        assert [r.partial for r in store.scores()] == [False, False]
+
+
+def test_a_store_whose_scores_predate_partial_gains_the_column_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with AnomalyStore(path) as store:
+        store.put([], reports=[report(T0, 0.1, [1.0])])
+    conn = sqlite3.connect(path)  # as a logdrift before `partial` left it
+    conn.execute("ALTER TABLE scores DROP COLUMN partial")
+    conn.commit()
+    conn.close()
+    with AnomalyStore(path) as store:
+        (old,) = store.scores()
+        assert (old.start, old.score.skew, old.partial) == (T0, 0.1, False)
+        store.put([], reports=[replace(report(T0 + 60, 0.0, [1.0]), partial=True)])
+        assert [r.partial for r in store.scores()] == [False, True]
+    with AnomalyStore(path) as store:  # opening again changes nothing
+        assert [r.partial for r in store.scores()] == [False, True]

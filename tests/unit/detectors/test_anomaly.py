@@ -119,3 +119,9 @@ def test_a_line_shows_when_how_bad_what_and_where() -> None:
     line = make(severity="critical").line()
     assert line.startswith("2026-11-28T10:01:00.000Z CRITICAL")
     assert "ctr/price" in line and "[jensen_shannon]" in line and line.endswith("price moved")
+
+
+def test_info_is_the_least_severe_level_below_low() -> None:
+    # An improvement (errors fell) is recorded at "info": below every level a rule pages on.
+    assert SEVERITIES == ("info", "low", "medium", "high", "critical")
+    assert severity_for(0.0) == "low"  # a statistic never maps to info: only a judgement does

@@ -92,6 +92,19 @@ def test_close_all_reports_the_open_window_whatever_its_size(ctr_baseline: Basel
     assert engine.close_all().reports == []  # nothing accounted is left
 
 
+def test_a_window_judged_at_shutdown_on_fewer_than_min_count_records_is_partial(
+    ctr_baseline: Baseline,
+) -> None:
+    # `logdrift report` headlines the last window that is not partial.
+    engine = Engine([ctr_baseline], EngineOptions(window_seconds=60, min_count=100))
+    full = feed(engine, traffic(121, rate=2.0)).reports  # the record at T0 + 60 closes one
+    assert [(r.count, r.partial) for r in full] == [(120, False)]
+    assert [(r.count, r.partial) for r in engine.close_all().reports] == [(1, True)]
+    engine = Engine([ctr_baseline], EngineOptions(window_seconds=60, min_count=100))
+    feed(engine, traffic(100, rate=2.0))  # enough records: judged like any other at shutdown
+    assert [(r.count, r.partial) for r in engine.close_all().reports] == [(100, False)]
+
+
 def test_close_until_closes_only_windows_that_ended_by_the_watermark(
     ctr_baseline: Baseline,
 ) -> None:

@@ -165,3 +165,66 @@ def test_a_sensitive_group_attribute_is_named_by_its_keyed_hash() -> None:
     engine.feedback(FeedbackRecord(T0 + 1, "r0", 1.0))
     (report,) = engine.close_all().labels
     assert set(report.groups["device"]) == {keyed_hash(PRIVACY_KEY, "ios")}
+
+
+def _error_stream(monitor: LabelMonitor, rates: list[tuple[int, float]], seed: int) -> list:
+    """Labels whose error rate is ``rate`` for ``n`` predictions, for each (n, rate) in turn:
+    every prediction scores 0.9, so a label of 0 is an error."""
+    rng = random.Random(seed)
+    found = []
+    i = 0
+    for n, rate in rates:
+        for _ in range(n):
+            monitor.observe(MODEL, f"r{i}", T0 + i / 100, 0.9, None, ())
+            label = 0.0 if rng.random() < rate else 1.0
+            found += monitor.feedback(FeedbackRecord(T0 + i / 100, f"r{i}", label)).anomalies
+            i += 1
+    return found
+
+
+def test_errors_falling_are_recorded_as_an_improvement_at_info_that_says_fell() -> None:
+    # Issue 12: a falling error rate was announced as "errors rose to 7.5% recently vs 18.6%".
+    monitor = LabelMonitor(replace(OPTS, slice_key=None, wait_seconds=1e9))
+    found = _error_stream(monitor, [(6_000, 0.20), (6_000, 0.03)], seed=3)
+    assert found, "an error rate falling from 20% to 3% is a change"
+    for a in found:
+        assert a.kind == "concept_drift" and a.statistic < a.threshold
+        assert a.severity == "info", a.message
+        assert "error rate fell to" in a.message and "rose" not in a.message
+        assert "(an improvement; not paged)" in a.message
+
+
+def test_errors_rising_say_rose_and_page_at_low_or_above() -> None:
+    monitor = LabelMonitor(replace(OPTS, slice_key=None, wait_seconds=1e9))
+    found = _error_stream(monitor, [(6_000, 0.03), (6_000, 0.20)], seed=3)
+    assert found
+    for a in found:
+        assert a.statistic > a.threshold and a.severity in ("low", "medium", "high", "critical")
+        assert "error rate rose to" in a.message and "fell" not in a.message
+        assert "improvement" not in a.message
+
+
+def test_a_fairness_message_states_the_gap_and_which_way_it_went_from_its_reference() -> None:
+    # The change test's statistic is how far the gap moved; it was printed as "gap +9.0%"
+    # when the gap itself was 12 points.
+    from detectors.fairness import Fairness, disparities
+    from detectors.labels import Bucket
+    from detectors.performance import PerformanceWindow
+
+    def win(errors: int, n: int) -> PerformanceWindow:
+        return PerformanceWindow(labelled=n, fp=errors, tn=n - errors)
+
+    now = {"f": win(1680, 4000), "m": win(1200, 4000)}  # gap +12 points
+    ref = {"f": win(3960, 12000), "m": win(3600, 12000)}  # gap +3 points
+    monitor = LabelMonitor(replace(OPTS, groups=("gender",)))
+    bucket = Bucket(T0, T0 + 60, groups={("gender", g): w for g, w in now.items()})
+    found = {
+        d.detector: monitor._fairness("ctr", "3", "gender", d, bucket)
+        for d in disparities(now, ref, Fairness())
+    }
+    change = found["error_rate_disparity_change"].message
+    assert "the gap rose from +3.0 points in the reference windows to +12.0 points" in change
+    assert "a move of +9.0 points (more than the 5.0 points tolerated)" in change
+    gap = found["error_rate_disparity"].message
+    assert "a gap of +12.0 points, above the 10.0 points tolerated" in gap
+    assert found["error_rate_disparity_change"].current["gap"] == pytest.approx(0.12)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.anomaly import Anomaly
+from detectors.anomaly import Anomaly, iso
 from detectors.baseline import Baseline
 from detectors.compare import FeatureScore
 from detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
@@ -85,8 +85,9 @@ def device_window(counts: dict[str, int], known: tuple[str, ...]) -> FeatureWind
 
 
 def score(feature: str, skew: float | None, threshold: float | None, **kw: float) -> FeatureScore:
+    seen = int(kw.pop("seen", 100))
     return FeatureScore(
-        feature, seen=100, valid=100, missing_rate=0.0, skew=skew, skew_threshold=threshold, **kw
+        feature, seen=seen, valid=seen, missing_rate=0.0, skew=skew, skew_threshold=threshold, **kw
     )
 
 
@@ -270,3 +271,88 @@ def test_report_period_windows_and_model() -> None:
     assert report.model == "ctr"
     assert report.period == (T0, T0 + 180)
     assert report.windows == 3 and report.records == 300
+
+
+# --- partial windows: shown, never the verdict -----------------------------------------------
+WEEK = 7 * 86_400.0
+
+
+def drifting_for_weeks(data: ReportInput) -> None:
+    """device past its threshold in 21 of 22 full weekly windows (not in the second), then a
+    partial window judged at shutdown on 37 records that shows nothing."""
+    for i in range(22):
+        skew = 0.01 if i == 1 else 0.2
+        start = T0 + WEEK * i
+        win = device_window({"web": 90, "ios": 10}, ("android", "ios", "web"))
+        data.add_window(start, start + WEEK, [score("device", skew, 0.05)], {"device": win})
+    end = T0 + WEEK * 22
+    quiet = device_window({"ios": 20, "android": 17}, ("android", "ios", "web"))
+    data.add_window(end, end + WEEK, [score("device", 0.0, 0.3, seen=37)], {"device": quiet}, True)
+
+
+def test_a_report_whose_last_window_is_partial_headlines_the_last_full_one() -> None:
+    # Issue 12: the headline said "nothing past threshold", the summary "moved 0.00x", for a
+    # feature that drifted for 22 weeks, judging a shutdown window of 37 records.
+    data = ReportInput()
+    drifting_for_weeks(data)
+    report = build_report(baseline(), data)
+    device = next(c for c in report.features if c.feature == "device")
+    s = device.summary
+    last_full = (T0 + WEEK * 21, T0 + WEEK * 22)
+    assert s.window == last_full and not s.partial
+    assert s.latest_ratio == pytest.approx(4.0) and s.latest == 0.2
+    assert s.history == "past threshold in 21 of 22 windows since 2026-11-28T10:00:00.000Z"
+    assert report.features[0].feature == "device"  # sorted on the full window: it moved most
+    assert report.judged == last_full
+    assert [(p.start, p.count) for p in report.partial] == [(T0 + WEEK * 22, 37)]
+    assert report.headline.startswith(
+        f"judged on the last full window, {iso(last_full[0])} to {iso(last_full[1])}; "
+        f"moved past threshold: device (4.00x; in 21 of 22 windows since {iso(T0)})"
+    )
+    assert report.headline.endswith(
+        f"; the window {iso(last_full[1])} to {iso(last_full[1] + WEEK)} (37 records) is "
+        "partial: shown, not judged"
+    )
+    assert "nothing past threshold" not in report.headline
+
+
+def test_the_distribution_is_the_last_full_window_and_the_partial_one_is_marked() -> None:
+    data = ReportInput()
+    drifting_for_weeks(data)
+    report = build_report(baseline(), data)
+    device = next(c for c in report.features if c.feature == "device")
+    d = device.distribution
+    assert d.window == (T0 + WEEK * 21, T0 + WEEK * 22) and not d.partial
+    assert d.current[d.labels.index("web")] == pytest.approx(0.9)  # not the partial window's 0
+    t = device.timeline
+    assert t.partial == [False] * 22 + [True]
+    assert [(sp.start, sp.kind) for sp in t.spans] == [(T0 + WEEK * 22, "partial")]
+    assert "37 records" in t.spans[0].label
+
+
+def test_with_only_a_partial_window_it_is_judged_and_said_to_be_partial() -> None:
+    data = ReportInput()
+    win = device_window({"web": 9, "ios": 1}, ("android", "ios", "web"))
+    data.add_window(T0, T0 + 60, [score("device", 0.5, 0.25, seen=10)], {"device": win}, True)
+    report = build_report(baseline(), data)
+    device = next(c for c in report.features if c.feature == "device")
+    assert device.summary.partial and device.summary.latest_ratio == pytest.approx(2.0)
+    assert device.distribution.partial and device.distribution.current
+    assert report.judged is None
+    assert report.headline.startswith("no full window, only partial ones (the window ")
+    assert "moved past threshold: device (2.00x)" in report.headline
+
+
+def test_a_partial_windows_statistic_is_neither_the_peak_nor_counted_past_threshold() -> None:
+    data = ReportInput()
+    data.add_window(T0, T0 + 60, [score("price", 0.005, 0.01)], {})
+    data.add_window(T0 + 60, T0 + 70, [score("price", 0.9, 0.01, seen=3)], {}, partial=True)
+    late = anomaly("price", T0 + 70, 0.9, 0.01, start=T0 + 60)  # type: ignore[arg-type]
+    data.anomalies = [late]
+    report = build_report(baseline(), data)
+    price = next(c for c in report.features if c.feature == "price").summary
+    assert price.latest_ratio == pytest.approx(0.5) and price.peak_ratio == pytest.approx(0.5)
+    assert (price.past, price.judged, price.since) == (0, 1, None)
+    assert price.history == "never past threshold in 1 windows"
+    assert report.in_partial_window(late)
+    assert "nothing past threshold" in report.headline
