@@ -17,7 +17,7 @@ from detectors.baseline import Baseline
 from detectors.change import Change
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
-from detectors.rates import RateAlarm, alternative
+from detectors.rates import RateAlarm
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
 from detectors.scores import ScoreMap
@@ -384,17 +384,16 @@ def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -
 
 def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -> Anomaly:
     """A sequential rate test's alarm: a rate that rose, judged as the records arrived."""
-    t = state.baseline.references[feature].thresholds
     if alarm.test == "missing":
-        kind, what, floor = "data_quality", "missing values", t.missing_rate_increase
+        kind, what = "data_quality", "missing values"
     elif alarm.test == "violation":
         kind, meaning = CODES.get(alarm.what, ("schema_skew", alarm.what))
-        what, floor = f"{alarm.what} ({meaning})", t.violation_rate
+        what = f"{alarm.what} ({meaning})"
     else:
-        kind, floor = "distribution_skew", t.l_infinity
+        kind = "distribution_skew"
         what = "values unseen in training" if alarm.what == OTHER else f"the value {alarm.what!r}"
-    # how far past the rise the test was tuned for (detectors/rates.py `alternative`)
-    effect = (alarm.rate - alarm.baseline) / (alternative(alarm.baseline, floor) - alarm.baseline)
+    # how far past the tolerated rate, in units of the tolerance (detectors/rates.py)
+    effect = (alarm.rate - alarm.baseline) / max(alarm.tolerated - alarm.baseline, 1e-9) / 2
     return Anomaly(
         **_per_event(state, feature, kind, "cusum", ts),  # type: ignore[arg-type]
         severity=severity_for(max(1.0, effect)),
@@ -402,8 +401,9 @@ def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -
         threshold=alarm.baseline,
         message=(
             f"{where(state, feature)}: {what} rose to {alarm.rate:.1%} of the last "
-            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training; sequential test "
-            f"(CUSUM) alarm at {iso(ts)}, {_into_window(state, ts)}"
+            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training (tolerated up to about "
+            f"{2 * alarm.tolerated - alarm.baseline:.2%}); sequential test (CUSUM) alarm at "
+            f"{iso(ts)}, {_into_window(state, ts)}"
         ),
         baseline={"rate": alarm.baseline, "test": alarm.test},
         current={"rate": alarm.rate, "events": alarm.events, "value": alarm.what},

@@ -273,7 +273,8 @@ class CompareStep:
             )
             anomalies += [window_anomaly(view, state.feature, f, flagged) for f in findings]
             if reports is not None:
-                reports.append(self._report(state, score, anomalies))
+                partial = final and state.count < self.options.min_count
+                reports.append(self._report(state, score, anomalies, partial))
             if state.window.valid >= self.options.min_count:
                 state.previous = state.window
         state.ongoing = flagged
@@ -281,7 +282,9 @@ class CompareStep:
         return anomalies
 
     @staticmethod
-    def _report(state: FeatureState, score: FeatureScore, raised: list[Anomaly]) -> WindowReport:
+    def _report(
+        state: FeatureState, score: FeatureScore, raised: list[Anomaly], partial: bool
+    ) -> WindowReport:
         """The Engine's window report, cut down to this one feature."""
         return WindowReport(
             state.model,
@@ -293,4 +296,5 @@ class CompareStep:
             [score],
             raised,
             {state.feature: state.window},
+            partial=partial,
         )

@@ -31,7 +31,8 @@ class RateAlarm:
     what: str  # "missing", the violation code, or the category's value
     rate: float  # hits over events since the CUSUM last stood at zero
     events: int
-    baseline: float  # the rate it was tested against (p0)
+    baseline: float  # the training's rate
+    tolerated: float  # the rate the CUSUM holds as in control (p0)
 
 
 class RateCusum:
@@ -77,9 +78,16 @@ class RateCusum:
         self.s, self.last, self.run_start, self.run_hits = s, int(last), int(start), int(hits)
 
 
-def alternative(p0: float, floor: float) -> float:
-    """The rate a CUSUM is tuned to catch: at least double p0, and at least ``floor`` above."""
-    return min(0.999, max(2 * p0, p0 + floor))
+def rise_of(base: float, floor: float) -> tuple[float, float]:
+    """(p0, p1) for a CUSUM that respects an effect-size floor: in control up to half the floor
+    above the training rate, tuned to catch one and a half floors above it, so it alarms on
+    rises past about the floor, as the window tests do, and not on smaller ones."""
+    return min(0.99, base + floor / 2), min(0.999, base + 1.5 * floor)
+
+
+def onset_of(base: float, floor: float) -> tuple[float, float]:
+    """(p0, p1) for something training never had (a violation): any steady rate is a break."""
+    return base, min(0.999, max(2 * base, base + floor))
 
 
 def threshold(budget: float, tests: int, inflation: float) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 
 from detectors.baseline import FeatureReference
 from detectors.change import Change, FeatureChange, feature_change
-from detectors.rates import RateAlarm, RateCusum, alternative, threshold
+from detectors.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
 from detectors.stages import Observation
 from detectors.stats import OTHER, FeatureWindow
 
@@ -44,12 +44,11 @@ class FeatureWatch:
         missing_h = threshold(EVENT_BUDGET, 2, ref.null.at("missing", RATE_SCALE))
         self.events = 0
         self.rates = _Rates(
-            RateCusum(
-                ref.missing_rate, alternative(ref.missing_rate, t.missing_rate_increase), missing_h
-            ),
-            RateCusum(never, alternative(never, t.violation_rate), threshold(EVENT_BUDGET, 2, 1.0)),
+            RateCusum(*rise_of(ref.missing_rate, t.missing_rate_increase), missing_h),
+            RateCusum(*onset_of(never, t.violation_rate), threshold(EVENT_BUDGET, 2, 1.0)),
             {},
         )
+        self.bases = {"missing": ref.missing_rate, "violation": never}
         self._category_h = threshold(
             EVENT_BUDGET, len(ref.category_probs) + 1, ref.null.at("skew", RATE_SCALE)
         )
@@ -63,12 +62,12 @@ class FeatureWatch:
         out: list[Signal] = []
         if obs.missing:
             win.missing += 1
-            self._hit(self.rates.missing, "missing", "missing", t, out)
+            self._hit("missing", "missing", t, out)
         violations = [c for c in obs.codes if c != NOT_A_VIOLATION]
         for code in obs.codes:
             win.violate(code)
         if violations:
-            self._hit(self.rates.violation, "violation", violations[0], t, out)
+            self._hit("violation", violations[0], t, out)
         x = obs.value
         if isinstance(x, float | int) and not isinstance(x, bool):
             x = float(x)
@@ -86,24 +85,26 @@ class FeatureWatch:
 
     def _category(self, value: str, t: int, out: list[Signal]) -> None:
         key = value if value in self.ref.category_probs else OTHER
-        cusum = self._category_cusum(key)
-        if cusum is not None:
-            self._hit(cusum, "category", key, t, out)
+        if self._category_cusum(key) is not None:
+            self._hit("category", key, t, out)
 
     def _category_cusum(self, key: str) -> RateCusum | None:
         cusum = self.rates.categories.get(key)
         if cusum is None:
-            p0 = max(self.ref.category_probs.get(key, 0.0), self._never)
-            if p0 >= 0.5:  # a majority category cannot double: its rise is the others' fall
+            base = max(self.ref.category_probs.get(key, 0.0), self._never)
+            p0, p1 = rise_of(base, self.ref.thresholds.l_infinity)
+            if p1 >= 0.99:  # a category that is nearly everything cannot rise further
                 return None
-            p1 = alternative(p0, self.ref.thresholds.l_infinity)
             cusum = self.rates.categories[key] = RateCusum(p0, p1, self._category_h)
+            self.bases[key] = base
         return cusum
 
-    @staticmethod
-    def _hit(cusum: RateCusum, test: str, what: str, t: int, out: list[Signal]) -> None:
+    def _hit(self, test: str, what: str, t: int, out: list[Signal]) -> None:
+        key = test if test != "category" else what
+        cusum = self.rates.categories[key] if test == "category" else getattr(self.rates, test)
         if cusum.hit(t):
-            out.append(RateAlarm(test, what, cusum.rate(t), t - cusum.run_start + 1, cusum.p0))
+            events = t - cusum.run_start + 1
+            out.append(RateAlarm(test, what, cusum.rate(t), events, self.bases[key], cusum.p0))
 
     # ---- state for changelog-backed tables ------------------------------------------------
     def rates_to_plain(self) -> dict[str, Any]:

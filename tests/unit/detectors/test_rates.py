@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors.rates import RateCusum, alternative, threshold
+from detectors.rates import RateCusum, onset_of, rise_of, threshold
 
 
 def first_alarm(cusum: RateCusum, hits: np.ndarray, offset: int = 0) -> int | None:
@@ -20,8 +20,11 @@ def first_alarm(cusum: RateCusum, hits: np.ndarray, offset: int = 0) -> int | No
 
 def test_a_stationary_rate_never_alarms_at_a_billion_event_budget() -> None:
     rng = np.random.default_rng(1)
-    cusum = RateCusum(0.02, alternative(0.02, 0.05), threshold(1e-9, 1, 1.0))
+    cusum = RateCusum(*rise_of(0.02, 0.05), threshold(1e-9, 1, 1.0))
     assert first_alarm(cusum, rng.random(2_000_000) < 0.02) is None
+    # nor a rise smaller than the floor: +3.6 points against a 5-point floor
+    small = RateCusum(*rise_of(0.10, 0.05), threshold(1e-9, 1, 1.0))
+    assert first_alarm(small, rng.random(2_000_000) < 0.136) is None
 
 
 def test_a_loose_budget_alarms_about_as_often_as_its_bound_allows() -> None:
@@ -34,10 +37,20 @@ def test_a_loose_budget_alarms_about_as_often_as_its_bound_allows() -> None:
     assert alarms > 0  # and the bound is not vacuous at this budget
 
 
-@pytest.mark.parametrize(("p0", "p", "within"), [(0.01, 0.11, 400), (1e-5, 0.005, 2_000)])
-def test_a_rate_that_jumps_is_caught_quickly(p0: float, p: float, within: int) -> None:
+@pytest.mark.parametrize(
+    ("tuning", "p0", "p", "within"),
+    [
+        (rise_of, 0.01, 0.11, 1_000),  # a 10% missing spike
+        (rise_of, 0.02, 0.08, 4_000),  # a category from 2% to 8%, a floor of 5 points
+        (onset_of, 1e-5, 0.005, 2_000),  # 0.5% type breaks where training had none
+    ],
+)
+def test_a_rate_that_jumps_is_caught_quickly(
+    tuning: object, p0: float, p: float, within: int
+) -> None:
     rng = np.random.default_rng(3)
-    cusum = RateCusum(p0, alternative(p0, 0.01 if p0 < 1e-3 else 0.05), threshold(1e-9, 2, 1.0))
+    floor = 0.01 if tuning is onset_of else 0.05
+    cusum = RateCusum(*tuning(p0, floor), threshold(1e-9, 2, 1.0))  # type: ignore[operator]
     before = rng.random(50_000) < p0
     assert first_alarm(cusum, before) is None
     delay = first_alarm(cusum, rng.random(10_000) < p, offset=50_000)
@@ -72,5 +85,5 @@ def test_parameters_are_checked_by_name() -> None:
         RateCusum(0.2, 0.1, 10.0)
     with pytest.raises(ValueError, match="h must"):
         RateCusum(0.1, 0.2, 0.0)
-    assert alternative(0.3, 0.05) == 0.6
-    assert alternative(0.001, 0.05) == pytest.approx(0.051)
+    assert rise_of(0.3, 0.05) == pytest.approx((0.325, 0.375))
+    assert onset_of(0.001, 0.05) == pytest.approx((0.001, 0.051))
