@@ -17,6 +17,9 @@ from tests.scenarios.production_plan import REQUIRED_STATIONARY_EVENTS, STATIONA
 from tests.scenarios.production_runs import ProductionBoard, Setup
 
 RUNS = [(kind.name, stream, kind.setup) for kind in STATIONARY for stream in kind.streams()]
+IDS = [
+    f"{s.rate:g}per_s-{s.arrival}-{setup.window_seconds:g}s-seed{s.seed}" for _, s, setup in RUNS
+]
 
 
 def test_the_plan_covers_ten_million_stationary_events() -> None:
@@ -25,9 +28,7 @@ def test_the_plan_covers_ten_million_stationary_events() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("kind", "stream", "setup"), RUNS, ids=[f"{k}-seed{s.seed}" for k, s, _ in RUNS]
-)
+@pytest.mark.parametrize(("kind", "stream", "setup"), RUNS, ids=IDS)
 def test_stationary_production_traffic_raises_no_anomaly(
     production: ProductionBoard, kind: str, stream: Stream, setup: Setup
 ) -> None:

@@ -16,7 +16,9 @@ from tests.scenarios.production_runs import ProductionBoard
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seconds", SELF_CHECK_WINDOWS.values(), ids=list(SELF_CHECK_WINDOWS))
+@pytest.mark.parametrize(
+    "seconds", SELF_CHECK_WINDOWS.values(), ids=[k.replace(" ", "_") for k in SELF_CHECK_WINDOWS]
+)
 def test_the_training_file_checked_against_its_own_baseline_raises_nothing(
     production: ProductionBoard, seconds: float
 ) -> None:
