@@ -11,6 +11,9 @@ from detectors.infer_schema import infer_schema
 from detectors.schema import Schema
 from streams.traffic import training_rows
 from tests.scenarios.labelled import LabelBoard
+from tests.scenarios.production_plan import SELF_CHECK_TRAINING, SERVING_TRAINING, TRAINING_1E300
+from tests.scenarios.production_report import examples, tables
+from tests.scenarios.production_runs import ProductionBoard, make_board
 from tests.scenarios.report import score_table
 from tests.scenarios.scoring import Scoreboard
 
@@ -18,6 +21,7 @@ TRAINING_ROWS = 30_000
 TRAINING_SEED = 7  # serving seeds differ, so no serving stream replays the training rows
 SCOREBOARD = pytest.StashKey[Scoreboard]()
 LABELBOARD = pytest.StashKey[LabelBoard]()
+PRODUCTIONBOARD = pytest.StashKey[ProductionBoard]()
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,18 @@ def labelboard(request: pytest.FixtureRequest, baseline: Baseline) -> LabelBoard
     return board
 
 
+@pytest.fixture(scope="session")
+def production(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ProductionBoard:
+    """The production-shaped suite's two training files, their baselines (built as `logdrift
+    baseline` builds them) and every run made against them."""
+    directory = tmp_path_factory.mktemp("production")
+    board = make_board(directory, SERVING_TRAINING, SELF_CHECK_TRAINING, TRAINING_1E300)
+    request.config.stash[PRODUCTIONBOARD] = board
+    return board
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
@@ -54,4 +70,9 @@ def pytest_terminal_summary(
     if labels is not None and labels.runs:
         terminalreporter.section("labelled scenarios (delayed labels, slices, fairness)")
         for line in labels.table():
+            terminalreporter.write_line(line)
+    production = config.stash.get(PRODUCTIONBOARD, None)
+    if production is not None and (production.runs or production.self_checks):
+        terminalreporter.section("production-shaped scenarios (docs/scenarios.md)")
+        for line in [*tables(production), *examples(production)]:
             terminalreporter.write_line(line)
