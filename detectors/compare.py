@@ -136,15 +136,14 @@ def _describe_shape(ref: FeatureReference, now: dict[str, float]) -> str:
 def _out_of_support(
     ref: FeatureReference, win: FeatureWindow, score: FeatureScore, alpha: float
 ) -> Finding | None:
-    """Values where training had none: below its minimum or above its maximum. Fresh draws from
-    the training distribution land there with probability 2 / (N + 1) whatever its shape."""
+    """Values where training had (almost) none: below its support or above it. The chance level
+    is the training's own share there (its rare absurd values), smoothed."""
     assert win.bins is not None and ref.profile.numeric is not None
     n = win.bins.total
     outside = win.bins.counts[0] + win.bins.counts[-1]
     share = outside / n if n else 0.0
     score.out_of_support = share
-    rows = ref.profile.count - ref.profile.missing
-    expected = 2 / (rows + 1)
+    expected = ref.bin_probs[0] + ref.bin_probs[-1]
     inflation = ref.null.at("skew", n)
     limit = max(
         ref.thresholds.out_of_support,

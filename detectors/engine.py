@@ -386,7 +386,7 @@ def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -
     """A sequential rate test's alarm: a rate that rose, judged as the records arrived."""
     if alarm.test == "missing":
         kind, what = "data_quality", "missing values"
-    elif alarm.test == "violation":
+    elif alarm.test in ("violation", "range"):
         kind, meaning = CODES.get(alarm.what, ("schema_skew", alarm.what))
         what = f"{alarm.what} ({meaning})"
     else:

@@ -28,7 +28,7 @@ from detectors.profile import (
 from detectors.records import parse_ts
 from detectors.schema import PREDICTION, FeatureType
 from detectors.scores import OrderedSample, ScoreMap
-from detectors.stats import BinCounts
+from detectors.stats import BinCounts, Moments
 from detectors.validate import as_float
 
 BUCKET_SECONDS = 3_600.0  # the level's movement over time is measured hour by hour
@@ -84,6 +84,7 @@ class _Column:
     scores: ScoreMap | None = None
     ordered: OrderedSample | None = None
     hourly: NDArray[np.float64] | None = None  # score sums and counts per time bucket
+    inner: Moments = field(default_factory=Moments.zero)  # moments within the support
 
 
 class BaselineBuilder:
@@ -157,7 +158,10 @@ class BaselineBuilder:
             if column.type in ("int", "float") and self.hours is not None:
                 column.hourly = np.zeros((2, int(self.hours.max()) + 1))
             if column.type in ("int", "float"):
-                column.bins = BinCounts.zero(tuple(column.sketch.quantile_edges(self.options.bins)))
+                edges = column.sketch.quantile_edges(
+                    self.options.bins, self.options.range_tolerance
+                )
+                column.bins = BinCounts.zero(tuple(edges))
                 column.chunks = ChunkCounts(self.rows, len(column.bins.counts) + 1)
                 if column.sketch.reservoir:
                     column.scores = ScoreMap.from_sample(column.sketch.reservoir)
@@ -197,6 +201,8 @@ class BaselineBuilder:
         i = bisect.bisect_right(column.bins.edges, x)
         column.bins.counts[i] += 1
         column.chunks.add(position, i)
+        if 0 < i < len(column.bins.counts) - 1:  # within the support: no absurd value
+            column.inner.update(x)
         if column.scores is not None and column.ordered is not None:
             z = column.scores.z(x)
             column.ordered.add(position, z)
@@ -213,7 +219,7 @@ class BaselineBuilder:
         profile = FeatureProfile(column.type, s.seen, s.missing, s.nan, s.inf)
         assert column.chunks is not None and column.ordered is not None
         if column.bins is not None:
-            profile.numeric = numeric_profile(s, column.bins)
+            profile.numeric = numeric_profile(s, column.bins, column.inner)
             counts = column.bins.counts
             probs = smoothed(profile.numeric.frequencies, sum(counts))
             if column.scores is not None:

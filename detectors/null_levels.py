@@ -41,6 +41,8 @@ MAX_BASE_CHUNKS = 20_000  # bounds the recorder's memory whatever the file's len
 MIN_CHUNKS = 8  # fewest chunks at a size to measure it
 MIN_EXPECTED = 10.0  # as in detectors/compare.py: groups must expect this many values
 TABLES = ("skew", "drift", "missing")
+MIN_TAIL_CHUNKS = 128  # fewest chunks to fit a tail to (fewer: too noisy)
+REFERENCE_ALPHA = 1e-6  # the schema's default false-alarm rate per test and window
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +152,25 @@ class ChunkCounts:
 
 
 def _inflation(stats: NDArray[np.float64], dof: NDArray[np.float64]) -> float:
-    """Over independent chunks each statistic is chi-squared with ``dof`` degrees of freedom."""
+    """Over independent chunks each statistic is chi-squared with ``dof`` degrees of freedom.
+    Three readings of how far they run past that, the largest kept: their mean over its
+    expectation; the largest over the largest of that many independent chunks; and, with
+    enough chunks, their own upper tail (exponential past the upper quartile, as in
+    detectors/calibrate.py) at REFERENCE_ALPHA over chi-squared's there."""
     keep = dof > 0
     if keep.sum() < MIN_CHUNKS:
         return 1.0
     stats, dof = stats[keep], dof[keep]
     mean_ratio = float(stats.sum() / dof.sum())
     tail = float((stats / chi2.isf(0.25 / len(stats), dof)).max())
-    return max(1.0, mean_ratio, tail)
+    fitted = 1.0
+    if len(stats) >= MIN_TAIL_CHUNKS:
+        u = float(np.quantile(stats, 0.75))
+        excess = stats[stats > u] - u
+        scale = float(excess.mean()) if excess.size else 0.0
+        level = u + scale * math.log(0.25 / REFERENCE_ALPHA)
+        fitted = level / float(chi2.isf(REFERENCE_ALPHA, float(np.median(dof))))
+    return max(1.0, mean_ratio, tail, fitted)
 
 
 def _grouping(probs: NDArray[np.float64], n: float) -> NDArray[np.float64]:

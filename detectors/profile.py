@@ -164,16 +164,26 @@ class ColumnSketch:
         every build (a KLL sketch's random compaction did not)."""
         return [float(q) for q in np.quantile(np.asarray(self.reservoir), probs)]
 
-    def quantile_edges(self, bins: int) -> list[float]:
+    def quantile_edges(self, bins: int, tolerance: float = 0.25) -> list[float]:
         """Inner bin edges at equal-mass quantiles, duplicates removed (discrete features), with
-        the training range's ends."""
+        the ends of the training's support: the first bin holds values below it, the last those
+        above, so out-of-support mass (a constant feature coming alive) shows as such. The
+        support is the sample's range within p0.1..p99.9 widened by ``tolerance`` (as the
+        schema's range is): one absurd training value does not stretch it to 1e300."""
         if not self.reservoir:
             return []
         qs = self.sample_quantiles([i / bins for i in range(1, bins)])
-        # The first bin holds values below the training minimum, the last those above its
-        # maximum: out-of-support mass (a constant feature coming alive) shows as such.
-        support = {float(self.moments.min), math.nextafter(float(self.moments.max), math.inf)}
-        return sorted(set(float(q) for q in qs) | support)
+        lo, hi = self.inlier_bounds(tolerance)
+        sample = np.asarray(self.reservoir)
+        inside = sample[(sample >= lo) & (sample <= hi)]
+        low, high = (float(inside.min()), float(inside.max())) if inside.size else (lo, hi)
+        support = {low, math.nextafter(high, math.inf)}
+        return sorted({float(q) for q in qs if low <= q <= high} | support)
+
+    def inlier_bounds(self, tolerance: float) -> tuple[float, float]:
+        lo, hi = self.sample_quantiles([0.001, 0.999])
+        pad = tolerance * (hi - lo) if hi > lo else tolerance * max(abs(hi), 1.0)
+        return lo - pad, hi + pad
 
     def top_categories(self, limit: int) -> tuple[list[str], int]:
         """The most frequent categories (at most ``limit``) and the number of distinct ones."""
@@ -195,8 +205,11 @@ def frequencies(counts: list[int]) -> list[float]:
     return [c / total for c in counts] if total else [0.0] * len(counts)
 
 
-def numeric_profile(sketch: ColumnSketch, bins: BinCounts) -> NumericProfile:
-    m = sketch.moments
+def numeric_profile(
+    sketch: ColumnSketch, bins: BinCounts, moments: Moments | None = None
+) -> NumericProfile:
+    """``moments`` of the values within the support (default: of every finite value)."""
+    m = moments if moments is not None and moments.n else sketch.moments
     probs = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
     qs = sketch.sample_quantiles(list(probs)) if m.n else [math.nan] * len(probs)
     return NumericProfile(

@@ -27,7 +27,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class RateAlarm:
-    test: str  # "missing", "violation" or "category"
+    test: str  # "missing", "violation" (a type break), "range" or "category"
     what: str  # "missing", the violation code, or the category's value
     rate: float  # hits over events since the CUSUM last stood at zero
     events: int
@@ -50,32 +50,35 @@ class RateCusum:
         self.last = -1  # event index of the last hit
         self.run_start = 0  # first event of the current climb
         self.run_hits = 0
+        self.armed = True
 
     def hit(self, t: int) -> bool:
-        """Event ``t`` (counting every event of the feature from 0) is a hit; True on alarm, after
-        which the CUSUM starts again from zero."""
+        """Event ``t`` (counting every event of the feature from 0) is a hit; True on alarm.
+        One alarm per episode: the sum then stays capped at h, and the test is armed again
+        only once the rate has fallen back and the sum with it to zero."""
         s = self.s + self.down * (t - self.last - 1)
         if s <= 0:
-            s, self.run_start, self.run_hits = 0.0, t, 0
-        self.s = s + self.up
+            s, self.run_start, self.run_hits, self.armed = 0.0, t, 0, True
+        self.s = min(self.h, s + self.up)
         self.run_hits += 1
         self.last = t
-        if self.s < self.h:
+        if self.s < self.h or not self.armed:
             return False
-        self.s = 0.0
+        self.armed = False
         return True
 
     def rate(self, t: int) -> float:
         return self.run_hits / max(1, t - self.run_start + 1)
 
     def to_plain(self) -> list[float]:
-        return [self.s, self.last, self.run_start, self.run_hits]
+        return [self.s, self.last, self.run_start, self.run_hits, float(self.armed)]
 
     def restore(self, data: list[Any]) -> None:
-        s, last, start, hits = (float(v) for v in data)
+        s, last, start, hits, armed = (float(v) for v in data)
         if not (math.isfinite(s) and s >= 0):
             raise ValueError(f"CUSUM sum {s} is not a finite non-negative number")
         self.s, self.last, self.run_start, self.run_hits = s, int(last), int(start), int(hits)
+        self.armed = bool(armed)
 
 
 def rise_of(base: float, floor: float) -> tuple[float, float]:

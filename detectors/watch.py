@@ -17,6 +17,11 @@ from detectors.stats import OTHER, FeatureWindow
 EVENT_BUDGET = 1e-9  # false alarms per event per feature, shared by its rate tests
 RATE_SCALE = 1_000  # the window size whose inflation the rate tests take
 NOT_A_VIOLATION = "SCHEMA_MISSING_COLUMN"  # a missing required feature counts as missing
+# Values beyond the schema's range: training has some (its tails), so they are a rate that may
+# rise by a floor, not a break at the first few as a string in a number's place is.
+RANGE_CODES = frozenset(
+    {"INT_TYPE_BIG_INT", "INT_TYPE_SMALL_INT", "FLOAT_TYPE_BIG_FLOAT", "FLOAT_TYPE_SMALL_FLOAT"}
+)
 
 Signal = Change | RateAlarm
 
@@ -25,6 +30,7 @@ Signal = Change | RateAlarm
 class _Rates:
     missing: RateCusum
     violation: RateCusum
+    range: RateCusum
     categories: dict[str, RateCusum]
 
 
@@ -41,14 +47,19 @@ class FeatureWatch:
         t = ref.thresholds
         rows = max(1, ref.profile.count)
         never = 1 / (rows + 2)  # the smoothed rate of something training never had
-        missing_h = threshold(EVENT_BUDGET, 2, ref.null.at("missing", RATE_SCALE))
+        outside = ref.bin_probs[0] + ref.bin_probs[-1] if ref.bin_probs else never
+        clustered = ref.null.at("skew", RATE_SCALE)
         self.events = 0
         self.rates = _Rates(
-            RateCusum(*rise_of(ref.missing_rate, t.missing_rate_increase), missing_h),
-            RateCusum(*onset_of(never, t.violation_rate), threshold(EVENT_BUDGET, 2, 1.0)),
+            RateCusum(
+                *rise_of(ref.missing_rate, t.missing_rate_increase),
+                threshold(EVENT_BUDGET, 3, ref.null.at("missing", RATE_SCALE)),
+            ),
+            RateCusum(*onset_of(never, t.violation_rate), threshold(EVENT_BUDGET, 3, 1.0)),
+            RateCusum(*rise_of(outside, t.violation_rate), threshold(EVENT_BUDGET, 3, clustered)),
             {},
         )
-        self.bases = {"missing": ref.missing_rate, "violation": never}
+        self.bases = {"missing": ref.missing_rate, "violation": never, "range": outside}
         self._category_h = threshold(
             EVENT_BUDGET, len(ref.category_probs) + 1, ref.null.at("skew", RATE_SCALE)
         )
@@ -67,7 +78,8 @@ class FeatureWatch:
         for code in obs.codes:
             win.violate(code)
         if violations:
-            self._hit("violation", violations[0], t, out)
+            test = "range" if violations[0] in RANGE_CODES else "violation"
+            self._hit(test, violations[0], t, out)
         x = obs.value
         if isinstance(x, float | int) and not isinstance(x, bool):
             x = float(x)
@@ -114,6 +126,7 @@ class FeatureWatch:
             "events": self.events,
             "missing": r.missing.to_plain(),
             "violation": r.violation.to_plain(),
+            "range": r.range.to_plain(),
             "categories": {k: c.to_plain() for k, c in r.categories.items()},
         }
 
@@ -124,6 +137,7 @@ class FeatureWatch:
         self.events = int(data["events"])
         self.rates.missing.restore(data["missing"])
         self.rates.violation.restore(data["violation"])
+        self.rates.range.restore(data["range"])
         for key, plain in data["categories"].items():
             cusum = self._category_cusum(str(key))  # parameters from this baseline, not the state
             if cusum is not None:

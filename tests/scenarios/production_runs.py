@@ -30,9 +30,9 @@ from tests.scenarios.production import CHANGES, MODEL, VERSION, Stream, serving_
 from tests.scenarios.production import write_training as write_training_file
 
 TS = "ts"
-# What `logdrift baseline training.jsonl --model ranker --ignore ts` does: the event time
-# orders the rows (they are written in time order) and is no feature of the model.
-BASELINE_OPTIONS = BaselineOptions(ignore=frozenset({TS}))
+# What `logdrift baseline training.jsonl --model ranker` does: the ts column (the default
+# --time-column) orders the rows and is no feature of the model.
+BASELINE_OPTIONS = BaselineOptions()
 
 
 def make_baseline(

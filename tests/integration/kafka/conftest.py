@@ -48,6 +48,12 @@ WORKER_ENV = {
 }
 
 
+# Every wait is for progress (a log line, a counter, an offset), so a generous bound costs a
+# passing test nothing; the bounds below were tuned on a quiet machine and a busy one (another
+# job on the other core) needs about three times as long.
+PATIENCE = 3.0
+
+
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[ServerInfo]:
     """The broker, in a run dir of its own so other suites' servers are left alone."""
@@ -193,7 +199,7 @@ class WorkerProcess:
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1].split(" (")[0])}
 
     def wait_for(self, pattern: str, timeout: float = 90) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * PATIENCE
         while time.monotonic() < deadline:
             found = re.search(pattern, self.text())
             if found:
@@ -203,7 +209,9 @@ class WorkerProcess:
                     f"worker exited {self.proc.returncode}:\n{self.text()[-5000:]}"
                 )
             time.sleep(0.2)
-        raise AssertionError(f"no {pattern!r} within {timeout} s:\n{self.text()[-5000:]}")
+        raise AssertionError(
+            f"no {pattern!r} within {timeout * PATIENCE} s:\n{self.text()[-5000:]}"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -257,12 +265,12 @@ def start_worker(kafka: ServerInfo, baseline_dir: Path, tmp_path: Path) -> Itera
 
 
 def wait_until(condition: Any, timeout: float, what: str, step: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * PATIENCE
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout * PATIENCE} s waiting for {what}")
 
 
 # ---- Elasticsearch, for the worker's index stage --------------------------------------

@@ -36,8 +36,9 @@ def test_independent_values_keep_the_iid_levels() -> None:
     rng = np.random.default_rng(1)
     levels = recorded(rng.integers(0, 8, 100_000), 8).levels([1 / 8] * 8)
     assert levels.sizes[0] == MIN_CHUNK
-    assert max(levels.skew) < 1.35
-    assert max(levels.drift) < 1.35
+    # within what the tail fit's own noise adds: a fifth to a third less sensitive, no more
+    assert max(levels.skew) < 1.4
+    assert max(levels.drift) < 1.4
 
 
 def test_autocorrelated_values_inflate_the_level_about_as_ar1_theory_says() -> None:
@@ -73,7 +74,7 @@ def test_bursty_missing_values_inflate_the_missing_level() -> None:
     assert levels.at("missing", 1_000) > 20
     scattered = rng.random(n) < 0.05
     calm = recorded(rng.integers(0, 4, n), 4, missing=scattered).levels([0.25] * 4)
-    assert calm.at("missing", 1_000) < 1.5
+    assert calm.at("missing", 1_000) < 1.6
 
 
 def test_levels_interpolate_in_log_log_and_grow_past_the_largest_size_at_its_slope() -> None:

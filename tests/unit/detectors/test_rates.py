@@ -60,7 +60,7 @@ def test_a_rate_that_jumps_is_caught_quickly(
 def test_lazy_updates_equal_the_event_by_event_recursion() -> None:
     rng = np.random.default_rng(4)
     hits = rng.random(5_000) < 0.1
-    lazy = RateCusum(0.05, 0.12, 1e9)
+    lazy = RateCusum(0.05, 0.12, 1e9)  # never reaches h: the plain recursion throughout
     s = 0.0
     for t, hit in enumerate(hits.tolist()):
         s = max(0.0, s + (lazy.up if hit else lazy.down))
@@ -77,7 +77,15 @@ def test_state_round_trips_and_bad_state_is_refused() -> None:
     copy.restore(c.to_plain())
     assert copy.to_plain() == c.to_plain()
     with pytest.raises(ValueError, match="CUSUM"):
-        copy.restore([math.inf, 0, 0, 0])
+        copy.restore([math.inf, 0, 0, 0, 1])
+
+
+def test_a_lasting_rise_alarms_once_and_again_only_after_the_rate_came_back() -> None:
+    c = RateCusum(0.01, 0.06, 20.0)
+    alarms = [t for t in range(0, 20_000, 2) if c.hit(t)]  # 50% hits for 20,000 events
+    assert len(alarms) == 1
+    later = [t for t in range(40_000, 60_000, 2) if c.hit(t)]  # calm in between, then again
+    assert len(later) == 1
 
 
 def test_parameters_are_checked_by_name() -> None:
