@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from detectors.null_levels import NullLevels
+from detectors.null_levels import NullLevels, Seasons
 from detectors.privacy import keyed_hash
 from detectors.profile import FeatureProfile, Profile, category_text
 from detectors.schema import PREDICTION, FeatureSpec, Schema, Thresholds
@@ -32,6 +32,7 @@ class FeatureReference:
     category_probs: dict[str, float]
     missing_rate: float
     null: NullLevels = NullLevels()  # noqa: RUF009 (frozen: one shared empty table is safe)
+    seasons: Seasons = Seasons()  # noqa: RUF009
     scores: ScoreMap | None = None
 
     @property
@@ -105,6 +106,7 @@ def _reference(name: str, schema: Schema, profile: FeatureProfile, key: bytes) -
         missing_rate=(profile.missing + 1) / (profile.count + 2),
         null=_stored(name, "null_levels", NullLevels.from_json, profile.null_levels)
         or NullLevels(),
+        seasons=_stored(name, "seasons", Seasons.from_json, profile.seasons) or Seasons(),
         scores=_stored(name, "scores", ScoreMap.from_json, profile.scores)
         if spec.numeric
         else None,

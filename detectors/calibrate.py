@@ -51,7 +51,7 @@ class CalibrationOptions:
     adwin_probe_delta: float = 0.1
     max_block: int = 1024
     rho_max: float = 0.3
-    wander_sd: float = 4.0
+    wander_sd: float = 6.0  # twice the 3 sd of natural excursions: the gate is half of it
     bootstrap_block: int = 16
     seed: int = 0
 

@@ -28,7 +28,7 @@ from detectors.distances import (
     rate_increase_null_threshold,
 )
 from detectors.stats import OTHER, FeatureWindow
-from detectors.validate import CODES
+from detectors.validate import CODES, RANGE_CODES
 
 # Fewest values a bin group must expect before Pearson's chi-squared tail can be trusted down
 # to false-alarm rates near 1e-6 (measured: <= 1.4x alpha at 1e-5 with 10, ~2.5x with 5).
@@ -167,6 +167,12 @@ def _out_of_support(
     )
 
 
+def _drift_inflation(ref: FeatureReference, n: float) -> float:
+    """Two windows in a row differ by at most their own noise, which the skew table measures
+    with many more chunks than the drift table has pairs at large sizes: the larger is kept."""
+    return max(ref.null.at("drift", n), ref.null.at("skew", n))
+
+
 def _skew_groups(ref: FeatureReference, q: list[float], n: float) -> list[range]:
     """Bin groups for the distance: the out-of-support bins always stand alone, so mass where
     training had none is never averaged away."""
@@ -183,6 +189,7 @@ def _numeric(
     prev: FeatureWindow | None,
     score: FeatureScore,
     alpha: float,
+    seconds: float,
 ) -> list[Finding]:
     assert win.bins is not None
     out = []
@@ -190,6 +197,7 @@ def _numeric(
     q = list(ref.bin_probs)
     n = win.bins.total
     floor = ref.thresholds.jensen_shannon
+    skew_floor = ref.seasons.floor(seconds, floor)  # a cycle's hours differ by themselves
     groups = coarsen(q, n, MIN_EXPECTED)
     observed = grouped(win.bins.counts, groups)
     distance_groups = _skew_groups(ref, q, n)
@@ -197,7 +205,7 @@ def _numeric(
         normalize(grouped(win.bins.counts, distance_groups)), grouped(q, distance_groups)
     )
     score.psi = psi(p, q)
-    score.skew_threshold = floor
+    score.skew_threshold = skew_floor
     inflation = ref.null.at("skew", n)
     x2 = goodness_of_fit(observed, grouped(q, groups)) / inflation
     crit = chi2_critical(len(groups), alpha)
@@ -213,7 +221,7 @@ def _numeric(
         "psi": score.psi,
         **shape,
     }
-    if score.skew > floor and x2 > crit:
+    if score.skew > skew_floor and x2 > crit:
         detail = f"biggest change in bin {where}: {p[worst]:.1%} of values now vs {q[worst]:.1%}"
         moved = _describe_shape(ref, shape)
         if ref.spec.sensitive:
@@ -227,7 +235,7 @@ def _numeric(
                 score.skew,
                 score.skew_threshold,
                 f"distribution differs from training: Jensen-Shannon {score.skew:.3f} bits "
-                f"(floor {floor:.3f}; chi-squared {x2:,.0f} where chance reaches {crit:.0f} "
+                f"(floor {skew_floor:.3f}; chi-squared {x2:,.0f} where chance reaches {crit:.0f} "
                 f"at {n:,} values{worth}; PSI {score.psi:.2f})"
                 + (f"; {detail}" if detail else "")
                 + (f"; {moved}" if moved else ""),
@@ -247,7 +255,7 @@ def _numeric(
         now, before = grouped(win.bins.counts, groups), grouped(prev.bins.counts, groups)
         score.drift = jensen_shannon(normalize(now), normalize(before))
         score.drift_threshold = floor
-        inflation = ref.null.at("drift", 2 * n * m / (n + m))
+        inflation = _drift_inflation(ref, 2 * n * m / (n + m))
         x2, crit = pearson_chi2([now, before]) / inflation, chi2_critical(len(groups), alpha)
         if score.drift > floor and x2 > crit:
             moved = (
@@ -296,13 +304,15 @@ def _categorical(
     prev: FeatureWindow | None,
     score: FeatureScore,
     alpha: float,
+    seconds: float,
 ) -> list[Finding]:
     out = []
     p = window_categories(ref, win)
     q = ref.category_probs
     n = win.valid
+    floor = ref.seasons.floor(seconds, ref.thresholds.l_infinity)
     score.skew, score.skew_threshold, value = _worst_category(
-        p, q, ref.null.effective("skew", effective_size(n)), alpha, ref.thresholds.l_infinity
+        p, q, ref.null.effective("skew", effective_size(n)), alpha, floor
     )
     if score.skew > score.skew_threshold:
         out.append(
@@ -326,7 +336,7 @@ def _categorical(
         }
         size = effective_size(n, prev.valid)
         score.drift, score.drift_threshold, value = _worst_category(
-            p, r, size / ref.null.at("drift", 2 * size), alpha, ref.thresholds.l_infinity, pooled
+            p, r, size / _drift_inflation(ref, 2 * size), alpha, ref.thresholds.l_infinity, pooled
         )
         if score.drift > score.drift_threshold:
             out.append(
@@ -371,11 +381,12 @@ def _missing(
 
 
 def violation_finding(
-    code: str, count: int, seen: int, floor: float, alpha: float
+    code: str, count: int, seen: int, floor: float, alpha: float, effective: float | None = None
 ) -> Finding | None:
-    """A schema or data-quality finding when violations clearly pass the tolerated rate."""
+    """A schema or data-quality finding when violations clearly pass the tolerated rate;
+    ``effective`` is what ``seen`` records are worth in independent ones (clustered tails)."""
     rate = count / seen if seen else 0.0
-    threshold = floor + rate_increase_null_threshold(floor, seen, alpha)
+    threshold = floor + rate_increase_null_threshold(floor, effective or seen, alpha)
     if count == 0 or rate <= threshold:
         return None
     kind, meaning = CODES.get(code, ("schema_skew", code))
@@ -392,9 +403,14 @@ def violation_finding(
 
 
 def compare_feature(
-    ref: FeatureReference, win: FeatureWindow, prev: FeatureWindow | None, min_count: int
+    ref: FeatureReference,
+    win: FeatureWindow,
+    prev: FeatureWindow | None,
+    min_count: int,
+    seconds: float = 0.0,
 ) -> tuple[FeatureScore, list[Finding]]:
-    """Score one closed window of one feature and return what is anomalous about it."""
+    """Score one closed window of one feature (``seconds`` long; 0: unknown) and return what
+    is anomalous about it."""
     alpha = ref.thresholds.false_alarm_rate
     violations = sum(win.violations.values())
     score = FeatureScore(
@@ -408,7 +424,14 @@ def compare_feature(
     for code, count in sorted(win.violations.items()):
         if code == "SCHEMA_NEW_COLUMN":
             continue  # new columns are scored per model, not per feature
-        finding = violation_finding(code, count, win.seen, ref.thresholds.violation_rate, alpha)
+        finding = violation_finding(
+            code,
+            count,
+            win.seen,
+            ref.thresholds.violation_rate,
+            alpha,
+            ref.null.effective("skew", win.seen) if code in RANGE_CODES else None,
+        )
         if finding:
             findings.append(finding)
     if win.seen >= min_count:
@@ -416,5 +439,5 @@ def compare_feature(
     usable_prev = prev if prev is not None and prev.valid >= min_count else None
     if win.valid >= min_count:
         compare = _numeric if ref.numeric else _categorical
-        findings += compare(ref, win, usable_prev, score, alpha)
+        findings += compare(ref, win, usable_prev, score, alpha, seconds)
     return score, findings

@@ -229,7 +229,7 @@ class Engine:
         for name, ref in state.baseline.references.items():
             win = state.windows[name]
             score, findings = compare_feature(
-                ref, win, state.previous.get(name), self.options.min_count
+                ref, win, state.previous.get(name), self.options.min_count, state.end - state.start
             )
             scores.append(score)
             for f in findings:

@@ -269,7 +269,7 @@ class CompareStep:
                     anomalies.append(window_anomaly(view, column, new, flagged))
         elif ref is not None:
             score, findings = compare_feature(
-                ref, state.window, state.previous, self.options.min_count
+                ref, state.window, state.previous, self.options.min_count, state.end - state.start
             )
             anomalies += [window_anomaly(view, state.feature, f, flagged) for f in findings]
             if reports is not None:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from detectors.baseline import smoothed
 from detectors.calibrate import CalibrationOptions, calibrate
-from detectors.null_levels import ChunkCounts
+from detectors.null_levels import ChunkCounts, TimeChunks
 from detectors.privacy import keyed_hash
 from detectors.profile import (
     ColumnSketch,
@@ -84,6 +84,7 @@ class _Column:
     scores: ScoreMap | None = None
     ordered: OrderedSample | None = None
     hourly: NDArray[np.float64] | None = None  # score sums and counts per time bucket
+    timed: TimeChunks | None = None  # value counts per time bucket
     inner: Moments = field(default_factory=Moments.zero)  # moments within the support
 
 
@@ -99,6 +100,7 @@ class BaselineBuilder:
         self.hours: NDArray[np.int64] | None = None  # each row's time bucket (pass two)
         self.positions: list[int] | None = None  # each row's place in time order
         self.order = "file"
+        self.bucket_seconds = BUCKET_SECONDS
         self._second = 0
 
     def _text(self, name: str, value: object) -> str:
@@ -146,8 +148,8 @@ class BaselineBuilder:
             self.positions = ranks.tolist()
         span = float(times.max() - times.min())
         if span >= MIN_BUCKETS * BUCKET_SECONDS:  # enough hours to see the level move
-            width = max(BUCKET_SECONDS, span / MAX_BUCKETS)
-            self.hours = ((times - times.min()) // width).astype(np.int64)
+            self.bucket_seconds = max(BUCKET_SECONDS, span / MAX_BUCKETS)
+            self.hours = ((times - times.min()) // self.bucket_seconds).astype(np.int64)
         self.times = None
 
     def fix_bins(self) -> None:
@@ -163,6 +165,7 @@ class BaselineBuilder:
                 )
                 column.bins = BinCounts.zero(tuple(edges))
                 column.chunks = ChunkCounts(self.rows, len(column.bins.counts) + 1)
+                self._time_chunks(column, len(column.bins.counts) + 1)
                 if column.sketch.reservoir:
                     column.scores = ScoreMap.from_sample(column.sketch.reservoir)
             else:
@@ -170,6 +173,12 @@ class BaselineBuilder:
                 column.vocabulary = dict.fromkeys(top, 0)
                 column.index = {v: i for i, v in enumerate(top)}
                 column.chunks = ChunkCounts(self.rows, len(top) + 2)  # + other + missing
+                self._time_chunks(column, len(top) + 2)
+
+    def _time_chunks(self, column: _Column, width: int) -> None:
+        if self.hours is not None:
+            buckets = int(self.hours.max()) + 1
+            column.timed = TimeChunks(buckets, width, self.bucket_seconds)
 
     def second_pass(self, row: dict[str, Any]) -> None:
         i = self._second
@@ -180,24 +189,29 @@ class BaselineBuilder:
             value = None if name in self.options.ignore else row.get(name)
             assert column.chunks is not None
             if value is None:
+                slot: int | None = column.chunks.width - 1
                 column.chunks.add(position, column.chunks.width - 1)
             elif column.bins is not None:
-                self._second_number(column, value, position, hour)
+                slot = self._second_number(column, value, position, hour)
             else:
                 text = self._text(name, value)
                 if text in column.vocabulary:
                     column.vocabulary[text] += 1
                 else:
                     column.other += 1
-                column.chunks.add(position, column.index.get(text, len(column.index)))
+                slot = column.index.get(text, len(column.index))
+                column.chunks.add(position, slot)
+            if column.timed is not None and slot is not None:
+                column.timed.add(hour, slot)
 
     @staticmethod
-    def _second_number(column: _Column, value: object, position: int, hour: int) -> None:
+    def _second_number(column: _Column, value: object, position: int, hour: int) -> int | None:
+        """Account one number; its bin, or None when it is not a finite number."""
         assert column.bins is not None and column.chunks is not None
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         x = as_float(value) if numeric else math.nan  # type: ignore[arg-type]
         if not math.isfinite(x):
-            return
+            return None
         i = bisect.bisect_right(column.bins.edges, x)
         column.bins.counts[i] += 1
         column.chunks.add(position, i)
@@ -209,6 +223,7 @@ class BaselineBuilder:
             if column.hourly is not None:
                 column.hourly[0, hour] += z
                 column.hourly[1, hour] += 1
+        return i
 
     def finish(self, source: str) -> Profile:
         features = {name: self._feature_profile(c) for name, c in self.columns.items()}
@@ -236,7 +251,11 @@ class BaselineBuilder:
             total = sum(counts)
             probs = tuple(c / total for c in counts) if total else ()
         if probs:
-            profile.null_levels = column.chunks.levels(probs).to_json()
+            levels = column.chunks.levels(probs)
+            profile.null_levels = levels.to_json()
+            if column.timed is not None:
+                seasons = column.timed.seasons(probs, column.bins is not None)
+                profile.seasons = seasons.to_json()
         return profile
 
 

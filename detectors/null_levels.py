@@ -223,3 +223,101 @@ def _missing(missing: NDArray[np.int64], size: float, rate: float) -> float:
     variance = size * rate * (1 - rate)
     x2 = (missing - size * rate) ** 2 / variance
     return _inflation(x2.astype(np.float64), np.ones(len(x2)))
+
+
+MIN_SEASON_ROWS = 100  # fewest rows in a time chunk to read its divergence from
+SEASON_MARGIN = 1.5  # a window may differ from training this much more than its hours did
+PEAK_OVER_MEAN = 2.2  # a sinusoid's peak square is twice its mean; a little more for others
+
+
+@dataclass(frozen=True, slots=True)
+class Seasons:
+    """How far the training's own stretches of a given duration (an hour, a day) differ from
+    the whole, beyond sampling noise: a daily cycle makes every hour differ from the all-day
+    distribution, so a window of an hour at any event rate may differ that much by itself.
+    ``excess`` is Jensen-Shannon (bits) for numbers, L-infinity for categories, at the peak
+    of the swing. A window may swing as far as any longer stretch that holds it: its floor
+    reads the largest excess at its duration or longer.
+
+    >>> s = Seasons(seconds=(3600.0, 86400.0), excess=(0.2, 0.01))
+    >>> s.floor(60.0, 0.01), s.floor(7 * 86400.0, 0.01), s.floor(0.0, 0.5)
+    (0.30000000000000004, 0.015, 0.5)
+    """
+
+    seconds: tuple[float, ...] = ()
+    excess: tuple[float, ...] = ()
+
+    def floor(self, seconds: float, floor: float) -> float:
+        """The effect-size floor for a window of ``seconds`` (0: unknown, the widest)."""
+        if not self.excess:
+            return floor
+        i = max(0, sum(1 for s in self.seconds if s <= seconds) - 1)
+        return max(floor, SEASON_MARGIN * max(self.excess[i:]))
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"seconds": list(self.seconds), "excess": list(self.excess)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Seasons:
+        if not data:
+            return cls()
+        seconds = tuple(float(s) for s in data["seconds"])
+        excess = tuple(float(v) for v in data["excess"])
+        if len(seconds) != len(excess) or any(v < 0 for v in excess):
+            raise ValueError("seasons needs one non-negative excess per duration")
+        return cls(seconds, excess)
+
+
+@dataclass(slots=True)
+class TimeChunks:
+    """Per time bucket (an hour) counts of one feature's values (bins or categories; the last
+    column counts missing values, left out here). Bounded by the buckets (at most 10,000)."""
+
+    buckets: int
+    width: int
+    seconds: float
+    counts: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros((self.buckets, self.width), dtype=np.int64)
+
+    def add(self, bucket: int, column: int) -> None:
+        self.counts[bucket, column] += 1
+
+    def seasons(self, probs: Sequence[float], numeric: bool) -> Seasons:
+        q = np.asarray(probs, dtype=np.float64)
+        counts, seconds = self.counts[:, :-1], self.seconds
+        durations, excess = [], []
+        while len(counts) >= MIN_CHUNKS:
+            n = counts.sum(axis=1)
+            keep = n >= MIN_SEASON_ROWS
+            if keep.sum() >= MIN_CHUNKS:
+                found = _excess(counts[keep], n[keep], q, numeric)
+                durations.append(seconds)
+                excess.append(found)
+            counts = counts[: len(counts) // 2 * 2].reshape(-1, 2, counts.shape[1]).sum(axis=1)
+            seconds *= 2
+        return Seasons(tuple(durations), tuple(excess))
+
+
+def _excess(
+    counts: NDArray[np.int64], n: NDArray[np.int64], q: NDArray[np.float64], numeric: bool
+) -> float:
+    """How far a chunk's distribution swings from the whole beyond what independent draws of
+    its size explain, read from the chunks' average (a maximum over hundreds of noisy chunks
+    would mostly measure the noise): the peak of a cycle is about twice its mean square. The
+    noise is that of independent rows on purpose: the row-chunk levels already hold the
+    cycle, and whatever makes an hour differ (a cycle, a slow wander) is the hour's nature."""
+    p = counts / n[:, None]
+    effective = n.astype(np.float64)
+    if numeric:  # Jensen-Shannon over every bin; its noise is about (k - 1) / (8 n ln 2)
+        m = (p + q) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(p > 0, p * np.log2(p / m), 0.0) + np.where(
+                q > 0, q * np.log2(q / m), 0.0
+            )
+        js = terms.sum(axis=1) / 2
+        noise = (len(q) - 1) / (8 * math.log(2) * effective)
+        return PEAK_OVER_MEAN * max(0.0, float((js - noise).mean()))
+    swing = ((p - q) ** 2).mean(axis=0) - (q * (1 - q) / effective[:, None]).mean(axis=0)
+    return math.sqrt(PEAK_OVER_MEAN * max(0.0, float(swing.max())))

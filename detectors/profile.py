@@ -56,6 +56,7 @@ class FeatureProfile:
     # inflation over independence by window size (detectors/null_levels.py); both optional.
     scores: dict[str, list[float]] = field(default_factory=dict)
     null_levels: dict[str, list[float]] = field(default_factory=dict)
+    seasons: dict[str, list[float]] = field(default_factory=dict)  # detectors/null_levels.py
 
     @property
     def missing_rate(self) -> float:
@@ -91,6 +92,7 @@ class Profile:
                 calibration=f.get("calibration", {}),
                 scores=f.get("scores", {}),
                 null_levels=f.get("null_levels", {}),
+                seasons=f.get("seasons", {}),
             )
         return cls(
             rows=data["rows"],

@@ -13,15 +13,11 @@ from detectors.change import Change, FeatureChange, feature_change
 from detectors.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
 from detectors.stages import Observation
 from detectors.stats import OTHER, FeatureWindow
+from detectors.validate import RANGE_CODES
 
 EVENT_BUDGET = 1e-9  # false alarms per event per feature, shared by its rate tests
 RATE_SCALE = 1_000  # the window size whose inflation the rate tests take
 NOT_A_VIOLATION = "SCHEMA_MISSING_COLUMN"  # a missing required feature counts as missing
-# Values beyond the schema's range: training has some (its tails), so they are a rate that may
-# rise by a floor, not a break at the first few as a string in a number's place is.
-RANGE_CODES = frozenset(
-    {"INT_TYPE_BIG_INT", "INT_TYPE_SMALL_INT", "FLOAT_TYPE_BIG_FLOAT", "FLOAT_TYPE_SMALL_FLOAT"}
-)
 
 Signal = Change | RateAlarm
 
@@ -64,6 +60,7 @@ class FeatureWatch:
             EVENT_BUDGET, len(ref.category_probs) + 1, ref.null.at("skew", RATE_SCALE)
         )
         self._never = never
+        self._category_floor = ref.seasons.floor(0.0, t.l_infinity)  # shares follow cycles
 
     def observe(self, win: FeatureWindow, obs: Observation) -> list[Signal]:
         """Account one observation in ``win`` and return what alarmed on it."""
@@ -104,7 +101,7 @@ class FeatureWatch:
         cusum = self.rates.categories.get(key)
         if cusum is None:
             base = max(self.ref.category_probs.get(key, 0.0), self._never)
-            p0, p1 = rise_of(base, self.ref.thresholds.l_infinity)
+            p0, p1 = rise_of(base, self._category_floor)
             if p1 >= 0.99:  # a category that is nearly everything cannot rise further
                 return None
             cusum = self.rates.categories[key] = RateCusum(p0, p1, self._category_h)
