@@ -149,8 +149,10 @@ class Incident:
         return f"{head}: {self.message}"
 
     def to_plain(self) -> dict[str, Any]:
-        plain = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
-        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in plain.items()}
+        plain = {name: getattr(self, name) for name in self.__slots__}
+        return {
+            k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in plain.items()
+        }
 
     @classmethod
     def from_plain(cls, data: dict[str, Any]) -> Incident:
@@ -216,9 +218,15 @@ class IncidentTracker:
             return None  # evidence of an incident already resolved
         marks[a.detector] = max(a.window_start, marks.get(a.detector, -math.inf))
         rank = severity_rank(a.severity)
-        if rank and fresh and clock_of(a.kind) == FEATURES and not a.slice:
-            if a.window_start >= self.closed.get((a.model, a.model_version, FEATURES), -math.inf):
-                self.rollups.alarmed(a)
+        closed = self.closed.get((a.model, a.model_version, FEATURES), -math.inf)
+        if (
+            rank
+            and fresh
+            and clock_of(a.kind) == FEATURES
+            and not a.slice
+            and a.window_start >= closed
+        ):
+            self.rollups.alarmed(a)
         inc = self.open.get(key)
         if inc is None:
             if not rank or not fresh:

@@ -79,7 +79,12 @@ def test_the_first_alarm_opens_an_incident_keeping_its_time_and_anomaly() -> Non
     inc = change.incident
     assert change.action == "opened"
     assert (inc.opened_at, inc.opened_window, inc.first_anomaly) == (6 * W, 5 * W, a.id)
-    assert (inc.status, inc.count, inc.severity, inc.detectors) == ("open", 1, "medium", [a.detector])
+    assert (inc.status, inc.count, inc.severity, inc.detectors) == (
+        "open",
+        1,
+        "medium",
+        [a.detector],
+    )
     assert inc.id == incident_id(key_of(a), 5 * W)
     assert inc.peak_effect == pytest.approx(3.0)
 
@@ -232,10 +237,15 @@ def test_the_plain_round_trip_keeps_everything_and_goes_on_the_same() -> None:
 def test_the_rollup_counts_monitored_features_with_an_alarm_in_the_window() -> None:
     t = IncidentTracker()
     step = t.apply(
-        [alarm(0), alarm(0, detector="psi"), alarm(0, feature="age", kind="data_quality")]
-        + [alarm(0, feature="unknown_col", kind="schema_skew")]
-        + [alarm(0, feature="country", slice_={"c": "x"}), alarm(0, severity="info")]
-        + [alarm(1, feature="country")],  # the next window's
+        [
+            alarm(0),
+            alarm(0, detector="psi"),
+            alarm(0, feature="age", kind="data_quality"),
+            alarm(0, feature="unknown_col", kind="schema_skew"),
+            alarm(0, feature="country", slice_={"c": "x"}),
+            alarm(0, severity="info"),
+            alarm(1, feature="country"),  # the next window's
+        ],
         [close(0)],
     )
     (r,) = step.rollups
@@ -281,8 +291,10 @@ def test_feeding_the_same_anomalies_twice_changes_nothing(
     t = IncidentTracker(IncidentOptions(quiet_windows=quiet))
     fed = []
     for w, found in enumerate(plan):
-        alarms = [alarm(w, feature=f, kind=k, detector=d, severity=s, statistic=x)
-                  for f, k, d, s, x in found]
+        alarms = [
+            alarm(w, feature=f, kind=k, detector=d, severity=s, statistic=x)
+            for f, k, d, s, x in found
+        ]
         fed += alarms
         t.apply(alarms, [close(w), close(w, LABELS)])
         before = json.dumps(t.to_plain(), sort_keys=True)
