@@ -145,7 +145,8 @@ class Incident:
             where += f" [{slice_text(self.slice)}]"
         head = f"incident {self.status:8} {self.severity.upper():8} {self.kind:17} {where}"
         if self.status == "resolved":
-            return f"{head}: quiet for {self.quiet} windows after {self.count} alarms"
+            alarms = f"{self.count} alarm{'s' if self.count != 1 else ''}"
+            return f"{head}: quiet for {self.quiet} windows after {alarms}"
         return f"{head}: {self.message}"
 
     def to_plain(self) -> dict[str, Any]:
