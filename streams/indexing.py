@@ -1,6 +1,6 @@
 """Helpers of the worker's index stage (``streams.agents.index_documents``), one agent per topic:
 
-    anomalies | drift-scores --take_events(bulk_size, within 1 s)--> (id, document)
+    anomalies | drift-scores | incidents --take_events(bulk_size, within 1 s)--> (id, document)
       --ElasticSink.index_anomalies | index_scores (waits out outages)--> Elasticsearch
       --every document acknowledged or refused--> the batch is acked, offsets committed
     refused, or not a document of that kind at all --> dead-letters, with the reason
@@ -20,8 +20,11 @@ from faust.types import EventT
 
 from config.settings import ElasticsearchSettings
 from connectors.elasticsearch import ElasticSink, Rejection
+from connectors.es_documents import INCIDENTS as INCIDENTS_TARGET
 from connectors.es_documents import window_start_of
+from connectors.es_incidents import incident_document
 from detectors.anomaly import Anomaly
+from detectors.incidents import Incident
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
 
@@ -76,6 +79,19 @@ ANOMALIES = Kind(
 )
 SCORES = Kind(
     "drift scores", "not_a_drift_score", _score, lambda sink, docs: sink.index_scores(docs)
+)
+
+
+def _incident(source: Source) -> Document:
+    incident = Incident.from_plain(orjson.loads(source.value))
+    return incident.id, incident_document(incident)
+
+
+INCIDENTS = Kind(
+    "incidents",
+    "not_an_incident",
+    _incident,
+    lambda sink, docs: sink.index_documents(INCIDENTS_TARGET, docs),
 )
 
 

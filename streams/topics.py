@@ -52,6 +52,8 @@ def _keyed_like_state(name: str) -> faust.TopicT:
 feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
 label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
+# incidents, keyed by incident id: each version (opened, updated, resolved) overwrites the last
+incidents = _own(kafka.topic("incidents"), key_type=str, value_type=bytes, value_serializer="raw")
 drift_scores = _own(  # drift-score documents (feature and label windows), keyed by their id
     kafka.topic("drift_scores"), key_type=str, value_type=bytes, value_serializer="raw"
 )
