@@ -45,7 +45,12 @@ def declared(prefix: str, target: str) -> dict[str, Any]:
 async def test_the_mapping_in_the_node_is_the_declared_one(
     sink: ElasticSink, es: Elasticsearch, prefix: str
 ) -> None:
-    assert await sink.setup() == [f"{prefix}-anomalies", f"{prefix}-drift-scores"]
+    assert await sink.setup() == [
+        f"{prefix}-anomalies",
+        f"{prefix}-drift-scores",
+        f"{prefix}-incidents",
+        f"{prefix}-rollups",
+    ]
     a = anomaly(slice_={"category": "mens_dress_shoes"})
     docs = [sink.doc(ANOMALIES, a.id, a.window_start, orjson.dumps(a.to_document()))]
     for doc_id, doc in score_documents(report(anomalies=[a])):
