@@ -1,0 +1,108 @@
+"""The worker's incidents are the Engine's: the same ids, openings, counts, peaks and
+resolutions on the same records, whatever the partitions and batches (each incident's key is
+tracked by the stage-two owner of its feature, fed what the Engine's tracker is fed)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from detectors.anomaly import iso
+from detectors.baseline import Baseline
+from detectors.engine import Engine, EngineOptions
+from detectors.incident_feed import track
+from detectors.incidents import Incident, IncidentOptions, IncidentTracker
+from detectors.records import decode_record
+from streams.traffic import Injection, serving_records
+from tests.integration.kafka.conftest import (
+    RATE,
+    START,
+    WINDOW_SECONDS,
+    anomalies_on,
+    consume,
+    create_topic,
+    epoch,
+    produce,
+    serving_messages,
+    wait_until,
+)
+from tests.integration.kafka.traffic import TAIL
+from tools.servers import ServerInfo
+
+N = 14_000  # 14 windows of 1,000 records
+CHANGED = range(3_000, 5_500)  # score shifts and device surges for windows 3 to 5
+
+
+def rows_changing_then_quiet() -> tuple[list[dict[str, Any]], float]:
+    """A change that lasts two and a half windows, then eight quiet windows (its incidents
+    resolve), then a tail ten windows later that closes the last real window."""
+    changes = [Injection("mean_shift", 0), Injection("category_surge", 0)]
+    shifted = serving_records(N + TAIL, rate=RATE, start=START, injections=changes, seed=5)
+    plain = serving_records(N + TAIL, rate=RATE, start=START, seed=5)
+    rows = [s if i in CHANGED else p for i, (s, p) in enumerate(zip(shifted, plain, strict=True))]
+    tail_start = (math.floor(epoch(rows[N - 1]) / WINDOW_SECONDS) + 10) * WINDOW_SECONDS
+    for i, row in enumerate(rows[N:]):
+        row["ts"] = iso(tail_start + i / RATE)
+    return rows, tail_start
+
+
+def engine_incidents(baseline: Baseline, rows: list[dict[str, Any]]) -> dict[str, Incident]:
+    """The Engine's incidents, record by record in event-time order: each one's last state."""
+    engine = Engine([baseline], EngineOptions(WINDOW_SECONDS, 200))
+    tracker = IncidentTracker(IncidentOptions())
+    found: dict[str, Incident] = {}
+    for row in sorted(rows, key=lambda r: r["ts"]):
+        step = track(tracker, engine.process(decode_record(row)))
+        found |= {i.id: i for i in step.incidents()}
+    return found
+
+
+def incidents_on(url: str, topic: str) -> dict[str, Incident]:
+    """The newest version of every incident on the topic (a key's versions keep their order)."""
+    return {
+        m.key.decode(): Incident.from_plain(orjson.loads(m.value))
+        for m in consume(url, topic)
+        if m.key
+    }
+
+
+def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
+    kafka: ServerInfo, ctr_baseline: Baseline, start_worker: Any, app_id: str
+) -> None:
+    rows, tail_start = rows_changing_then_quiet()
+    expected = {
+        i: inc
+        for i, inc in engine_incidents(ctr_baseline, rows).items()
+        if inc.opened_at < tail_start
+    }
+    assert {inc.feature for inc in expected.values()} == {"score", "device"}
+    assert {inc.status for inc in expected.values()} == {"resolved"}  # the test data says so
+    create_topic(kafka.url, f"{app_id}-serving-logs", 4)
+    worker = start_worker(app_id)
+    worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
+    produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
+
+    topic = f"{app_id}-incidents"
+
+    def resolved() -> bool:
+        got = incidents_on(kafka.url, topic)
+        return all(i in got and got[i].status == "resolved" for i in expected)
+
+    wait_until(resolved, 180, "the Engine's incidents, resolved, on the incidents topic")
+    wait_until(lambda: worker.counters().get("records") == len(rows), 60, "every record counted")
+    got = incidents_on(kafka.url, topic)
+    before_tail = {i: inc for i, inc in got.items() if inc.opened_at < tail_start}
+    assert set(before_tail) == set(expected)
+    for i, inc in expected.items():
+        assert before_tail[i].to_plain() == inc.to_plain(), inc.line()
+    anomalies = [
+        a for a in anomalies_on(kafka.url, f"{app_id}-anomalies") if a.timestamp < tail_start
+    ]
+    assert len(anomalies) > len(expected)  # evidence many, pages few
+    assert sum(inc.count for inc in expected.values()) == len({a.id for a in anomalies})
+    assert worker.counters()["incidents"] >= len(expected)
+    assert "incident opened" in worker.text() and "incident resolved" in worker.text()
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.text()[-3000:]
