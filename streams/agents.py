@@ -352,6 +352,9 @@ def _encoded(
     return raw
 
 
+_declared: list[bool] = []  # the incidents topic, once per process
+
+
 async def publish(
     raised: list[Anomaly],
     scores: Sequence[Document] = (),
@@ -363,6 +366,12 @@ async def publish(
     delay = 0.5
     while True:
         sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
+        if found_incidents and not _declared:
+            # Created here, before the first send, with the worker's partition count: left to
+            # the broker's auto-creation, concurrent first sends to two new topics (anomalies
+            # and incidents) could wait on metadata forever.
+            await _unless_stopping(incidents.maybe_declare(), settings.kafka.session_timeout)
+            _declared.append(True)
         sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
         sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
         gathered = asyncio.gather(*(delivered(send) for send in sends))

@@ -102,4 +102,4 @@ def messages(incidents: Iterable[Incident]) -> list[tuple[str, bytes]]:
 def log_changes(step: Step) -> None:
     for change in step.changes:
         if change.action in ("opened", "resolved", "escalated"):
-            logger.info("incident %s %s", change.action, change.incident.line())
+            logger.info("%s (%s)", change.incident.line(), change.action)
