@@ -352,7 +352,17 @@ def _encoded(
     return raw
 
 
-_declared: list[bool] = []  # the incidents topic, once per process
+_declared: list[bool] = []  # the output topics, once per process
+
+
+async def _declare_outputs() -> None:
+    """Create the worker's output topics (with its partition count) before their first send:
+    left to the broker's auto-creation, concurrent first sends to two new topics (anomalies
+    and incidents) could wait on metadata forever."""
+    if not _declared:
+        for topic in (anomalies, incidents, drift_scores):
+            await _unless_stopping(topic.maybe_declare(), settings.kafka.session_timeout)
+        _declared.append(True)
 
 
 async def publish(
@@ -365,17 +375,12 @@ async def publish(
     ``Stopping`` after the drain time."""
     delay = 0.5
     while True:
-        sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
-        if found_incidents and not _declared:
-            # Created here, before the first send, with the worker's partition count: left to
-            # the broker's auto-creation, concurrent first sends to two new topics (anomalies
-            # and incidents) could wait on metadata forever.
-            await _unless_stopping(incidents.maybe_declare(), settings.kafka.session_timeout)
-            _declared.append(True)
-        sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
-        sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
-        gathered = asyncio.gather(*(delivered(send) for send in sends))
         try:
+            await _declare_outputs()
+            sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
+            sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
+            sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
+            gathered = asyncio.gather(*(delivered(send) for send in sends))
             await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
             measured.produced(drift_scores.get_topic_name(), len(scores))
             return

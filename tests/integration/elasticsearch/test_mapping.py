@@ -142,7 +142,8 @@ def test_es_setup_installs_the_templates_from_the_command_line(
     monkeypatch.setenv("LOGDRIFT_ELASTICSEARCH__INDEX_PREFIX", prefix)
     result = CliRunner().invoke(main, ["es", "setup"])
     assert result.exit_code == 0, result.output
-    assert f"{prefix}-anomalies, {prefix}-drift-scores installed" in result.output
+    installed = f"{prefix}-anomalies, {prefix}-drift-scores, {prefix}-incidents, {prefix}-rollups"
+    assert f"{installed} installed" in result.output
     template = es.indices.get_index_template(name=f"{prefix}-anomalies")["index_templates"][0]
     assert template["index_template"]["index_patterns"] == [f"{prefix}-anomalies-*"]
     assert template["index_template"]["template"]["mappings"]["dynamic"] == "strict"
