@@ -113,7 +113,8 @@ def test_check_passes_clean_logs_and_fails_on_a_schema_break(
     assert "int_type_not_int_string" in codes
     age = [i for i in report["incidents"] if i["feature"]["name"] == "age"]
     assert {i["incident"]["kind"] for i in age} >= {"schema_skew"}
-    assert len(report["incidents"]) < len(report["anomalies"])
+    evidence = {a["anomaly"]["id"] for a in report["anomalies"]}
+    assert {i["incident"]["first_anomaly"] for i in report["incidents"]} <= evidence
     assert all(r["rollup"]["features"] for r in report["rollups"])
 
 
