@@ -7,8 +7,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
-
 from detectors.anomaly import iso
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
@@ -21,9 +19,9 @@ from tests.integration.kafka.conftest import (
     START,
     WINDOW_SECONDS,
     anomalies_on,
-    consume,
     create_topic,
     epoch,
+    incidents_on,
     produce,
     serving_messages,
     wait_until,
@@ -57,15 +55,6 @@ def engine_incidents(baseline: Baseline, rows: list[dict[str, Any]]) -> dict[str
         step = track(tracker, engine.process(decode_record(row)))
         found |= {i.id: i for i in step.incidents()}
     return found
-
-
-def incidents_on(url: str, topic: str) -> dict[str, Incident]:
-    """The newest version of every incident on the topic (a key's versions keep their order)."""
-    return {
-        m.key.decode(): Incident.from_plain(orjson.loads(m.value))
-        for m in consume(url, topic)
-        if m.key
-    }
 
 
 def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
