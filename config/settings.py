@@ -121,6 +121,7 @@ class KafkaTopics(_Section):
     anomalies: str = "anomalies"
     incidents: str = "incidents"
     rollups: str = "rollups"
+    window_rollups: str = "window-rollups"
     drift_scores: str = "drift-scores"
     dead_letters: str = "dead-letters"
 

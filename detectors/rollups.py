@@ -51,14 +51,17 @@ class RollUp:
         return len(self.features_alarmed) / len(self.monitored) if self.monitored else 0.0
 
     def merge(self, other: RollUp) -> RollUp:
+        """Both parts' features and alarms. The end is the monitored parts' (the owner of
+        unknown columns judges no feature and knows its window's end only roughly)."""
         kinds = {f: set(k) for f, k in self.alarmed.items()}
         for f, k in other.alarmed.items():
             kinds.setdefault(f, set()).update(k)
+        ends = [r.end for r in (self, other) if r.monitored] or [self.end, other.end]
         return RollUp(
             self.model,
             self.version,
             min(self.start, other.start),
-            max(self.end, other.end),
+            max(ends),
             tuple(sorted({*self.monitored, *other.monitored})),
             {f: sorted(k) for f, k in sorted(kinds.items())},
         )
@@ -129,3 +132,43 @@ class RollUps:
             windows = out.pending.setdefault((str(m), str(v)), {})
             windows[float(ws)] = {str(f): {str(k) for k in ks} for f, ks in found.items()}
         return out
+
+
+@dataclass(slots=True)
+class PartialRollUps:
+    """The worker's parts of one model version's recent windows (each stage-two owner makes
+    its feature's part), merged until every expected feature's part is in. Merging is a union,
+    so a part delivered twice changes nothing.
+
+    >>> p = PartialRollUps()
+    >>> part = RollUp("ctr", "3", 0.0, 60.0, ("price",), {"price": ["drift"]})
+    >>> p.add(part, frozenset({"price", "age"})) is None
+    True
+    >>> p.add(RollUp("ctr", "3", 0.0, 60.0, ("age",), {}), frozenset({"price", "age"})).share
+    0.5
+    """
+
+    parts: dict[float, RollUp] = field(default_factory=dict)
+    keep: int = 16  # windows kept for parts still to come
+
+    def add(self, part: RollUp, expected: frozenset[str]) -> RollUp | None:
+        """The whole roll-up once every expected feature is in (again, when a late part of
+        unknown columns changes it); None while parts are missing."""
+        before = self.parts.get(part.start)
+        merged = part if before is None else before.merge(part)
+        self.parts[part.start] = merged
+        for start in sorted(self.parts)[: -self.keep]:
+            del self.parts[start]
+        if not expected <= set(merged.monitored) or merged == before:
+            return None
+        return merged
+
+    def to_plain(self) -> dict[str, Any]:
+        return {"v": 1, "parts": [r.to_plain() for r in self.parts.values()]}
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> PartialRollUps:
+        if data.get("v") != 1:
+            raise ValueError(f"unknown roll-up state version {data.get('v')!r}")
+        parts = [RollUp.from_plain(r) for r in data["parts"]]
+        return cls({r.start: r for r in parts})

@@ -12,6 +12,7 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
                         (streams/worker_incidents.py; state in feature_to_incidents)
   ──▶ incidents         (key = incident id; each version overwrites the last)
   ──▶ index_incidents   (only with elasticsearch.url) into the incidents index
+  ──▶ rollups           each feature's part of a closed window's roll-up (streams/rollup_agents.py)
   ──▶ index_anomalies   (only with elasticsearch.url) bulk-index Anomaly documents; a batch is
                         acked once Elasticsearch acknowledged or refused every document, so
                         offsets wait out an outage; refused documents ──▶ dead-letters
@@ -80,6 +81,7 @@ from streams.topics import (
     encode_parts,
     feature_summaries,
     incidents,
+    rollups,
     serving_logs,
 )
 
@@ -318,8 +320,9 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         closed += reports
     scores = [doc for report in closed for doc in score_documents(report)] if INDEXING else []
     found_incidents = worker_incidents.messages(changed.incidents())
-    if raised or scores or found_incidents:
-        await publish(raised, scores, found_incidents)
+    parts = [(f"{r.model}/{r.version}", orjson.dumps(r.to_plain())) for r in changed.rollups]
+    if raised or scores or found_incidents or parts:
+        await publish(raised, scores, found_incidents, parts)
         counters.anomalies += len(raised)
         measured.raised(raised)
         for a in raised:
@@ -360,7 +363,7 @@ async def _declare_outputs() -> None:
     left to the broker's auto-creation, concurrent first sends to two new topics (anomalies
     and incidents) could wait on metadata forever."""
     if not _declared:
-        for topic in (anomalies, incidents, drift_scores):
+        for topic in (anomalies, incidents, drift_scores, rollups):
             await _unless_stopping(topic.maybe_declare(), settings.kafka.session_timeout)
         _declared.append(True)
 
@@ -369,10 +372,11 @@ async def publish(
     raised: list[Anomaly],
     scores: Sequence[Document] = (),
     found_incidents: Sequence[tuple[str, bytes]] = (),
+    parts: Sequence[tuple[str, bytes]] = (),
 ) -> None:
-    """Every anomaly, drift-score document and incident acknowledged by the broker, retried
-    with backoff (the states are written only after this, so giving up would lose them);
-    ``Stopping`` after the drain time."""
+    """Every anomaly, drift-score document, incident and roll-up part acknowledged by the
+    broker, retried with backoff (the states are written only after this, so giving up would
+    lose them); ``Stopping`` after the drain time."""
     delay = 0.5
     while True:
         try:
@@ -380,6 +384,7 @@ async def publish(
             sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
             sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
             sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
+            sends += [rollups.send(key=k, value=value) for k, value in parts]
             gathered = asyncio.gather(*(delivered(send) for send in sends))
             await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
             measured.produced(drift_scores.get_topic_name(), len(scores))

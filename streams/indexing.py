@@ -21,10 +21,12 @@ from faust.types import EventT
 from config.settings import ElasticsearchSettings
 from connectors.elasticsearch import ElasticSink, Rejection
 from connectors.es_documents import INCIDENTS as INCIDENTS_TARGET
+from connectors.es_documents import ROLLUPS as ROLLUPS_TARGET
 from connectors.es_documents import window_start_of
-from connectors.es_incidents import incident_document
+from connectors.es_incidents import incident_document, rollup_document
 from detectors.anomaly import Anomaly
 from detectors.incidents import Incident
+from detectors.rollups import RollUp
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
 
@@ -130,3 +132,16 @@ def new_sink(settings: ElasticsearchSettings) -> ElasticSink:
         if logging.getLogger(name).level == logging.NOTSET:
             logging.getLogger(name).setLevel(level)
     return ElasticSink.from_settings(settings)
+
+
+def _rollup(source: Source) -> Document:
+    rollup = RollUp.from_plain(orjson.loads(source.value))
+    return rollup.id, rollup_document(rollup)
+
+
+ROLLUPS = Kind(
+    "roll-ups",
+    "not_a_rollup",
+    _rollup,
+    lambda sink, docs: sink.index_documents(ROLLUPS_TARGET, docs),
+)

@@ -1,11 +1,14 @@
 """The worker's incidents are the Engine's: the same ids, openings, counts, peaks and
 resolutions on the same records, whatever the partitions and batches (each incident's key is
-tracked by the stage-two owner of its feature, fed what the Engine's tracker is fed)."""
+tracked by the stage-two owner of its feature, fed what the Engine's tracker is fed); and its
+window roll-ups, merged from the features' parts, are the Engine's."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import orjson
 
 from detectors.anomaly import iso
 from detectors.baseline import Baseline
@@ -13,12 +16,14 @@ from detectors.engine import Engine, EngineOptions
 from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.records import decode_record
+from detectors.rollups import RollUp
 from streams.traffic import Injection, serving_records
 from tests.integration.kafka.conftest import (
     RATE,
     START,
     WINDOW_SECONDS,
     anomalies_on,
+    consume,
     create_topic,
     epoch,
     incidents_on,
@@ -46,25 +51,40 @@ def rows_changing_then_quiet() -> tuple[list[dict[str, Any]], float]:
     return rows, tail_start
 
 
-def engine_incidents(baseline: Baseline, rows: list[dict[str, Any]]) -> dict[str, Incident]:
-    """The Engine's incidents, record by record in event-time order: each one's last state."""
+def engine_incidents(
+    baseline: Baseline, rows: list[dict[str, Any]]
+) -> tuple[dict[str, Incident], dict[str, RollUp]]:
+    """The Engine's incidents (each one's last state) and window roll-ups, record by record in
+    event-time order."""
     engine = Engine([baseline], EngineOptions(WINDOW_SECONDS, 200))
     tracker = IncidentTracker(IncidentOptions())
     found: dict[str, Incident] = {}
+    rollups: dict[str, RollUp] = {}
     for row in sorted(rows, key=lambda r: r["ts"]):
         step = track(tracker, engine.process(decode_record(row)))
         found |= {i.id: i for i in step.incidents()}
-    return found
+        rollups |= {r.id: r for r in step.rollups}
+    return found, rollups
+
+
+def rollups_on(url: str, topic: str) -> dict[str, RollUp]:
+    return {
+        m.key.decode(): RollUp.from_plain(orjson.loads(m.value))
+        for m in consume(url, topic)
+        if m.key
+    }
 
 
 def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
     kafka: ServerInfo, ctr_baseline: Baseline, start_worker: Any, app_id: str
 ) -> None:
     rows, tail_start = rows_changing_then_quiet()
-    expected = {
-        i: inc
-        for i, inc in engine_incidents(ctr_baseline, rows).items()
-        if inc.opened_at < tail_start
+    found, engine_rollups = engine_incidents(ctr_baseline, rows)
+    expected = {i: inc for i, inc in found.items() if inc.opened_at < tail_start}
+    windows = {i: r for i, r in engine_rollups.items() if r.start < tail_start}
+    assert len(windows) == N // 1_000 and {f for r in windows.values() for f in r.alarmed} == {
+        "score",
+        "device",
     }
     assert {inc.feature for inc in expected.values()} == {"score", "device"}
     assert {inc.status for inc in expected.values()} == {"resolved"}  # the test data says so
@@ -108,5 +128,10 @@ def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
     wait_until(lambda: worker.counters().get("incidents", 0) >= len(expected), 60, "counters")
     assert worker.counters()["anomalies"] >= len(anomalies)
     assert "incident open " in worker.text() and "incident resolved " in worker.text()
+    # roll-ups: each feature's part merged by roll_up_windows, equal to the Engine's per window
+    on_topic = f"{app_id}-window-rollups"
+    wait_until(lambda: set(windows) <= set(rollups_on(kafka.url, on_topic)), 60, "roll-ups")
+    merged = rollups_on(kafka.url, on_topic)
+    assert {i: merged[i] for i in windows} == windows
     worker.stop()
     assert worker.proc.returncode == 0, worker.text()[-3000:]
