@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from detectors.anomaly import Anomaly
 from detectors.engine import Result, WindowReport
 from detectors.incidents import FEATURES, LABELS, Close, IncidentTracker, Step
 from detectors.labels import LabelReport
@@ -54,8 +53,3 @@ def label_closes(
     closes = [Close(r.model, r.version, r.start, r.end, LABELS) for r in reports]
     closes += [Close(m, v, s, e, FEATURES) for m, v, s, e in sliced]
     return closes
-
-
-def owned(anomalies: Iterable[Anomaly], feature: str) -> list[Anomaly]:
-    """The anomalies of one owner, in order (a batch holds several owners' anomalies)."""
-    return [a for a in anomalies if a.feature == feature]
