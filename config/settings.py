@@ -119,6 +119,9 @@ class KafkaTopics(_Section):
     feature_summaries: str = "feature-summaries"
     label_outcomes: str = "label-outcomes"
     anomalies: str = "anomalies"
+    incidents: str = "incidents"
+    rollups: str = "rollups"
+    window_rollups: str = "window-rollups"
     drift_scores: str = "drift-scores"
     dead_letters: str = "dead-letters"
 
@@ -207,6 +210,16 @@ class LabelSettings(_Section):
     fairness: FairnessSettings = FairnessSettings()
 
 
+class IncidentSettings(_Section):
+    """Anomalies are evidence; an incident (per model, version, feature, kind and slice) pages."""
+
+    quiet_windows: int = Field(3, ge=1, le=10_000)  # closed windows without an alarm: resolved
+    max_keys: int = Field(10_000, ge=1)  # keys remembered without an open incident (replays)
+    # the embedded runner's terminal: one line per incident opened or resolved (true), or one
+    # per anomaly as well (false: the anomalies are in the store either way)
+    quiet_terminal: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -222,6 +235,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     labels: LabelSettings = LabelSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -184,7 +184,7 @@ class ElasticSink:
         )
 
     async def setup(self) -> list[str]:
-        """Install (or update) both index templates and bring the mappings of existing daily
+        """Install (or update) every index template and bring the mappings of existing daily
         indices up to date (additive changes only); returns the template names."""
         templates = load_templates(self.names)
         for name, body in templates.items():
@@ -263,6 +263,17 @@ class ElasticSink:
         """The same, for drift-score documents already built, by id (the worker's)."""
         docs = [
             self.doc(DRIFT_SCORES, doc_id, window_start_of(dict(d)), orjson.dumps(d))
+            for doc_id, d in documents
+        ]
+        return await self.index_until_acked(docs)
+
+    async def index_documents(
+        self, target: str, documents: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[Rejection]:
+        """The same, for any target's documents by id (incidents, roll-ups): each into the daily
+        index of its ``window.start``."""
+        docs = [
+            self.doc(target, doc_id, window_start_of(dict(d)), orjson.dumps(d))
             for doc_id, d in documents
         ]
         return await self.index_until_acked(docs)

@@ -1,6 +1,6 @@
 """What goes into Elasticsearch, and where: documents, ids, daily index names, templates.
 
-Pure apart from reading the template files. Two kinds of document, each in daily indices
+Pure apart from reading the template files. Four kinds of document, each in daily indices
 behind an alias (the integ-test distribution has no ILM or data streams, and a plain index per
 day works on every distribution):
 
@@ -8,9 +8,12 @@ day works on every distribution):
 * ``<prefix>-drift-scores-YYYY.MM.DD``: one document per model, feature and window, anomaly or
   not, ``_id`` = hash of model, version, feature and window start; and with labels on, one per
   judged window of labels (feature ``labels``) for the model, each slice and each group, with
-  its performance, label coverage and latency.
+  its performance, label coverage and latency;
+* ``<prefix>-incidents-YYYY.MM.DD`` and ``<prefix>-rollups-YYYY.MM.DD``: incidents (``_id`` =
+  the incident id, the day the incident opened) and per-window roll-ups, built in
+  ``connectors/es_incidents.py``.
 
-The day comes from the window *start*, which is part of both ids: the same id always lands in
+The day comes from the window *start*, which is part of every id: the same id always lands in
 the same index, so a re-delivery overwrites instead of duplicating across two days.
 
 >>> names = IndexNames("logdrift")
@@ -42,7 +45,9 @@ from detectors.report_data import window_summary
 
 ANOMALIES = "anomalies"
 DRIFT_SCORES = "drift-scores"
-TARGETS = (ANOMALIES, DRIFT_SCORES)
+INCIDENTS = "incidents"  # connectors/es_incidents.py
+ROLLUPS = "rollups"
+TARGETS = (ANOMALIES, DRIFT_SCORES, INCIDENTS, ROLLUPS)
 DEFAULT_PREFIX = "logdrift"
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "config" / "elasticsearch"
 _DAY_FORMAT = "%Y.%m.%d"

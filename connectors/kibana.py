@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from connectors.es_documents import ANOMALIES, DRIFT_SCORES, IndexNames
+from connectors.es_documents import TARGETS, IndexNames
 
 KIBANA_DIR = Path(__file__).resolve().parent.parent / "config" / "kibana"
 SAVED_OBJECTS = KIBANA_DIR / "saved_objects.ndjson"
@@ -47,10 +47,7 @@ def render_saved_objects(
     objects: Sequence[dict[str, Any]], names: IndexNames
 ) -> list[dict[str, Any]]:
     """Data views pointed at the prefix's daily indices (the files use the default prefix)."""
-    patterns = {
-        IndexNames().pattern(ANOMALIES): names.pattern(ANOMALIES),
-        IndexNames().pattern(DRIFT_SCORES): names.pattern(DRIFT_SCORES),
-    }
+    patterns = _patterns(names)
     rendered = []
     for obj in objects:
         obj = orjson.loads(orjson.dumps(obj))  # a deep copy
@@ -63,8 +60,14 @@ def render_saved_objects(
 
 def render_rule(rule: Mapping[str, Any], names: IndexNames) -> dict[str, Any]:
     rendered: dict[str, Any] = orjson.loads(orjson.dumps(rule))
-    rendered["params"]["index"] = [names.pattern(ANOMALIES)]
+    patterns = _patterns(names)
+    rendered["params"]["index"] = [patterns.get(i, i) for i in rendered["params"]["index"]]
     return rendered
+
+
+def _patterns(names: IndexNames) -> dict[str, str]:
+    """Each target's pattern for the default prefix (the files') -> for ``names``'s."""
+    return {IndexNames().pattern(t): names.pattern(t) for t in TARGETS}
 
 
 def validate_saved_objects(objects: Sequence[Any]) -> list[str]:

@@ -22,15 +22,28 @@ from typing import Any
 
 import orjson
 
+from connectors.incident_store import (
+    INCIDENT_SCHEMA,
+    MIGRATIONS,
+    UPSERT_INCIDENT,
+    UPSERT_ROLLUP,
+    incident_row,
+    incidents_query,
+    rollup_row,
+    rollups_query,
+)
 from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
 from detectors.compare import FeatureScore
 from detectors.engine import WindowReport
+from detectors.incidents import Incident
 from detectors.report_data import window_summary
+from detectors.rollups import RollUp
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: incidents and window roll-ups (connectors/incident_store.py)
+TRACKER_META = "incident_tracker"  # the runner's incident state, plain JSON, in meta
 # Ranks are stored with each anomaly: "low" stays 0 as in files written before "info" (-1)
 # existed, so no stored row needs rewriting and an older logdrift reads the file the same.
 SEVERITY_RANK = {name: rank - SEVERITIES.index("low") for rank, name in enumerate(SEVERITIES)}
@@ -87,6 +100,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (model, model_version, feature, window_start) DO UPDATE SET
     window_end = excluded.window_end, body = excluded.body, partial = excluded.partial
 """
+
+_SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 _UPSERT = """
 INSERT INTO anomalies (id, ts, kind, detector, severity, severity_rank, model,
@@ -145,10 +163,15 @@ class AnomalyStore:
         anomalies: Sequence[Anomaly],
         outbox: Sequence[OutboxItem] = (),
         reports: Sequence[WindowReport] = (),
+        incidents: Sequence[Incident] = (),
+        rollups: Sequence[RollUp] = (),
+        tracker: dict[str, Any] | None = None,
     ) -> int:
-        """Upsert by id in one transaction; returns how many were written. ``outbox``: documents
-        for Elasticsearch, committed in the same transaction (connectors/outbox.py);
-        ``reports``: closed windows whose scores are kept for `logdrift report`."""
+        """Upsert by id in one transaction; returns how many anomalies were written. ``outbox``:
+        documents for Elasticsearch, committed in the same transaction (connectors/outbox.py);
+        ``reports``: closed windows whose scores are kept for `logdrift report`; ``incidents``
+        and ``rollups`` upserted by id; ``tracker``: the incident tracker's plain state, kept so
+        a restarted runner goes on with the incidents it left open."""
         rows = [_anomaly_row(a) for a in anomalies]
         scores = [row for r in reports for row in _score_rows(r)]
         now = time.time()
@@ -156,7 +179,35 @@ class AnomalyStore:
             self._conn.executemany(_UPSERT, rows)
             self._conn.executemany(ENQUEUE, [item.row(now) for item in outbox])
             self._conn.executemany(_UPSERT_SCORE, scores)
+            self._conn.executemany(UPSERT_INCIDENT, [incident_row(i) for i in incidents])
+            self._conn.executemany(UPSERT_ROLLUP, [rollup_row(r) for r in rollups])
+            if tracker is not None:
+                self._conn.execute(_SET_META, (TRACKER_META, orjson.dumps(tracker).decode()))
         return len(rows)
+
+    def incidents(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Incident]:
+        """Incidents (``status`` open or resolved; None: both) last seen at or after ``since``
+        (open ones whatever their age), open first, then the most recently seen."""
+        sql, params = incidents_query(model, status, since)
+        rows = self._fetch(sql + _limit_clause(limit, params), params)
+        return [Incident.from_plain(orjson.loads(body)) for (body,) in rows]
+
+    def rollups(self, *, model: str | None = None, limit: int | None = None) -> list[RollUp]:
+        """Window roll-ups, newest window first."""
+        sql, params = rollups_query(model)
+        rows = self._fetch(sql + _limit_clause(limit, params), params)
+        return [RollUp.from_plain(orjson.loads(body)) for (body,) in rows]
+
+    def tracker_state(self) -> dict[str, Any] | None:
+        raw = self.get_meta(TRACKER_META)
+        return None if raw is None else dict(orjson.loads(raw))
 
     def scores(self, *, model: str | None = None, limit: int | None = None) -> list[StoredScore]:
         """Window scores, oldest window first; ``limit`` keeps the newest windows' rows."""
@@ -243,12 +294,8 @@ class AnomalyStore:
         return {reason: int(n) for reason, n in self._fetch(sql, [])}
 
     def set_meta(self, key: str, value: str) -> None:
-        sql = (
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        )
         with self._lock, self._conn:
-            self._conn.execute(sql, (key, value))
+            self._conn.execute(_SET_META, (key, value))
 
     def get_meta(self, key: str) -> str | None:
         rows = self._fetch("SELECT value FROM meta WHERE key = ?", [key])
@@ -288,12 +335,15 @@ class AnomalyStore:
         # durable across application crashes, which is what a local store needs.
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA)
+        for old in range(max(version, 1), SCHEMA_VERSION):  # an empty file is created whole
+            if tables:
+                self._conn.executescript(MIGRATIONS[old] + f"PRAGMA user_version = {old + 1};")
+        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA + INCIDENT_SCHEMA)
         self._migrate()
 
     def _migrate(self) -> None:
-        """Bring a store made by an older logdrift up to date (additive changes only, each
-        safe to run again if a crash stopped it halfway)."""
+        """Additive changes that came without a version bump, each safe to run again if a crash
+        stopped it halfway."""
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(scores)")}
         if "partial" not in columns:
             with self._conn:

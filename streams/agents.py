@@ -8,6 +8,11 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
   ──▶ compare_windows   per feature: merge partitions in event time, windows, change detectors,
                         comparisons (detectors.feature_state.CompareStep); state in feature_to_state
   ──▶ anomalies         (key = anomaly id)
+  compare_windows: each feature's anomalies and closed windows into its incident tracker
+                        (streams/worker_incidents.py; state in feature_to_incidents)
+  ──▶ incidents         (key = incident id; each version overwrites the last)
+  ──▶ index_incidents   (only with elasticsearch.url) into the incidents index
+  ──▶ rollups           each feature's part of a closed window's roll-up (streams/rollup_agents.py)
   ──▶ index_anomalies   (only with elasticsearch.url) bulk-index Anomaly documents; a batch is
                         acked once Elasticsearch acknowledged or refused every document, so
                         offsets wait out an outage; refused documents ──▶ dead-letters
@@ -43,6 +48,7 @@ from connectors.kafka_source import Batch, PartitionBatches
 from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
 from detectors.feature_state import FeatureState
+from detectors.incidents import IncidentTracker, Step
 from detectors.records import DecodeError, decode_record
 from detectors.stages import (
     MAX_RECORD_BYTES,
@@ -51,10 +57,12 @@ from detectors.stages import (
     observe,
 )
 from detectors.state_codec import from_plain, to_plain
+from streams import worker_incidents
 from streams import worker_metrics as measured  # metrics, /readyz, lag
 from streams.app import Detection, app, detection, kafka, settings
 from streams.indexing import (
     ANOMALIES,
+    INCIDENTS,
     SCORES,
     WITHIN_SECONDS,
     Document,
@@ -72,6 +80,8 @@ from streams.topics import (
     drift_scores,
     encode_parts,
     feature_summaries,
+    incidents,
+    rollups,
     serving_logs,
 )
 
@@ -86,6 +96,8 @@ class Counters:
     anomalies: int = 0
     indexed: int = 0
     scores_indexed: int = 0
+    incidents: int = 0  # versions of incidents published
+    incidents_indexed: int = 0
     dead_letters: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -94,6 +106,7 @@ class Counters:
         return (
             f"records={self.records} summaries={self.summaries} anomalies={self.anomalies} "
             f"indexed={self.indexed} scores_indexed={self.scores_indexed} "
+            f"incidents={self.incidents} incidents_indexed={self.incidents_indexed} "
             f"dead_letters={self.dead_letters}" + (f" ({reasons})" if reasons else "")
         )
 
@@ -246,7 +259,12 @@ async def compare_windows(stream: AsyncIterable[Any]) -> None:
     """Stage two: one owner per model/version/feature (the topic's key). A batch of summaries
     is grouped by key; each feature's state is written once per batch, after the anomalies
     its summaries raised were acknowledged (a crash re-raises them, with the same ids)."""
-    await in_batches(stream, SUMMARY_BATCH, kafka.batch_max_seconds, _compare_batch, _cache.clear)
+    await in_batches(stream, SUMMARY_BATCH, kafka.batch_max_seconds, _compare_batch, _forget)
+
+
+def _forget() -> None:
+    _cache.clear()
+    worker_incidents.forget()
 
 
 async def in_batches(
@@ -282,27 +300,43 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
     for event in events:
         by_key.setdefault(str(event.key), []).append(event)
     raised: list[Anomaly] = []
-    closed: list[WindowReport] | None = [] if INDEXING else None
+    closed: list[WindowReport] = []
     states: dict[str, FeatureState] = {}
+    encoded: dict[str, bytes] = {}
+    trackers: dict[str, IncidentTracker] = {}
+    changed = Step()
     for key, group in by_key.items():
-        state = await _compare_key(key, group, raised, closed)
+        found: list[Anomaly] = []
+        reports: list[WindowReport] = []
+        moved: list[tuple[str, str, float, float]] = []
+        state = await _compare_key(key, group, found, reports, moved)
         if state is not None:
             states[key] = state
-    encoded = {key: _encoded(key, state, raised, closed) for key, state in states.items()}
-    scores = [doc for report in closed or () for doc in score_documents(report)]
-    if raised or scores:
-        await publish(raised, scores)
+            encoded[key] = _encoded(key, state, found, reports)  # may release held entries
+            tracker = trackers[key] = worker_incidents.tracker_for(key)
+            step = worker_incidents.feature_step(tracker, state.feature, found, reports, moved)
+            changed.extend(step)
+        raised += found
+        closed += reports
+    scores = [doc for report in closed for doc in score_documents(report)] if INDEXING else []
+    found_incidents = worker_incidents.messages(changed.incidents())
+    parts = [(f"{r.model}/{r.version}", orjson.dumps(r.to_plain())) for r in changed.rollups]
+    if raised or scores or found_incidents or parts:
+        await publish(raised, scores, found_incidents, parts)
         counters.anomalies += len(raised)
         measured.raised(raised)
         for a in raised:
             logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
+        counters.incidents += len(found_incidents)
+        worker_incidents.log_changes(changed)
     for key, state in states.items():
         feature_to_state[key] = encoded[key]
         _cache[key] = (encoded[key], state)
+        worker_incidents.store(key, trackers[key])
 
 
 def _encoded(
-    key: str, state: FeatureState, raised: list[Anomaly], closed: list[WindowReport] | None
+    key: str, state: FeatureState, raised: list[Anomaly], closed: list[WindowReport]
 ) -> bytes:
     """The state's changelog value. Kafka refuses one over 1 MB, and a refused changelog write
     stops the worker: a state that large releases the entries it holds for event-time order
@@ -321,16 +355,37 @@ def _encoded(
     return raw
 
 
-async def publish(raised: list[Anomaly], scores: Sequence[Document] = ()) -> None:
-    """Every anomaly and drift-score document acknowledged by the broker, retried with backoff
-    (the states are written only after this, so giving up would lose them); ``Stopping`` after
-    the drain time."""
+_declared: list[bool] = []  # the output topics, once per process
+
+
+async def _declare_outputs() -> None:
+    """Create the worker's output topics (with its partition count) before their first send:
+    left to the broker's auto-creation, concurrent first sends to two new topics (anomalies
+    and incidents) could wait on metadata forever."""
+    if not _declared:
+        for topic in (anomalies, incidents, drift_scores, rollups):
+            await _unless_stopping(topic.maybe_declare(), settings.kafka.session_timeout)
+        _declared.append(True)
+
+
+async def publish(
+    raised: list[Anomaly],
+    scores: Sequence[Document] = (),
+    found_incidents: Sequence[tuple[str, bytes]] = (),
+    parts: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Every anomaly, drift-score document, incident and roll-up part acknowledged by the
+    broker, retried with backoff (the states are written only after this, so giving up would
+    lose them); ``Stopping`` after the drain time."""
     delay = 0.5
     while True:
-        sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
-        sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
-        gathered = asyncio.gather(*(delivered(send) for send in sends))
         try:
+            await _declare_outputs()
+            sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
+            sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
+            sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
+            sends += [rollups.send(key=k, value=value) for k, value in parts]
+            gathered = asyncio.gather(*(delivered(send) for send in sends))
             await _unless_stopping(gathered, settings.elasticsearch.shutdown_drain_seconds)
             measured.produced(drift_scores.get_topic_name(), len(scores))
             return
@@ -351,9 +406,11 @@ async def _compare_key(
     key: str,
     events: list[EventT[Any]],
     raised: list[Anomaly],
-    closed: list[WindowReport] | None,
+    closed: list[WindowReport],
+    moved: list[tuple[str, str, float, float]],
 ) -> FeatureState | None:
-    """Apply one feature's summaries, in order; the state to write, if any was applied."""
+    """Apply one feature's summaries, in order; the state to write, if any was applied.
+    ``moved``: the windows the unknown-columns owner closed (it makes no window report)."""
     state: FeatureState | None = None
     for event in events:
         value = event.value if isinstance(event.value, bytes) else b""
@@ -364,6 +421,9 @@ async def _compare_key(
             opened, start = state.opened, state.start
             raised += detection().step_for(state.model).receive(state, summary, closed)
             measured.window_moved(state.model, opened, start, state.start)
+            moved += worker_incidents.window_passed(
+                state.feature, state.model, state.version, opened, start, state.start
+            )
         except Exception as exc:
             logger.exception("stage two failed on a summary of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
@@ -457,6 +517,8 @@ async def _index_batch(
         refused = await _unless_stopping(kind.index(sink, batch.documents), grace)
         if kind is ANOMALIES:
             counters.indexed += len(batch.documents) - len(refused)
+        elif kind is INCIDENTS:
+            counters.incidents_indexed += len(batch.documents) - len(refused)
         else:
             counters.scores_indexed += len(batch.documents) - len(refused)
         for rejection in refused:
@@ -484,6 +546,7 @@ async def _dead_letter_all(events: Sequence[EventT[Any]], reason: str) -> None:
 if INDEXING:
     app.agent(anomalies, concurrency=1, name="index_anomalies")(index_documents(ANOMALIES))
     app.agent(drift_scores, concurrency=1, name="index_scores")(index_documents(SCORES))
+    app.agent(incidents, concurrency=1, name="index_incidents")(index_documents(INCIDENTS))
 
 
 @app.timer(interval=kafka.stats_log_seconds)  # type: ignore[untyped-decorator]

@@ -245,6 +245,7 @@ def run(
     the prediction logged with the same request id: performance per window, concept drift per
     model and per slice (`labels.slices.key`), and group fairness (`labels.fairness.groups`)."""
     from streams.embedded import EmbeddedRunner, Pipeline
+    from streams.incident_options import incident_options
     from streams.label_options import label_options
     from streams.metrics import runner_endpoint
     from streams.shipper import shipper_from_settings
@@ -276,6 +277,8 @@ def run(
         _mapping(settings),
         emit=lambda line: console.print(line, soft_wrap=True),
         documents=shipper.documents if shipper else None,
+        incidents=incident_options(settings.incidents),
+        every_anomaly=not settings.incidents.quiet_terminal,
     )
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
     runner = EmbeddedRunner(
@@ -300,6 +303,7 @@ def run(
         anomaly_store.close()
     console.print(
         f"stopped: {stats.records:,} records, {stats.anomalies:,} anomalies, "
+        f"{stats.incidents_opened:,} incidents opened ({stats.incidents_resolved:,} resolved), "
         f"{stats.windows:,} windows, {stats.dead_letters:,} dead letters"
     )
 
@@ -390,6 +394,7 @@ def check(
 ) -> None:
     """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
     before a deploy). Exit 0: clean; 1: anomalies found; 2: usage or input error."""
+    from streams.incident_options import incident_options
     from streams.offline import check_logs
 
     settings = _settings(ctx)
@@ -397,7 +402,11 @@ def check(
         window_seconds or settings.window.seconds, min_count or settings.window.min_count
     )
     report = check_logs(
-        logs, _load_baselines(list(baselines), settings), options, _mapping(settings)
+        logs,
+        _load_baselines(list(baselines), settings),
+        options,
+        _mapping(settings),
+        incidents=incident_options(settings.incidents),
     )
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -406,9 +415,12 @@ def check(
             err.print(f"[yellow]skipped[/yellow] {line}")
         for a in report.anomalies:
             console.print(a.line(), soft_wrap=True)
+        for inc in report.incidents:
+            console.print(inc.line(), soft_wrap=True)
         console.print(
             f"{logs}: {report.records:,} records in {len(report.windows)} windows, "
-            f"{len(report.anomalies)} anomalies, {len(report.bad_lines)} bad lines"
+            f"{len(report.anomalies)} anomalies in {len(report.incidents)} incidents, "
+            f"{len(report.bad_lines)} bad lines"
         )
     sys.exit(1 if report.anomalies else 0)
 
@@ -501,3 +513,7 @@ main.add_command(forward_to_kafka)
 from streams.cli_report import report  # noqa: E402
 
 main.add_command(report)
+
+from streams.cli_incidents import incidents  # noqa: E402
+
+main.add_command(incidents)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
 from detectors.engine import Engine, EngineOptions
+from detectors.incidents import Incident
 from detectors.infer import BaselineOptions
 from detectors.records import FieldMapping, parse_ts
 from streams.embedded import EmbeddedRunner, Pipeline
@@ -65,13 +66,20 @@ class Verdict:
     injected_at: float
     first: Anomaly | None
     delay_events: int | None
+    anomalies: int = 0  # on its feature, at or after it: the evidence
+    incidents: int = 0  # opened on its feature at or after it: the pages
 
 
 def judge(
-    anomalies: list[Anomaly], injections: list[Injection], start: float, rate: float
+    anomalies: list[Anomaly],
+    injections: list[Injection],
+    start: float,
+    rate: float,
+    incidents: Sequence[Incident] = (),
 ) -> tuple[list[Verdict], list[Anomaly]]:
-    """For each injection, the first anomaly on its feature at or after it; and every anomaly
-    on a feature nothing was injected into (false alarms)."""
+    """For each injection, the first anomaly on its feature at or after it, with how many
+    anomalies and incidents it made; and every anomaly on a feature nothing was injected into
+    (false alarms)."""
     verdicts = []
     for inj in injections:
         feature = SCENARIOS[inj.scenario].feature
@@ -82,7 +90,8 @@ def judge(
         )
         first = hits[0] if hits else None
         delay = None if first is None else max(0, round((first.timestamp - at) * rate))
-        verdicts.append(Verdict(inj.scenario, feature, at, first, delay))
+        opened = sum(i.feature == feature and i.opened_at >= at for i in incidents)
+        verdicts.append(Verdict(inj.scenario, feature, at, first, delay, len(hits), opened))
     changed = {SCENARIOS[i.scenario].feature for i in injections}
     return verdicts, [a for a in anomalies if a.feature not in changed]
 
@@ -97,7 +106,8 @@ def verdict_lines(verdicts: list[Verdict]) -> list[str]:
         else:
             lines.append(
                 f"  caught  {head}: {v.first.kind} ({v.first.detector}) "
-                f"{v.delay_events:,} events later"
+                f"{v.delay_events:,} events later; {v.anomalies} anomalies, "
+                f"{v.incidents} incident{'s' if v.incidents != 1 else ''}"
             )
     return lines
 
@@ -144,11 +154,17 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
     runner.request_stop()
     await serving
     found = store.query()
+    incidents = store.incidents()
     store.close()
-    verdicts, false_alarms = judge(found, injections, start, rate)
+    verdicts, false_alarms = judge(found, injections, start, rate, incidents)
     console.print("[bold]4/4[/bold] verdict")
     for line in verdict_lines(verdicts):
         console.print(line, highlight=False)
+    console.print(
+        f"{len(found)} anomalies (evidence) in {len(incidents)} incidents (pages) for "
+        f"{len(injections)} changes; `logdrift incidents --store {workdir / 'logdrift.db'}`",
+        highlight=False,
+    )
     quiet = sorted(
         {"price", "age", "score", "country", "device", "is_returning", "prediction"}
         - {v.feature for v in verdicts}

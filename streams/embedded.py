@@ -4,7 +4,9 @@
       --> decode_record --> Engine.process (the same step the Faust agents call)
           (a record with a label and no features is feedback: Engine.feedback joins it to
           the prediction logged with its request id, when labels are enabled)
-      --> AnomalyStore (SQLite) and one readable line per anomaly on stdout
+      --> IncidentTracker (detectors/incidents.py): anomalies are evidence, incidents page
+      --> AnomalyStore (SQLite): anomalies, incidents, roll-ups and the tracker's state;
+          one readable line on stdout per incident opened or resolved, and per closed window
       --> with Elasticsearch configured: the store's outbox --> a background shipper
 
 A forward chunk is acknowledged only after its records are accounted and every anomaly they
@@ -26,12 +28,15 @@ from typing import Protocol
 import orjson
 from prometheus_client.registry import Collector
 
+from connectors.es_incidents import incident_items
 from connectors.forward import ForwardEvent
 from connectors.forward_server import ForwardServer
 from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
+from detectors.incident_feed import track
+from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
@@ -52,6 +57,8 @@ class RunnerStats:
     anomalies: int = 0
     windows: int = 0
     labels: int = 0  # feedback records accounted
+    incidents_opened: int = 0
+    incidents_resolved: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -70,13 +77,17 @@ class Pipeline:
         mapping: FieldMapping,
         emit: Callable[[str], None] = print,
         documents: Callable[[Result], list[OutboxItem]] | None = None,
+        incidents: IncidentOptions | None = None,
+        every_anomaly: bool = False,
     ) -> None:
         self.engine = engine
         self.store = store
         self.mapping = mapping
         self.emit = emit
         self.documents = documents  # what goes to the outbox for Elasticsearch, if anything
+        self.every_anomaly = every_anomaly  # a line per anomaly too, not only per incident
         self.stats = RunnerStats()
+        self.tracker = _restored(store, incidents or IncidentOptions())
         # Dead letters keep the original record, less any sensitive value in it.
         self._sensitive = [
             (b.privacy_key, frozenset(n for n, r in b.references.items() if r.spec.sensitive))
@@ -118,22 +129,59 @@ class Pipeline:
         )
 
     def publish(self, result: Result) -> None:
-        """Commit anomalies (and their outbox documents, in the same transaction) before
-        anything is acknowledged, then tell the terminal."""
-        outbox = self.documents(result) if self.documents is not None else []
-        if result.anomalies or outbox or result.reports:  # window scores feed `logdrift report`
-            self.store.put(result.anomalies, outbox=outbox, reports=result.reports)
+        """Commit anomalies, the incidents they opened, updated or resolved and the roll-ups
+        of closed windows (and their outbox documents, in the same transaction) before anything
+        is acknowledged, then tell the terminal: one line per incident opened or resolved."""
+        step = track(self.tracker, result)
+        incidents, state = step.incidents(), None
+        if step.changes or step.rollups or result.anomalies:
+            state = self.tracker.to_plain()
+        outbox: list[OutboxItem] = []
+        if self.documents is not None:
+            outbox = self.documents(result) + incident_items(incidents, step.rollups)
+        if result.anomalies or outbox or result.reports or state is not None:
+            self.store.put(
+                result.anomalies,
+                outbox=outbox,
+                reports=result.reports,  # window scores feed `logdrift report`
+                incidents=incidents,
+                rollups=step.rollups,
+                tracker=state,
+            )
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
         metrics.record_anomalies(result.anomalies)
         metrics.record_out("anomalies", len(result.anomalies))
         metrics.record_windows(result.reports)
-        for anomaly in result.anomalies:
-            self.emit(anomaly.line())
+        if self.every_anomaly:
+            for anomaly in result.anomalies:
+                self.emit(anomaly.line())
+        for change in step.changes:
+            if change.action in ("opened", "resolved"):
+                self.stats.incidents_opened += change.action == "opened"
+                self.stats.incidents_resolved += change.action == "resolved"
+                self.emit(f"{iso(_when(change.incident))} {change.incident.line()}")
         for report in result.reports:
             self.emit(window_line(report))
         for labelled in result.labels:
             self.emit(labelled.line())
+
+
+def _when(incident: Incident) -> float:
+    return incident.resolved_at if incident.resolved_at is not None else incident.opened_at
+
+
+def _restored(store: AnomalyStore, options: IncidentOptions) -> IncidentTracker:
+    """The tracker a previous runner left in the store (its open incidents go on), or a new
+    one when there is none or it does not load."""
+    plain = store.tracker_state()
+    if plain is None:
+        return IncidentTracker(options)
+    try:
+        return IncidentTracker.from_plain(options, plain)
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning("incident state in %s not loaded (%s); tracking afresh", store.path, exc)
+        return IncidentTracker(options)
 
 
 def window_line(report: WindowReport) -> str:

@@ -1,6 +1,6 @@
 """Helpers of the worker's index stage (``streams.agents.index_documents``), one agent per topic:
 
-    anomalies | drift-scores --take_events(bulk_size, within 1 s)--> (id, document)
+    anomalies | drift-scores | incidents --take_events(bulk_size, within 1 s)--> (id, document)
       --ElasticSink.index_anomalies | index_scores (waits out outages)--> Elasticsearch
       --every document acknowledged or refused--> the batch is acked, offsets committed
     refused, or not a document of that kind at all --> dead-letters, with the reason
@@ -20,8 +20,13 @@ from faust.types import EventT
 
 from config.settings import ElasticsearchSettings
 from connectors.elasticsearch import ElasticSink, Rejection
+from connectors.es_documents import INCIDENTS as INCIDENTS_TARGET
+from connectors.es_documents import ROLLUPS as ROLLUPS_TARGET
 from connectors.es_documents import window_start_of
+from connectors.es_incidents import incident_document, rollup_document
 from detectors.anomaly import Anomaly
+from detectors.incidents import Incident
+from detectors.rollups import RollUp
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
 
@@ -79,6 +84,19 @@ SCORES = Kind(
 )
 
 
+def _incident(source: Source) -> Document:
+    incident = Incident.from_plain(orjson.loads(source.value))
+    return incident.id, incident_document(incident)
+
+
+INCIDENTS = Kind(
+    "incidents",
+    "not_an_incident",
+    _incident,
+    lambda sink, docs: sink.index_documents(INCIDENTS_TARGET, docs),
+)
+
+
 def source_of(event: EventT[Any]) -> Source:
     message = event.message
     key = message.key if isinstance(message.key, bytes | None) else str(message.key).encode()
@@ -114,3 +132,16 @@ def new_sink(settings: ElasticsearchSettings) -> ElasticSink:
         if logging.getLogger(name).level == logging.NOTSET:
             logging.getLogger(name).setLevel(level)
     return ElasticSink.from_settings(settings)
+
+
+def _rollup(source: Source) -> Document:
+    rollup = RollUp.from_plain(orjson.loads(source.value))
+    return rollup.id, rollup_document(rollup)
+
+
+ROLLUPS = Kind(
+    "roll-ups",
+    "not_a_rollup",
+    _rollup,
+    lambda sink, docs: sink.index_documents(ROLLUPS_TARGET, docs),
+)

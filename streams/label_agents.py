@@ -13,6 +13,8 @@ serving-logs + feedback (co-partitioned by request id)
                      join sending the values as slice windows count them); state in
                      model_to_labels
   ──▶ anomalies      concept_drift and fairness, indexed by stage three like every anomaly
+  ──▶ incidents      its anomalies gathered by the model's incident tracker (in its state),
+                     resolved by windows of labels (and by the slice windows it closes)
   ──▶ drift-scores   each judged window's metrics, coverage and latency, per model, slice and
                      group (only with elasticsearch.url), indexed by stage three
 ```
@@ -40,6 +42,8 @@ from detectors import slice_features as slice_state
 from detectors.anomaly import Anomaly
 from detectors.calibrate_errors import calibrate_errors
 from detectors.feedback import PendingStats
+from detectors.incident_feed import label_closes
+from detectors.incidents import IncidentTracker, Step
 from detectors.label_join import Label, LabelJoin, Pending, watermark
 from detectors.label_state import from_plain, to_plain
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_values
@@ -53,7 +57,7 @@ from detectors.records import (
 from detectors.schema import PREDICTION
 from detectors.slice_features import SliceFeatures
 from detectors.slice_windows import observed
-from streams import metrics
+from streams import metrics, worker_incidents
 from streams import worker_metrics as measured
 from streams.agents import (
     INDEXING,
@@ -331,6 +335,7 @@ class Judged:
     guards: dict[str, int] = field(default_factory=dict)
     clocks: dict[int, tuple[float, float]] = field(default_factory=dict)  # the joins' partitions
     features: SliceFeatures | None = None  # per-slice feature windows, when slices are on
+    incidents: IncidentTracker = field(default_factory=lambda: worker_incidents.restore("", None))
 
     def tick(self, clocks: dict[str, list[float | None]]) -> float:
         """Merge a message's partition clocks; the watermark every partition has passed."""
@@ -386,7 +391,8 @@ def _load(options: LabelOptions, key: str) -> Judged:
         return Judged(LabelMonitor(options))
     for note in notes:
         logger.warning("%s: %s", key, note)
-    return Judged(monitor, guards, clocks, features)
+    tracker = worker_incidents.restore(key, plain.get("incidents"))
+    return Judged(monitor, guards, clocks, features, tracker)
 
 
 def slice_features(options: LabelOptions, model: str, version: str) -> SliceFeatures:
@@ -414,27 +420,31 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
     raised: list[Anomaly] = []
     reports: list[LabelReport] = []
     touched: dict[str, Judged] = {}
+    changed = Step()
     for event in events:
         key = str(event.key)
         value = event.value if isinstance(event.value, bytes) else b""
         try:
             judged = touched.get(key) or _load(options, key)
             touched[key] = judged
-            _apply(judged, orjson.loads(value), raised, reports)
+            changed.extend(_apply(judged, orjson.loads(value), raised, reports))
         except Exception as exc:
             logger.exception("the label judge failed on a message of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
     scores = [doc for r in reports for doc in label_documents(r)] if INDEXING else []
-    if raised or scores:
-        await publish(raised, scores)
+    found_incidents = worker_incidents.messages(changed.incidents())
+    if raised or scores or found_incidents:
+        await publish(raised, scores, found_incidents)
         measured.raised(raised)
         for a in raised:
             logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
+        worker_incidents.log_changes(changed)
     for report in reports:
         logger.info("%s", report.line(), extra={"model": report.model})
     for key, judged in touched.items():
         clocks = {str(p): list(pair) for p, pair in judged.clocks.items()}
         plain = {"v": 1, "monitor": to_plain(judged.monitor), "guards": judged.guards}
+        plain["incidents"] = judged.incidents.to_plain()
         if judged.features is not None:
             plain["slices"] = slice_state.to_plain(judged.features)
         raw = zlib.compress(encode_state(plain | {"clocks": clocks}), 1)  # ~4x smaller
@@ -451,7 +461,10 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
 
 def _apply(
     judged: Judged, message: dict[str, Any], raised: list[Anomaly], reports: list[LabelReport]
-) -> None:
+) -> Step:
+    """One outcome message into the judge; the incidents its anomalies and windows changed."""
+    before = len(raised)
+    sliced: list[tuple[str, str, float, float]] = []
     model = (str(message["model"]), str(message["version"]))
     m = judged.monitor
     late = judged.features.late if judged.features is not None else 0
@@ -471,7 +484,10 @@ def _apply(
     judged_now = m.advance_to(judged.tick(message["clocks"]))
     raised += judged_now.anomalies
     if judged.features is not None:
+        still = set(judged.features.open)
         raised += judged.features.close_until(judged.predicted_until())
+        width = judged.features.options.window_seconds
+        sliced = [(*model, s, s + width) for s in sorted(still - set(judged.features.open))]
         if judged.features.late > late:
             logger.warning(
                 "%s v%s: %d predictions came after their slice feature window closed and were "
@@ -482,6 +498,8 @@ def _apply(
                 kafka.max_lateness,
             )
     reports += judged_now.reports
+    closes = label_closes(judged_now.reports, sliced)
+    return judged.incidents.apply(raised[before:], closes)
 
 
 def _join_stats() -> tuple[PendingStats, int] | None:

@@ -17,13 +17,17 @@ from connectors.baseline_files import (
     render_schema,
     write_baseline,
 )
+from connectors.es_incidents import incident_document, rollup_document
 from connectors.files import FileFormatError, iter_json_lines, open_rows
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions, WindowReport
+from detectors.engine import Engine, EngineOptions, Result, WindowReport
+from detectors.incident_feed import track
+from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.infer import BaselineBuilder, BaselineOptions
 from detectors.infer_schema import infer_schema, merge_edits
 from detectors.records import DecodeError, FieldMapping, decode_record
+from detectors.rollups import RollUp
 from detectors.schema import Schema, schema_errors
 
 
@@ -88,14 +92,26 @@ class CheckReport:
     bad_lines: list[str] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     windows: list[WindowReport] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)  # each one's last state
+    rollups: list[RollUp] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "records": self.records,
             "bad_lines": self.bad_lines,
             "anomalies": [a.to_document() for a in self.anomalies],
+            "incidents": [incident_document(i) for i in self.incidents],
+            "rollups": [rollup_document(r) for r in self.rollups if r.features_alarmed],
             "windows": len(self.windows),
         }
+
+    def add(self, result: Result, tracker: IncidentTracker) -> None:
+        self.anomalies += result.anomalies
+        self.windows += result.reports
+        step = track(tracker, result)
+        found = {i.id: i for i in self.incidents} | {i.id: i for i in step.incidents()}
+        self.incidents = list(found.values())
+        self.rollups += step.rollups
 
 
 def check_logs(
@@ -104,10 +120,14 @@ def check_logs(
     options: EngineOptions,
     mapping: FieldMapping | None = None,
     on_bad: Callable[[str], None] | None = None,
+    incidents: IncidentOptions | None = None,
 ) -> CheckReport:
     """Run the engine over a JSON-lines file of serving records; bad lines are reported with
-    their line number and reason, and the walk goes on."""
+    their line number and reason, and the walk goes on. Anomalies are gathered into incidents
+    as the embedded runner gathers them (the file's end judges the open windows, and an
+    incident still alarming then is reported open)."""
     engine = Engine(baselines, options)
+    tracker = IncidentTracker(incidents or IncidentOptions())
     report = CheckReport()
     for number, item in iter_json_lines(logs):
         if isinstance(item, FileFormatError):
@@ -119,11 +139,8 @@ def check_logs(
             report.bad_lines.append(f"{logs} line {number}: {exc}")
             continue
         report.records += 1
-        report.anomalies += result.anomalies
-        report.windows += result.reports
-    final = engine.close_all()
-    report.anomalies += final.anomalies
-    report.windows += final.reports
+        report.add(result, tracker)
+    report.add(engine.close_all(), tracker)
     if on_bad is not None:
         for line in report.bad_lines:
             on_bad(line)

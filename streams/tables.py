@@ -28,6 +28,27 @@ feature_to_state = app.Table(
 )
 
 
+# model/version/feature -> that feature's incident tracker (``detectors.incidents``), written
+# with its stage-two state, keyed and partitioned like it (streams/worker_incidents.py)
+feature_to_incidents = app.Table(
+    "feature_to_incidents",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    use_partitioner=True,
+)
+
+
+# model/version -> roll-up parts of its recent windows, merged until every feature's part is in
+model_to_rollups = app.Table(
+    "model_to_rollups",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    use_partitioner=True,  # as feature_to_state: its keys hash like the rollups topic's JSON keys
+)
+
+
 def encode_state(plain: dict[str, Any]) -> bytes:
     # stdlib json keeps +-Infinity (an empty window's min and max); orjson would write null.
     return json.dumps(plain, separators=(",", ":")).encode()

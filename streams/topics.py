@@ -51,7 +51,13 @@ def _keyed_like_state(name: str) -> faust.TopicT:
 
 feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
 label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version
+rollups = _keyed_like_state(kafka.topic("rollups"))  # model/version: per-feature roll-up parts
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
+# incidents, keyed by incident id: each version (opened, updated, resolved) overwrites the last
+incidents = _own(kafka.topic("incidents"), key_type=str, value_type=bytes, value_serializer="raw")
+window_rollups = _own(  # whole roll-ups of closed windows, keyed by roll-up id
+    kafka.topic("window_rollups"), key_type=str, value_type=bytes, value_serializer="raw"
+)
 drift_scores = _own(  # drift-score documents (feature and label windows), keyed by their id
     kafka.topic("drift_scores"), key_type=str, value_type=bytes, value_serializer="raw"
 )

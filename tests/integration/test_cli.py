@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -110,6 +111,11 @@ def test_check_passes_clean_logs_and_fails_on_a_schema_break(
     assert report["bad_lines"] and "line 6001" in report["bad_lines"][0]
     codes = {a["anomaly"]["detector"] for a in report["anomalies"] if a["feature"]["name"] == "age"}
     assert "int_type_not_int_string" in codes
+    age = [i for i in report["incidents"] if i["feature"]["name"] == "age"]
+    assert {i["incident"]["kind"] for i in age} >= {"schema_skew"}
+    evidence = {a["anomaly"]["id"] for a in report["anomalies"]}
+    assert {i["incident"]["first_anomaly"] for i in report["incidents"]} <= evidence
+    assert all(r["rollup"]["features"] for r in report["rollups"])
 
 
 def test_demo_catches_every_injected_change_and_nothing_else(tmp_path: Path) -> None:
@@ -125,6 +131,8 @@ def test_demo_catches_every_injected_change_and_nothing_else(tmp_path: Path) -> 
         assert scenario in proc.stdout
     assert "MISSED" not in proc.stdout
     assert proc.stdout.count("  caught  ") == 5
+    counted = re.search(r"(\d+) anomalies \(evidence\) in (\d+) incidents \(pages\)", proc.stdout)
+    assert counted and int(counted[2]) < int(counted[1]), proc.stdout
     assert "No anomaly on the unchanged features: is_returning, prediction." in proc.stdout
 
 

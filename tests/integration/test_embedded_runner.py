@@ -46,8 +46,13 @@ def test_records_survive_a_restart_and_changes_after_it_are_caught(start_runner,
         a.line() for a in found
     ]
     assert len({a.id for a in found}) == len(found)
-    printed = [line for line in (out1 + out2).splitlines() if " ctr/" in line]
-    assert len(printed) >= len(found), "every stored anomaly was also printed"
+    with AnomalyStore(store) as s:
+        incidents = s.incidents()
+    assert {i.feature for i in incidents} == {"device", "score"}
+    assert len(incidents) < len(found), "anomalies are gathered into incidents"
+    printed = [line for line in (out1 + out2).splitlines() if " incident open " in line]
+    assert len(printed) == len(incidents), "one line per incident opened, not per anomaly"
+    assert not [line for line in (out1 + out2).splitlines() if "[jensen_shannon]" in line]
 
 
 def test_malformed_records_are_dead_lettered_and_the_runner_goes_on(start_runner, tmp_path):

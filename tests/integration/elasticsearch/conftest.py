@@ -74,7 +74,7 @@ def prefix(es: Elasticsearch) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     es.indices.delete(index=f"{name}-*", allow_no_indices=True, expand_wildcards="all")
-    for target in ("anomalies", "drift-scores"):
+    for target in ("anomalies", "drift-scores", "incidents", "rollups"):
         with contextlib.suppress(Exception):
             es.indices.delete_index_template(name=f"{name}-{target}")
 

@@ -62,8 +62,17 @@ def test_anomalies_and_drift_scores_reach_elasticsearch_exactly_as_stored(
     quiet = [h for h in scores if h["_source"]["anomalies"]["count"] == 0]
     assert quiet, "unflagged features are written too"
 
+    with AnomalyStore(runner.store) as store:
+        incidents = {i.id: i for i in store.incidents(since=0.0)}
+        rows = _all_rows(store)
+    indexed = {h["_id"]: h["_source"] for h in search_all(es, f"{prefix}-incidents")}
+    assert set(indexed) == set(incidents) and incidents, "each incident once, its last version"
+    for doc_id, doc in indexed.items():
+        assert doc["incident"]["count"] == incidents[doc_id].count
+    assert len(search_all(es, f"{prefix}-rollups")) == windows  # one per closed window
+    incident_rows = [r for r in rows if r.item.target in ("incidents", "rollups")]
     assert (counts.pending, counts.rejected) == (0, 0)
-    assert counts.shipped == len(stored) + len(scores)
+    assert counts.shipped == len(stored) + len(scores) + len(incident_rows)
     assert f"{counts.shipped} shipped, 0 rejected, 0 left in the outbox" in output
     assert API_KEY not in output
 
@@ -99,7 +108,12 @@ def test_documents_left_by_a_runner_that_could_not_reach_elasticsearch_ship_at_t
     second.stop()
     assert _backlog(second.store) == 0
     assert {h["_id"] for h in search_all(es, f"{prefix}-anomalies")} == stored
-    assert len(search_all(es, f"{prefix}-drift-scores")) == left - len(stored)
+    with AnomalyStore(second.store) as store:
+        incident_rows = [r for r in _all_rows(store) if r.item.target in ("incidents", "rollups")]
+        incidents = {i.id for i in store.incidents(since=0.0)}
+    assert {h["_id"] for h in search_all(es, f"{prefix}-incidents")} == incidents
+    scores = left - len(stored) - len(incident_rows)
+    assert len(search_all(es, f"{prefix}-drift-scores")) == scores
 
 
 def _backlog(path: Path) -> int:

@@ -45,7 +45,12 @@ def declared(prefix: str, target: str) -> dict[str, Any]:
 async def test_the_mapping_in_the_node_is_the_declared_one(
     sink: ElasticSink, es: Elasticsearch, prefix: str
 ) -> None:
-    assert await sink.setup() == [f"{prefix}-anomalies", f"{prefix}-drift-scores"]
+    assert await sink.setup() == [
+        f"{prefix}-anomalies",
+        f"{prefix}-drift-scores",
+        f"{prefix}-incidents",
+        f"{prefix}-rollups",
+    ]
     a = anomaly(slice_={"category": "mens_dress_shoes"})
     docs = [sink.doc(ANOMALIES, a.id, a.window_start, orjson.dumps(a.to_document()))]
     for doc_id, doc in score_documents(report(anomalies=[a])):
@@ -137,7 +142,8 @@ def test_es_setup_installs_the_templates_from_the_command_line(
     monkeypatch.setenv("LOGDRIFT_ELASTICSEARCH__INDEX_PREFIX", prefix)
     result = CliRunner().invoke(main, ["es", "setup"])
     assert result.exit_code == 0, result.output
-    assert f"{prefix}-anomalies, {prefix}-drift-scores installed" in result.output
+    installed = f"{prefix}-anomalies, {prefix}-drift-scores, {prefix}-incidents, {prefix}-rollups"
+    assert f"{installed} installed" in result.output
     template = es.indices.get_index_template(name=f"{prefix}-anomalies")["index_templates"][0]
     assert template["index_template"]["index_patterns"] == [f"{prefix}-anomalies-*"]
     assert template["index_template"]["template"]["mappings"]["dynamic"] == "strict"

@@ -166,9 +166,11 @@ def test_a_minute_without_elasticsearch_loses_nothing_and_duplicates_nothing(
     assert {h["_id"] for h in score_hits} == set(outbox_ids(runner.store, "drift-scores"))
     # Every delivery acknowledged, none refused (a re-sent id overwrites its document).
     assert (counts.pending, counts.rejected) == (0, 0)
-    assert counts.shipped == len(outbox_ids(runner.store, "anomalies")) + len(
-        outbox_ids(runner.store, "drift-scores")
-    )
+    targets = ("anomalies", "drift-scores", "incidents", "rollups")
+    assert counts.shipped == sum(len(outbox_ids(runner.store, t)) for t in targets)
+    # every incident once, in its newest version (its versions overwrite one another)
+    incident_hits = search_all(es, f"{prefix}-incidents")
+    assert {h["_id"] for h in incident_hits} == set(outbox_ids(runner.store, "incidents"))
 
     # Replaying every anomaly (a worker re-reading its topic) changes nothing.
     assert asyncio.run(replay(es_node.url, prefix, [a.to_document() for a in stored.values()]))

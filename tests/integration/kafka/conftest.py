@@ -27,6 +27,7 @@ from connectors.baseline_files import load_baseline
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
+from detectors.incidents import Incident
 from detectors.records import decode_record
 from tests.integration.conftest import search_all, servers_run_dir
 from tools.servers import ServerError, ServerInfo, start_es, start_kafka, stop_es, stop_kafka
@@ -180,6 +181,15 @@ def consume(url: str, topic: str) -> list[Consumed]:
 
 def anomalies_on(url: str, topic: str) -> list[Anomaly]:
     return [Anomaly.from_dict(orjson.loads(m.value)) for m in consume(url, topic)]
+
+
+def incidents_on(url: str, topic: str) -> dict[str, Incident]:
+    """The newest version of every incident on the topic (a key's versions keep their order)."""
+    return {
+        m.key.decode(): Incident.from_plain(orjson.loads(m.value))
+        for m in consume(url, topic)
+        if m.key
+    }
 
 
 # ---- worker subprocesses ---------------------------------------------------------------

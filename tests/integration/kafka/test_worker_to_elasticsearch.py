@@ -16,6 +16,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from connectors.es_documents import score_documents, window_start_of
+from connectors.es_incidents import incident_document
 from detectors.baseline import Baseline
 from streams.traffic import Injection
 from tests.integration.kafka.conftest import (
@@ -23,6 +24,7 @@ from tests.integration.kafka.conftest import (
     create_topic,
     engine_run,
     es_run_dir,
+    incidents_on,
     produce,
     scores_indexed,
     search_all,
@@ -105,6 +107,18 @@ def test_worker_indexes_every_anomaly_once_and_the_engines_drift_scores(
         wait_until(
             lambda: worker.counters().get("scores_indexed", 0) >= len(closed), 10, "scores counted"
         )
+
+        # Incidents: the newest version of each one on the topic is the indexed document.
+        def newest() -> dict[str, Any]:
+            found = incidents_on(kafka.url, f"{app_id}-incidents")
+            return {i: orjson.loads(orjson.dumps(incident_document(v))) for i, v in found.items()}
+
+        def incidents_indexed() -> dict[str, Any]:
+            return {h["_id"]: h["_source"] for h in search_all(es, f"{prefix}-incidents")}
+
+        wait_until(lambda: bool(newest()) and incidents_indexed() == newest(), 90, "incidents")
+        assert {d["feature"]["name"] for d in incidents_indexed().values()} >= {"score", "device"}
+        assert len(incidents_indexed()) < len(on_topic)  # pages few, evidence many
         assert worker.counters()["dead_letters"] == 0
     finally:
         es.close()

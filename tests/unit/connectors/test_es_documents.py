@@ -72,7 +72,12 @@ def test_templates_follow_the_prefix_for_patterns_and_aliases() -> None:
     body = templates["team-a-anomalies"]
     assert body["index_patterns"] == ["team-a-anomalies-*"]
     assert body["template"]["aliases"] == {"team-a-anomalies": {}}
-    assert set(templates) == {"team-a-anomalies", "team-a-drift-scores"}
+    assert set(templates) == {
+        "team-a-anomalies",
+        "team-a-drift-scores",
+        "team-a-incidents",
+        "team-a-rollups",
+    }
 
 
 def test_daily_index_is_named_by_the_window_start_in_utc() -> None:

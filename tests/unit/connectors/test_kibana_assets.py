@@ -9,7 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.es_documents import ANOMALIES, DRIFT_SCORES, IndexNames, load_templates
+from connectors.es_documents import (
+    ANOMALIES,
+    DRIFT_SCORES,
+    INCIDENTS,
+    ROLLUPS,
+    IndexNames,
+    load_templates,
+)
 from connectors.kibana import (
     RULES_DIR,
     SAVED_OBJECTS,
@@ -45,6 +52,8 @@ def field_types(target: str) -> dict[str, str]:
 FIELDS = {
     "logdrift-anomalies": field_types(ANOMALIES),
     "logdrift-drift-scores": field_types(DRIFT_SCORES),
+    "logdrift-incidents": field_types(INCIDENTS),
+    "logdrift-rollups": field_types(ROLLUPS),
 }
 
 
@@ -74,6 +83,8 @@ def test_there_is_a_data_view_per_index_on_the_event_time() -> None:
     views = {o["id"]: o["attributes"] for o in by_type("index-pattern")}
     assert views["logdrift-anomalies"]["title"] == "logdrift-anomalies-*"
     assert views["logdrift-drift-scores"]["title"] == "logdrift-drift-scores-*"
+    assert views["logdrift-incidents"]["title"] == "logdrift-incidents-*"
+    assert views["logdrift-rollups"]["title"] == "logdrift-rollups-*"
     assert {v["timeFieldName"] for v in views.values()} == {"@timestamp"}
 
 
@@ -128,23 +139,41 @@ def test_rendering_for_another_prefix_moves_the_data_views_and_leaves_the_file_a
     assert titles == {
         "logdrift-anomalies": "team-a-anomalies-*",
         "logdrift-drift-scores": "team-a-drift-scores-*",
+        "logdrift-incidents": "team-a-incidents-*",
+        "logdrift-rollups": "team-a-rollups-*",
     }
     assert by_type("index-pattern")[0]["attributes"]["title"] == "logdrift-anomalies-*"
     assert validate_saved_objects(rendered) == []
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r["name"])
-def test_each_rule_is_an_elasticsearch_query_rule_over_the_anomalies(rule: dict[str, Any]) -> None:
+def test_each_rule_is_an_elasticsearch_query_rule_over_the_incidents(rule: dict[str, Any]) -> None:
+    """Rules act on incidents, not raw anomalies: a change that lasts a day pages once, when
+    its incident opens (or escalates), not once per window and detector."""
     assert uuid.UUID(rule["id"])  # Kibana accepts only UUIDs as predefined rule ids
     assert rule["rule_type_id"] == ".es-query"
     params = rule["params"]
-    assert params["index"] == ["logdrift-anomalies-*"]
+    fields = FIELDS["logdrift-incidents"]
+    assert params["index"] == ["logdrift-incidents-*"]
     assert (params["timeWindowSize"], params["timeWindowUnit"]) == (5, "m")
     assert (params["thresholdComparator"], params["threshold"]) == (">", [0])
-    assert FIELDS["logdrift-anomalies"][params["termField"]] == "keyword"
-    assert FIELDS["logdrift-anomalies"][params["timeField"]] == "date"
-    assert "query" in orjson.loads(params["esQuery"])
-    assert render_rule(rule, IndexNames("team-a"))["params"]["index"] == ["team-a-anomalies-*"]
+    assert fields[params["termField"]] == "keyword"
+    assert params["timeField"] in ("incident.escalated_at", "incident.opened_at")
+    assert fields[params["timeField"]] == "date"
+    query = orjson.loads(params["esQuery"])["query"]
+    for clause in query["bool"]["filter"]:
+        ((_, condition),) = clause.items()
+        (name,) = condition
+        assert fields[name] == "keyword", name
+    assert render_rule(rule, IndexNames("team-a"))["params"]["index"] == ["team-a-incidents-*"]
+
+
+def test_the_severity_rule_pages_on_open_incidents_opened_or_escalated_to_high() -> None:
+    (rule,) = [r for r in RULES if "severity" in r["tags"]]
+    assert rule["params"]["timeField"] == "incident.escalated_at"
+    filters = orjson.loads(rule["params"]["esQuery"])["query"]["bool"]["filter"]
+    assert {"terms": {"incident.severity": ["high", "critical"]}} in filters
+    assert {"term": {"incident.status": "open"}} in filters
 
 
 def _matches_severity(query: dict[str, Any], severity: str) -> bool:
@@ -185,7 +214,8 @@ def test_the_rule_search_filters_to_the_time_window_and_groups_by_model() -> Non
     now = datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
     body = rule_search(RULES[0], now)
     query, time_range = body["query"]["bool"]["filter"]
-    assert time_range["range"]["@timestamp"]["gte"] == "2026-11-28T10:00:00+00:00"
-    assert time_range["range"]["@timestamp"]["lte"] == "2026-11-28T10:05:00+00:00"
+    field = RULES[0]["params"]["timeField"]
+    assert time_range["range"][field]["gte"] == "2026-11-28T10:00:00+00:00"
+    assert time_range["range"][field]["lte"] == "2026-11-28T10:05:00+00:00"
     assert query == orjson.loads(RULES[0]["params"]["esQuery"])["query"]
     assert body["aggs"]["groups"]["terms"]["field"] == "model.name"

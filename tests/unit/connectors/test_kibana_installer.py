@@ -194,13 +194,15 @@ def test_the_command_line_installs_with_the_elasticsearch_credentials(
     monkeypatch.setenv("LOGDRIFT_ELASTICSEARCH__INDEX_PREFIX", "team-a")
     result = CliRunner().invoke(main, ["kibana", "install", "--url", kibana.url])
     assert result.exit_code == 0, result.output
-    assert "imported 8 saved objects" in result.output
+    assert "imported 10 saved objects" in result.output
     assert "2 created, 0 updated" in result.output
     assert API_KEY not in result.output
     views = [o for o in kibana.seen[0].body if o["type"] == "index-pattern"]
     assert {v["attributes"]["title"] for v in views} == {
         "team-a-anomalies-*",
         "team-a-drift-scores-*",
+        "team-a-incidents-*",
+        "team-a-rollups-*",
     }
     assert all(s.headers["authorization"] == f"ApiKey {API_KEY}" for s in kibana.seen)
 

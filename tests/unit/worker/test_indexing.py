@@ -52,3 +52,21 @@ def test_a_drift_score_is_not_an_anomaly() -> None:
     batch = documents_of(ANOMALIES, [event(b"abc123", orjson.dumps(SCORE))])
     assert batch.documents == []
     assert [kind for _, _, kind in batch.bad] == ["not_an_anomaly"]
+
+
+def test_an_incident_is_indexed_under_its_id_and_a_stranger_is_dead_lettered() -> None:
+    from detectors.anomaly import Anomaly
+    from detectors.incidents import IncidentTracker
+    from streams.indexing import INCIDENTS
+
+    a = Anomaly("a1", 60.0, "drift", "psi", "high", "ctr", "3", "age", 0.4, 0.1, 0.0, 60.0, 9, "m")
+    (inc,) = IncidentTracker().apply([a], []).incidents()
+    batch = documents_of(
+        INCIDENTS,
+        [event(inc.id.encode(), orjson.dumps(inc.to_plain())), event(b"x", b'{"id": 1}', 8)],
+    )
+    ((doc_id, doc),) = batch.documents
+    assert doc_id == inc.id and doc["incident"]["id"] == inc.id
+    assert doc["window"]["start"] == "1970-01-01T00:00:00.000Z"  # its daily index: the opening
+    ((_, reason, kind),) = batch.bad
+    assert kind == "not_an_incident" and "not an incident" in reason
