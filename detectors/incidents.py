@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.anomaly import SEVERITIES, Anomaly
+from detectors.rollups import RollUp, RollUps
 
 PAGED = SEVERITIES[SEVERITIES.index("low") :]  # "info" (an improvement) never pages
-from detectors.rollups import RollUp, RollUps
 
 STATE_VERSION = 1
 LABEL_KINDS = frozenset({"concept_drift", "fairness"})
