@@ -177,13 +177,14 @@ def test_the_severity_rule_pages_on_open_incidents_opened_or_escalated_to_high()
 
 
 def _matches_severity(query: dict[str, Any], severity: str) -> bool:
-    """Whether a rule's bool query can match an anomaly of ``severity`` (the clauses on
-    anomaly.severity only: the shipped rules use term and terms)."""
+    """Whether a rule's bool query can match an incident (or anomaly) of ``severity`` (the
+    clauses on incident.severity and anomaly.severity only: the shipped rules use term and
+    terms)."""
     bool_ = query["bool"]
 
     def hits(clause: dict[str, Any]) -> bool | None:
         for op, field_values in clause.items():
-            value = field_values.get("anomaly.severity")
+            value = field_values.get("incident.severity", field_values.get("anomaly.severity"))
             if value is not None:
                 return severity in (value if op == "terms" else [value])
         return None
