@@ -45,12 +45,12 @@ MIN_MEANS = 64  # fewest block means to measure a block size's autocorrelation o
 class CalibrationOptions:
     budget: float = 1e-9
     min_shift: float = 0.5
-    streams: int = 256
+    streams: int = 512
     stream_length: int = 20_000
     adwin_events: int = 200_000
     adwin_probe_delta: float = 0.1
     max_block: int = 1024
-    rho_max: float = 0.3
+    rho_max: float = 0.2
     wander_sd: float = 6.0  # twice the 3 sd of natural excursions: the gate is half of it
     bootstrap_block: int = 16
     seed: int = 0

@@ -8,6 +8,7 @@ what the statistic reaches by chance at this window size (``distances.*_null_thr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,15 +285,17 @@ def _worst_category(
     q: dict[str, float],
     n_eff: float,
     alpha: float,
-    floor: float,
+    floor: float | Callable[[str], float],
     expected: dict[str, float] | None = None,
 ) -> tuple[float, float, str]:
     """The category whose frequency moved furthest past what chance allows it (each category
-    has its own exact binomial bound under ``expected``, default q), with that movement, its
-    threshold and its name. Its movement is the L-infinity distance when one category moved."""
+    has its own exact binomial bound under ``expected``, default q, and its own effect floor
+    when ``floor`` is a function of the category), with that movement, its threshold and its
+    name. Its movement is the L-infinity distance when one category moved."""
     keys = sorted(set(p) | set(q))
     bounds = category_null_bounds({k: (expected or q).get(k, 0.0) for k in keys}, n_eff, alpha)
-    limits = {k: max(floor, bounds[k]) for k in keys}
+    floors = floor if callable(floor) else (lambda _k: floor)
+    limits = {k: max(floors(k), bounds[k]) for k in keys}
     moved = {k: abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys}
     worst = max(keys, key=lambda k: (moved[k] - limits[k], moved[k]))
     return moved[worst], limits[worst], worst
@@ -310,7 +313,10 @@ def _categorical(
     p = window_categories(ref, win)
     q = ref.category_probs
     n = win.valid
-    floor = ref.seasons.floor(seconds, ref.thresholds.l_infinity)
+
+    def floor(value: str) -> float:  # a share that follows a cycle may swing by itself
+        return ref.seasons.floor(seconds, ref.thresholds.l_infinity, value)
+
     score.skew, score.skew_threshold, value = _worst_category(
         p, q, ref.null.effective("skew", effective_size(n)), alpha, floor
     )

@@ -28,7 +28,7 @@ from detectors.profile import (
 from detectors.records import parse_ts
 from detectors.schema import PREDICTION, FeatureType
 from detectors.scores import OrderedSample, ScoreMap
-from detectors.stats import BinCounts, Moments
+from detectors.stats import OTHER, BinCounts, Moments
 from detectors.validate import as_float
 
 BUCKET_SECONDS = 3_600.0  # the level's movement over time is measured hour by hour
@@ -254,7 +254,8 @@ class BaselineBuilder:
             levels = column.chunks.levels(probs)
             profile.null_levels = levels.to_json()
             if column.timed is not None:
-                seasons = column.timed.seasons(probs, column.bins is not None)
+                names = None if column.bins is not None else [*column.vocabulary, OTHER]
+                seasons = column.timed.seasons(probs, names)
                 profile.seasons = seasons.to_json()
         return profile
 

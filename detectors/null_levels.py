@@ -246,16 +246,22 @@ class Seasons:
 
     seconds: tuple[float, ...] = ()
     excess: tuple[float, ...] = ()
+    values: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per category
 
-    def floor(self, seconds: float, floor: float) -> float:
-        """The effect-size floor for a window of ``seconds`` (0: unknown, the widest)."""
-        if not self.excess:
+    def floor(self, seconds: float, floor: float, value: str | None = None) -> float:
+        """The effect-size floor for a window of ``seconds`` (0: unknown, the widest), of one
+        category's share when ``value`` is given (a share that does not cycle keeps ``floor``)."""
+        excess = self.values.get(value, self.excess) if value is not None else self.excess
+        if not excess:
             return floor
         i = max(0, sum(1 for s in self.seconds if s <= seconds) - 1)
-        return max(floor, SEASON_MARGIN * max(self.excess[i:]))
+        return max(floor, SEASON_MARGIN * max(excess[i:]))
 
-    def to_json(self) -> dict[str, list[float]]:
-        return {"seconds": list(self.seconds), "excess": list(self.excess)}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seconds": list(self.seconds), "excess": list(self.excess)}
+        if self.values:
+            out["values"] = {k: list(v) for k, v in self.values.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Seasons:
@@ -263,9 +269,11 @@ class Seasons:
             return cls()
         seconds = tuple(float(s) for s in data["seconds"])
         excess = tuple(float(v) for v in data["excess"])
-        if len(seconds) != len(excess) or any(v < 0 for v in excess):
+        values = {str(k): tuple(float(x) for x in v) for k, v in data.get("values", {}).items()}
+        tables = [excess, *values.values()]
+        if any(len(t) != len(seconds) or any(v < 0 for v in t) for t in tables):
             raise ValueError("seasons needs one non-negative excess per duration")
-        return cls(seconds, excess)
+        return cls(seconds, excess, values)
 
 
 @dataclass(slots=True)
@@ -284,32 +292,38 @@ class TimeChunks:
     def add(self, bucket: int, column: int) -> None:
         self.counts[bucket, column] += 1
 
-    def seasons(self, probs: Sequence[float], numeric: bool) -> Seasons:
+    def seasons(self, probs: Sequence[float], names: Sequence[str] | None = None) -> Seasons:
+        """Numbers when ``names`` is None; else the categories the columns count."""
         q = np.asarray(probs, dtype=np.float64)
         counts, seconds = self.counts[:, :-1], self.seconds
-        durations, excess = [], []
+        durations: list[float] = []
+        found: list[NDArray[np.float64]] = []
         while len(counts) >= MIN_CHUNKS:
             n = counts.sum(axis=1)
             keep = n >= MIN_SEASON_ROWS
             if keep.sum() >= MIN_CHUNKS:
-                found = _excess(counts[keep], n[keep], q, numeric)
                 durations.append(seconds)
-                excess.append(found)
+                found.append(_excess(counts[keep], n[keep], q, names is None))
             counts = counts[: len(counts) // 2 * 2].reshape(-1, 2, counts.shape[1]).sum(axis=1)
             seconds *= 2
-        return Seasons(tuple(durations), tuple(excess))
+        excess = tuple(float(f.max()) for f in found)
+        if names is None or not found:
+            return Seasons(tuple(durations), excess)
+        table = np.asarray(found)  # durations x categories
+        values = {name: tuple(table[:, i].tolist()) for i, name in enumerate(names)}
+        return Seasons(tuple(durations), excess, values)
 
 
 def _excess(
     counts: NDArray[np.int64], n: NDArray[np.int64], q: NDArray[np.float64], numeric: bool
-) -> float:
+) -> NDArray[np.float64]:
     """How far a chunk's distribution swings from the whole beyond what independent draws of
-    its size explain, read from the chunks' average (a maximum over hundreds of noisy chunks
-    would mostly measure the noise): the peak of a cycle is about twice its mean square. The
-    noise is that of independent rows on purpose: the row-chunk levels already hold the
-    cycle, and whatever makes an hour differ (a cycle, a slow wander) is the hour's nature."""
+    its size explain (Jensen-Shannon for numbers; per category, its share's swing), read from
+    the chunks' average (a maximum over hundreds of noisy chunks would mostly measure the
+    noise): the peak of a cycle is about twice its mean square. The noise is that of
+    independent rows on purpose: the row-chunk levels already hold the cycle, and whatever
+    makes an hour differ (a cycle, a slow wander) is the hour's nature."""
     p = counts / n[:, None]
-    effective = n.astype(np.float64)
     if numeric:  # Jensen-Shannon over every bin; its noise is about (k - 1) / (8 n ln 2)
         m = (p + q) / 2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -317,7 +331,7 @@ def _excess(
                 q > 0, q * np.log2(q / m), 0.0
             )
         js = terms.sum(axis=1) / 2
-        noise = (len(q) - 1) / (8 * math.log(2) * effective)
-        return PEAK_OVER_MEAN * max(0.0, float((js - noise).mean()))
-    swing = ((p - q) ** 2).mean(axis=0) - (q * (1 - q) / effective[:, None]).mean(axis=0)
-    return math.sqrt(PEAK_OVER_MEAN * max(0.0, float(swing.max())))
+        noise = (len(q) - 1) / (8 * math.log(2) * n)
+        return np.asarray([PEAK_OVER_MEAN * max(0.0, float((js - noise).mean()))])
+    swing = ((p - q) ** 2).mean(axis=0) - (q * (1 - q) / n[:, None]).mean(axis=0)
+    return np.asarray(np.sqrt(PEAK_OVER_MEAN * np.maximum(swing, 0.0)), dtype=np.float64)

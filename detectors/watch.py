@@ -60,7 +60,6 @@ class FeatureWatch:
             EVENT_BUDGET, len(ref.category_probs) + 1, ref.null.at("skew", RATE_SCALE)
         )
         self._never = never
-        self._category_floor = ref.seasons.floor(0.0, t.l_infinity)  # shares follow cycles
 
     def observe(self, win: FeatureWindow, obs: Observation) -> list[Signal]:
         """Account one observation in ``win`` and return what alarmed on it."""
@@ -101,7 +100,8 @@ class FeatureWatch:
         cusum = self.rates.categories.get(key)
         if cusum is None:
             base = max(self.ref.category_probs.get(key, 0.0), self._never)
-            p0, p1 = rise_of(base, self._category_floor)
+            floor = self.ref.seasons.floor(0.0, self.ref.thresholds.l_infinity, key)
+            p0, p1 = rise_of(base, floor)  # a share that follows a cycle may swing by itself
             if p1 >= 0.99:  # a category that is nearly everything cannot rise further
                 return None
             cusum = self.rates.categories[key] = RateCusum(p0, p1, self._category_h)
