@@ -1,6 +1,7 @@
 """Incidents, not pages: anomalies are evidence, an incident is what pages a person.
 
-One incident per model, version, feature, kind of change (``Anomaly.kind``) and slice. It opens
+One incident per model, version, feature, kind of change and slice (``Anomaly.kind``, with
+drift and distribution skew one change: ``CHANGES``). It opens
 at the first alarm, every later alarm updates it (count, detectors, peak severity and effect,
 the latest value and message), and it resolves once ``quiet_windows`` closed windows of its
 model version passed without an alarm of its key. A later alarm opens a new incident, with a
@@ -71,8 +72,17 @@ def slice_text(slice_: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(slice_.items()))
 
 
+# Kinds that are one change to the person paged: a distribution that moved away from training
+# (skew) has moved between windows too (drift); both open one incident.
+CHANGES = {"drift": "distribution_skew"}
+
+
+def change_of(kind: str) -> str:
+    return CHANGES.get(kind, kind)
+
+
 def key_of(a: Anomaly) -> Key:
-    return (a.model, a.model_version, a.feature, a.kind, slice_text(a.slice))
+    return (a.model, a.model_version, a.feature, change_of(a.kind), slice_text(a.slice))
 
 
 def incident_id(key: Key, opened_window: float) -> str:
@@ -190,7 +200,7 @@ class IncidentTracker:
     def __init__(self, options: IncidentOptions = IncidentOptions()) -> None:
         self.options = options
         self.open: dict[Key, Incident] = {}
-        self.marks: dict[Key, dict[str, float]] = {}  # newest window start per detector
+        self.marks: dict[Key, dict[str, float]] = {}  # newest window start per kind:detector
         self.floors: dict[Key, float] = {}  # alarms before it belong to a resolved incident
         self.closed: dict[tuple[str, str, str], float] = {}  # newest closed window end per clock
         self.rollups = RollUps()
@@ -216,10 +226,11 @@ class IncidentTracker:
     def alarm(self, a: Anomaly) -> Change | None:
         key = key_of(a)
         marks = self.marks.setdefault(key, {})
-        fresh = a.window_start > marks.get(a.detector, -math.inf)
+        mark = f"{a.kind}:{a.detector}"  # one key holds drift and skew, both by jensen_shannon
+        fresh = a.window_start > marks.get(mark, -math.inf)
         if a.window_start < self.floors.get(key, -math.inf):
             return None  # evidence of an incident already resolved
-        marks[a.detector] = max(a.window_start, marks.get(a.detector, -math.inf))
+        marks[mark] = max(a.window_start, marks.get(mark, -math.inf))
         rank = severity_rank(a.severity)
         closed = self.closed.get((a.model, a.model_version, FEATURES), -math.inf)
         if (
@@ -290,7 +301,8 @@ class IncidentTracker:
         t = cls(options)
         for plain in data["open"]:
             inc = Incident.from_plain(plain)
-            t.open[(inc.model, inc.version, inc.feature, inc.kind, slice_text(inc.slice))] = inc
+            key = (inc.model, inc.version, inc.feature, change_of(inc.kind), slice_text(inc.slice))
+            t.open[key] = inc
         t.marks = {_key(k): {d: float(w) for d, w in m.items()} for k, m in data["marks"]}
         t.floors = {_key(k): float(f) for k, f in data["floors"]}
         t.closed = {(str(m), str(v), str(c)): float(e) for m, v, c, e in data["closed"]}

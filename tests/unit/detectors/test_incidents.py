@@ -159,7 +159,8 @@ def test_one_incident_per_feature_and_kind_and_slices_are_their_own() -> None:
     step = t.apply(
         [
             alarm(0),
-            alarm(0, kind="distribution_skew"),
+            alarm(0, kind="distribution_skew"),  # the same change as the drift: one incident
+            alarm(0, kind="data_quality"),
             alarm(0, feature="age"),
             alarm(0, slice_={"category": "shoes"}),
             alarm(0, slice_={"category": "hats"}),
@@ -168,6 +169,10 @@ def test_one_incident_per_feature_and_kind_and_slices_are_their_own() -> None:
         [],
     )
     assert [c.action for c in step.changes].count("opened") == 5
+    (price,) = [
+        i for i in step.incidents() if (i.feature, i.kind, i.slice) == ("price", "drift", {})
+    ]
+    assert price.count == 2 and not price.slice  # drift and skew of price
     shoes = [i for i in step.incidents() if i.slice == {"category": "shoes"}]
     assert len(shoes) == 1 and shoes[0].count == 2
 
