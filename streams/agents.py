@@ -81,8 +81,10 @@ from streams.topics import (
     encode_parts,
     feature_summaries,
     incidents,
+    label_outcomes,
     rollups,
     serving_logs,
+    window_rollups,
 )
 
 logger = logging.getLogger("logdrift.worker")
@@ -358,12 +360,12 @@ def _encoded(
 _declared: list[bool] = []  # the output topics, once per process
 
 
-async def _declare_outputs() -> None:
+async def declare_outputs() -> None:
     """Create the worker's output topics (with its partition count) before their first send:
     left to the broker's auto-creation, concurrent first sends to two new topics (anomalies
     and incidents) could wait on metadata forever."""
     if not _declared:
-        for topic in (anomalies, incidents, drift_scores, rollups):
+        for topic in (anomalies, incidents, drift_scores, rollups, label_outcomes, window_rollups):
             await _unless_stopping(topic.maybe_declare(), settings.kafka.session_timeout)
         _declared.append(True)
 
@@ -380,7 +382,7 @@ async def publish(
     delay = 0.5
     while True:
         try:
-            await _declare_outputs()
+            await declare_outputs()
             sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
             sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
             sends += [incidents.send(key=i, value=value) for i, value in found_incidents]

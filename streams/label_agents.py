@@ -64,6 +64,7 @@ from streams.agents import (
     SUMMARY_BATCH,
     Stopping,
     dead_letter,
+    declare_outputs,
     delivered,
     in_batches,
     publish,
@@ -251,8 +252,9 @@ async def _send_outcomes(messages: list[tuple[str, bytes]]) -> None:
     judge's offset guards drop what a retry sends twice)."""
     delay = 0.5
     while True:
-        sends = [label_outcomes.send(key=key, value=value) for key, value in messages]
         try:
+            await declare_outputs()
+            sends = [label_outcomes.send(key=key, value=value) for key, value in messages]
             await asyncio.gather(*(delivered(send) for send in sends))
             return
         except Exception as exc:

@@ -27,6 +27,7 @@ from streams.agents import (
     SUMMARY_BATCH,
     Stopping,
     dead_letter,
+    declare_outputs,
     delivered,
     in_batches,
     index_documents,
@@ -89,6 +90,7 @@ async def _send(messages: list[tuple[str, bytes]]) -> None:
     delay = 0.5
     while messages:
         try:
+            await declare_outputs()
             sends = [window_rollups.send(key=k, value=v) for k, v in messages]
             await asyncio.gather(*(delivered(s) for s in sends))
             measured.produced(window_rollups.get_topic_name(), len(messages))
