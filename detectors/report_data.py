@@ -15,7 +15,7 @@ violations. Memory is bounded by features, bins and windows, never by events.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline, FeatureReference
 from detectors.compare import FeatureScore
+from detectors.incidents import Incident
 from detectors.report_summary import PartialWindow, ScorePoint, SummaryRow, headline, summary_row
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import CODES
@@ -44,6 +45,7 @@ class ReportInput:
     current_window: dict[str, tuple[float, float]] = field(default_factory=dict)
     current_partial: set[str] = field(default_factory=set)
     anomalies: list[Anomaly] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)  # drawn as spans when present
     violations: dict[str, dict[str, int]] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
     records: int = 0
@@ -131,12 +133,12 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """A stretch of the timeline drawn as a band: a partial window (and, later, an incident
-    from its opening to its resolution)."""
+    """A stretch of the timeline drawn as a band: a partial window, or an incident from its
+    opening to its resolution (or its last alarm, while it is open)."""
 
     start: float
     end: float
-    kind: str  # "partial"
+    kind: str  # "partial" or "incident"
     label: str
 
 
@@ -289,20 +291,37 @@ def metric_name(ref: FeatureReference) -> str:
     return "Jensen-Shannon (bits)" if ref.numeric else "L-infinity"
 
 
-def timeline(ref: FeatureReference, points: list[ScorePoint], anomalies: list[Anomaly]) -> Timeline:
+def timeline(
+    ref: FeatureReference,
+    points: list[ScorePoint],
+    anomalies: list[Anomaly],
+    incidents: Sequence[Incident] = (),
+) -> Timeline:
+    """With incidents, the change is drawn as their spans, not one mark per anomaly."""
+    spans = [
+        Span(p.start, p.end, "partial", f"partial window ({p.score.seen:,} records)")
+        for p in points
+        if p.partial
+    ]
+    spans += [
+        Span(
+            i.opened_at,
+            i.resolved_at if i.resolved_at is not None else i.last_seen,
+            "incident",
+            f"{i.status} {i.severity} {i.kind} incident, {i.count:,} alarms",
+        )
+        for i in incidents
+    ]
+    marks = [Mark(a.timestamp, a.kind, a.detector, a.severity, a.message) for a in anomalies]
     return Timeline(
         metric=metric_name(ref),
         ends=[p.end for p in points],
         skew=[p.score.skew for p in points],
         threshold=[p.score.skew_threshold for p in points],
         drift=[p.score.drift for p in points],
-        marks=[Mark(a.timestamp, a.kind, a.detector, a.severity, a.message) for a in anomalies],
+        marks=[] if incidents else marks,
         partial=[p.partial for p in points],
-        spans=[
-            Span(p.start, p.end, "partial", f"partial window ({p.score.seen:,} records)")
-            for p in points
-            if p.partial
-        ],
+        spans=spans,
     )
 
 
@@ -345,7 +364,7 @@ def build_report(baseline: Baseline, data: ReportInput, model: str | None = None
                 name,
                 ref.spec.sensitive,
                 build(ref, plain, window, name in data.current_partial),
-                timeline(ref, pts, found),
+                timeline(ref, pts, found, [i for i in data.incidents if i.feature == name]),
                 summary_row(name, ref.spec.type, metric_name(ref), pts, found),
             )
         )

@@ -67,6 +67,7 @@ def from_store(path: Path, model: str | None, features: int, max_windows: int) -
             if since is None
             else [a for a in store.query(model=model, since=since) if a.window_start >= since]
         )
+        data.incidents = store.incidents(model=model, since=since)
         data.dead_letters = store.dead_letter_counts()
     data.records = _records(data)
     return data

@@ -12,6 +12,7 @@ from scipy.optimize import brentq
 
 from detectors.calibrate import (
     PH_ALPHA,
+    PH_MARGIN,
     PH_MIN_INSTANCES,
     CalibrationOptions,
     adwin_alarms,
@@ -88,7 +89,8 @@ def test_the_page_hinkley_threshold_on_normal_data_agrees_with_cusum_theory(
     ph = standard_normal_calibration["page_hinkley"]
     theory = siegmund_threshold(k=0.25, arl0=1 / CalibrationOptions().budget)
     assert 30 < theory < 40  # sanity of the formula itself: h ~ 36 for these values
-    assert ph["threshold"] == pytest.approx(theory, rel=0.25)
+    # the fitted tail agrees with theory; the threshold carries a margin over the fit
+    assert ph["threshold"] / PH_MARGIN == pytest.approx(theory, rel=0.25)
 
 
 def test_calibrated_parameters_are_those_river_needs(

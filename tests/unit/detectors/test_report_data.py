@@ -9,6 +9,7 @@ import pytest
 from detectors.anomaly import Anomaly, iso
 from detectors.baseline import Baseline
 from detectors.compare import FeatureScore
+from detectors.incidents import Close, IncidentOptions, IncidentTracker
 from detectors.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
 from detectors.report_data import (
     MAX_CATEGORIES,
@@ -194,6 +195,30 @@ def test_timeline_carries_scores_thresholds_and_anomaly_marks_in_time_order() ->
         (T0 + 90, "page_hinkley"),
         (T0 + 120, "l_infinity"),
     ]
+
+
+def test_with_incidents_a_change_is_drawn_as_spans_not_one_mark_per_anomaly() -> None:
+    data = ReportInput()
+    for i in range(4):
+        start = T0 + 60 * i
+        data.add_window(start, start + 60, [score("device", 0.2, 0.06, drift=0.1)], {})
+    alarms = [anomaly("device", T0 + 60 * i, 0.2, 0.06) for i in (1, 2, 5)]
+    data.anomalies = alarms
+    tracker = IncidentTracker(IncidentOptions(quiet_windows=1))
+    newest = {}
+    for step in (
+        tracker.apply(alarms[:2], []),
+        tracker.apply([], [Close("ctr", "3", T0 + 120, T0 + 180)]),
+        tracker.apply(alarms[2:], []),
+    ):
+        newest.update({i.id: i for i in step.incidents()})
+    data.incidents = list(newest.values())
+    t = next(c for c in build_report(baseline(), data).features if c.feature == "device").timeline
+    assert t.marks == []
+    spans = sorted((s.start, s.end) for s in t.spans if s.kind == "incident")
+    assert len(spans) == 2  # resolved after a quiet window, then a new one opened
+    assert spans == [(T0 + 60, T0 + 180), (T0 + 300, T0 + 300)]
+    assert all("incident" in s.label for s in t.spans)
 
 
 def test_summary_sorted_by_how_far_each_feature_moved_in_its_latest_window() -> None:
