@@ -106,11 +106,22 @@ def _reference(name: str, schema: Schema, profile: FeatureProfile, key: bytes) -
         missing_rate=(profile.missing + 1) / (profile.count + 2),
         null=_stored(name, "null_levels", NullLevels.from_json, profile.null_levels)
         or NullLevels(),
-        seasons=_stored(name, "seasons", Seasons.from_json, profile.seasons) or Seasons(),
+        seasons=_seasons(name, profile, spec.sensitive, key),
         scores=_stored(name, "scores", ScoreMap.from_json, profile.scores)
         if spec.numeric
         else None,
     )
+
+
+def _seasons(name: str, profile: FeatureProfile, sensitive: bool, key: bytes) -> Seasons:
+    seasons = _stored(name, "seasons", Seasons.from_json, profile.seasons) or Seasons()
+    if not sensitive or not seasons.values:
+        return seasons
+    hashed = {  # marked sensitive after profiling: its categories are keyed hashes by now
+        (v if v.startswith("h:") or v == OTHER else keyed_hash(key, v)): t
+        for v, t in seasons.values.items()
+    }
+    return Seasons(seasons.seconds, seasons.excess, hashed)
 
 
 def _stored(name: str, key: str, read: Callable[[Any], T], data: Any) -> T | None:

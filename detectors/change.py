@@ -28,8 +28,9 @@ EWMA_WEIGHT = 1 / 64
 class Change:
     detector: str
     seen: int
-    shift: float  # recent mean score, in training standard deviations from the training's
+    shift: float  # recent mean score minus training's, in training standard deviations
     threshold: float = 0.5  # the smallest shift the detector targets, same units
+    center: float = 0.0  # training's mean score (not 0 for ties: mid-ranks of a point mass)
 
 
 def page_hinkley(cal: dict[str, float]) -> PageHinkley:
@@ -108,6 +109,7 @@ class FeatureChange:
         self.detectors = detectors
         self.block = block
         self.shift = shift
+        self.center = detectors[0].mean if detectors else 0.0  # training's mean block score
         self.weight = 1 / max(64, 4 * block)
         self.seen = 0
         self.recent = 0.0
@@ -127,7 +129,7 @@ class FeatureChange:
     def update(self, x: float) -> Change | None:
         z = self.scores.z(x)
         self.seen += 1
-        self.recent += self.weight * (z - self.recent)
+        self.recent += self.weight * (z - self.center - self.recent)
         self.total += z
         self.filled += 1
         if self.filled < self.block:
@@ -137,7 +139,7 @@ class FeatureChange:
         fired = None
         for d in self.detectors:
             if d.update(mean) is not None and fired is None and abs(self.recent) >= self.shift / 2:
-                fired = Change(d.name, self.seen, self.recent, self.shift)
+                fired = Change(d.name, self.seen, self.recent, self.shift, self.center)
         return fired
 
 

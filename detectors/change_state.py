@@ -193,7 +193,7 @@ def restore_feature(data: dict[str, Any], fresh: FeatureChange) -> tuple[Feature
         seen, recent = int(data["seen"]), float(data["recent"])
         total, filled = float(data["total"]), int(data["filled"])
         by_name = {s.get("name"): s for s in data["detectors"] if isinstance(s, dict)}
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         return fresh, [f"damaged feature detector snapshot ({exc}): fresh"]
     if not (math.isfinite(recent) and math.isfinite(total) and 0 <= filled < fresh.block):
         return fresh, ["damaged feature detector snapshot: fresh"]

@@ -104,7 +104,7 @@ def bin_quantile(edges: tuple[float, ...], counts: list[int], p: float) -> float
     return edges[-1]
 
 
-def _has_support_bins(ref: FeatureReference) -> bool:
+def has_support_bins(ref: FeatureReference) -> bool:
     """Baselines built since the bins bound the training range (detectors/profile.py)."""
     num = ref.profile.numeric
     return num is not None and len(ref.edges) >= 2 and ref.edges[-1] > num.max
@@ -177,7 +177,7 @@ def _drift_inflation(ref: FeatureReference, n: float) -> float:
 def _skew_groups(ref: FeatureReference, q: list[float], n: float) -> list[range]:
     """Bin groups for the distance: the out-of-support bins always stand alone, so mass where
     training had none is never averaged away."""
-    if not _has_support_bins(ref):
+    if not has_support_bins(ref):
         return coarsen(q, n, MIN_EXPECTED)
     inner = coarsen(q[1:-1], n, MIN_EXPECTED)
     last = len(q) - 1
@@ -244,7 +244,7 @@ def _numeric(
                 cur,
             )
         )
-    if _has_support_bins(ref):
+    if has_support_bins(ref):
         support = _out_of_support(ref, win, score, alpha)
         if support is not None:
             out.append(support)

@@ -362,7 +362,8 @@ def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -
     """A change detector's alarm, said as what moved: the median, in the feature's units."""
     ref = state.baseline.references[feature]
     scores = ref.scores or ScoreMap.linear(ref.mean, ref.std)
-    before, now = scores.x(0.0), scores.x(change.shift)
+    level = change.center + change.shift
+    before, now = scores.x(change.center), scores.x(level)
     direction = "rose" if change.shift > 0 else "fell"
     values = "" if ref.spec.sensitive else f" from {before:.4g} to about {now:.4g}"
     name = DETECTOR_NAMES.get(change.detector, change.detector)
@@ -373,7 +374,7 @@ def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -
         threshold=change.threshold,
         message=(
             f"{where(state, feature)}: the median {direction}{values} (recent values centre on "
-            f"training's {scores.percentile(change.shift):.0f}th percentile, a shift of "
+            f"training's {scores.percentile(level):.0f}th percentile, a shift of "
             f"{change.shift:+.2f} sd; the detectors target {change.threshold:.2f} sd); {name} "
             f"change alarm at {iso(ts)}, {_into_window(state, ts)}"
         ),
@@ -384,6 +385,7 @@ def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -
 
 def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -> Anomaly:
     """A sequential rate test's alarm: a rate that rose, judged as the records arrived."""
+    t = state.baseline.references[feature].thresholds
     if alarm.test == "missing":
         kind, what = "data_quality", "missing values"
     elif alarm.test in ("violation", "range"):
@@ -392,18 +394,22 @@ def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -
     else:
         kind = "distribution_skew"
         what = "values unseen in training" if alarm.what == OTHER else f"the value {alarm.what!r}"
-    # how far past the tolerated rate, in units of the tolerance (detectors/rates.py)
-    effect = (alarm.rate - alarm.baseline) / max(alarm.tolerated - alarm.baseline, 1e-9) / 2
+    tolerance = alarm.tolerated - alarm.baseline
+    if tolerance > 0:  # a rise past a floor: the effect in floors (detectors/rates.py rise_of)
+        effect = (alarm.rate - alarm.baseline) / (2 * tolerance)
+        tolerated = f"tolerated up to about {alarm.baseline + 2 * tolerance:.2%}"
+    else:  # a break training never had: the effect against the schema's violation floor
+        effect = alarm.rate / max(t.violation_rate, 1e-3)
+        tolerated = "training had none"
     return Anomaly(
-        **_per_event(state, feature, kind, "cusum", ts),  # type: ignore[arg-type]
+        **_per_event(state, feature, kind, f"cusum_{alarm.test}", ts),  # type: ignore[arg-type]
         severity=severity_for(max(1.0, effect)),
         statistic=alarm.rate,
-        threshold=alarm.baseline,
+        threshold=alarm.tolerated,
         message=(
             f"{where(state, feature)}: {what} rose to {alarm.rate:.1%} of the last "
-            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training (tolerated up to about "
-            f"{2 * alarm.tolerated - alarm.baseline:.2%}); sequential test (CUSUM) alarm at "
-            f"{iso(ts)}, {_into_window(state, ts)}"
+            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training ({tolerated}); "
+            f"sequential test (CUSUM) alarm at {iso(ts)}, {_into_window(state, ts)}"
         ),
         baseline={"rate": alarm.baseline, "test": alarm.test},
         current={"rate": alarm.rate, "events": alarm.events, "value": alarm.what},

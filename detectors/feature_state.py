@@ -1,6 +1,7 @@
 """Stage two of the partitioned worker: one owner per model/version/feature merges the
 partitions' micro-batches (detectors/stages.py) into one stream and runs the Engine's per-feature
-half on it — window accumulators, change detectors, window-close comparisons.
+half on it — window accounting, change detectors and rate tests through the Engine's own
+``FeatureWatch`` (detectors/watch.py), window-close comparisons.
 
 Why merge before detecting: a change detector fed a quarter of the events (one partition)
 needs about four times as many events to fire. Here every detector sees every event of its

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,9 +97,9 @@ class BaselineBuilder:
         self.options = options
         self.columns: dict[str, _Column] = {}
         self.rows = 0
-        self.times: list[float] | None = []  # None once a row lacks a usable time
+        self.times: array[float] | None = array("d")  # None once a row lacks a usable time
         self.hours: NDArray[np.int64] | None = None  # each row's time bucket (pass two)
-        self.positions: list[int] | None = None  # each row's place in time order
+        self.positions: NDArray[np.int64] | None = None  # each row's place in time order
         self.order = "file"
         self.bucket_seconds = BUCKET_SECONDS
         self._second = 0
@@ -145,7 +146,7 @@ class BaselineBuilder:
         if (np.diff(times) < 0).any():
             ranks = np.empty(self.rows, dtype=np.int64)
             ranks[np.argsort(times, kind="stable")] = np.arange(self.rows)
-            self.positions = ranks.tolist()
+            self.positions = ranks
         span = float(times.max() - times.min())
         if span >= MIN_BUCKETS * BUCKET_SECONDS:  # enough hours to see the level move
             self.bucket_seconds = max(BUCKET_SECONDS, span / MAX_BUCKETS)
@@ -182,7 +183,7 @@ class BaselineBuilder:
 
     def second_pass(self, row: dict[str, Any]) -> None:
         i = self._second
-        position = i if self.positions is None else self.positions[i]
+        position = i if self.positions is None else int(self.positions[i])
         hour = -1 if self.hours is None else int(self.hours[i])
         self._second += 1
         for name, column in self.columns.items():

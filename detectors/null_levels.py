@@ -279,7 +279,7 @@ class Seasons:
 @dataclass(slots=True)
 class TimeChunks:
     """Per time bucket (an hour) counts of one feature's values (bins or categories; the last
-    column counts missing values, left out here). Bounded by the buckets (at most 10,000)."""
+    column counts missing values, left out here). Bounded by the buckets (about 10,000 at most)."""
 
     buckets: int
     width: int

@@ -52,11 +52,12 @@ class FeatureProfile:
     numeric: NumericProfile | None = None
     categorical: CategoricalProfile | None = None
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
-    # Normal-score knots ({"x": [...], "z": [...]}, detectors/scores.py) and the window tests'
-    # inflation over independence by window size (detectors/null_levels.py); both optional.
+    # Normal-score knots ({"x": [...], "z": [...]}, detectors/scores.py), the window tests'
+    # inflation over independence by window size and the floors cycles need per duration
+    # (detectors/null_levels.py); each optional (baselines built before them have none).
     scores: dict[str, list[float]] = field(default_factory=dict)
     null_levels: dict[str, list[float]] = field(default_factory=dict)
-    seasons: dict[str, list[float]] = field(default_factory=dict)  # detectors/null_levels.py
+    seasons: dict[str, Any] = field(default_factory=dict)
 
     @property
     def missing_rate(self) -> float:

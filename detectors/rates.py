@@ -81,16 +81,21 @@ class RateCusum:
         self.armed = bool(armed)
 
 
-def rise_of(base: float, floor: float) -> tuple[float, float]:
+def rise_of(base: float, floor: float) -> tuple[float, float] | None:
     """(p0, p1) for a CUSUM that respects an effect-size floor: in control up to half the floor
     above the training rate, tuned to catch one and a half floors above it, so it alarms on
-    rises past about the floor, as the window tests do, and not on smaller ones."""
-    return min(0.99, base + floor / 2), min(0.999, base + 1.5 * floor)
+    rises past about the floor, as the window tests do, and not on smaller ones. None when
+    the rate cannot rise by that much (it is nearly every record already) or there is no floor.
+    """
+    p0, p1 = base + floor / 2, min(0.999, base + 1.5 * floor)
+    return (p0, p1) if floor > 0 and p0 < 0.99 and p0 < p1 else None
 
 
-def onset_of(base: float, floor: float) -> tuple[float, float]:
-    """(p0, p1) for something training never had (a violation): any steady rate is a break."""
-    return base, min(0.999, max(2 * base, base + floor))
+def onset_of(base: float, floor: float) -> tuple[float, float] | None:
+    """(p0, p1) for something training (almost) never had, a type break: any steady rate of it
+    is a break, so the test is in control at training's own rate."""
+    p1 = min(0.999, max(2 * base, base + floor))
+    return (base, p1) if base < p1 else None
 
 
 def threshold(budget: float, tests: int, inflation: float) -> float:

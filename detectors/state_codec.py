@@ -57,12 +57,15 @@ def _restore_watch(state: FeatureState, data: Any, notes: list[str]) -> None:
         if watch is not None:
             notes.append("no detector state (an older format): detectors start fresh")
         return
-    if watch.change is not None and isinstance(data.get("change"), dict):
-        watch.change, found = restore_feature(data["change"], watch.change)
-        notes += found
+    if watch.change is not None:
+        if isinstance(data.get("change"), dict):
+            watch.change, found = restore_feature(data["change"], watch.change)
+            notes += found
+        else:
+            notes.append("no change-detector state: the detectors start fresh")
     try:
         watch.restore_rates(data["rates"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         notes.append(f"rate tests start fresh ({exc})")
         state.watch = FeatureWatch(watch.ref)
         state.watch.change = watch.change

@@ -5,33 +5,28 @@ through ``FeatureWatch.observe``, so the two paths account and alarm alike by co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from detectors.baseline import FeatureReference
 from detectors.change import Change, FeatureChange, feature_change
+from detectors.compare import has_support_bins
 from detectors.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
 from detectors.stages import Observation
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import RANGE_CODES
 
-EVENT_BUDGET = 1e-9  # false alarms per event per feature, shared by its rate tests
+EVENT_BUDGET = 1e-9  # false alarms per event per feature, shared by all its rate tests
 RATE_SCALE = 1_000  # the window size whose inflation the rate tests take
 NOT_A_VIOLATION = "SCHEMA_MISSING_COLUMN"  # a missing required feature counts as missing
+CATEGORY = "category:"  # key prefix of a category's share test
 
 Signal = Change | RateAlarm
 
 
-@dataclass(slots=True)
-class _Rates:
-    missing: RateCusum
-    violation: RateCusum
-    range: RateCusum
-    categories: dict[str, RateCusum]
-
-
 class FeatureWatch:
-    """Event-by-event judgement of one feature against its reference."""
+    """Event-by-event judgement of one feature against its reference. Missing values and
+    violations are rates of every record; range violations and category shares are rates of
+    the values that entered the statistics, as the training shares they are tested against."""
 
     def __init__(self, ref: FeatureReference) -> None:
         self.ref = ref
@@ -41,25 +36,23 @@ class FeatureWatch:
             else None
         )
         t = ref.thresholds
-        rows = max(1, ref.profile.count)
-        never = 1 / (rows + 2)  # the smoothed rate of something training never had
-        outside = ref.bin_probs[0] + ref.bin_probs[-1] if ref.bin_probs else never
-        clustered = ref.null.at("skew", RATE_SCALE)
-        self.events = 0
-        self.rates = _Rates(
-            RateCusum(
-                *rise_of(ref.missing_rate, t.missing_rate_increase),
-                threshold(EVENT_BUDGET, 3, ref.null.at("missing", RATE_SCALE)),
-            ),
-            RateCusum(*onset_of(never, t.violation_rate), threshold(EVENT_BUDGET, 3, 1.0)),
-            RateCusum(*rise_of(outside, t.violation_rate), threshold(EVENT_BUDGET, 3, clustered)),
-            {},
-        )
-        self.bases = {"missing": ref.missing_rate, "violation": never, "range": outside}
-        self._category_h = threshold(
-            EVENT_BUDGET, len(ref.category_probs) + 1, ref.null.at("skew", RATE_SCALE)
-        )
-        self._never = never
+        self._never = 1 / (max(1, ref.profile.count) + 2)  # smoothed: what training never had
+        outside = ref.bin_probs[0] + ref.bin_probs[-1] if has_support_bins(ref) else self._never
+        categories = 0 if ref.numeric else len(ref.category_probs) + 1
+        self._h = threshold(EVENT_BUDGET, 3 + categories, 1.0)  # one budget over every test
+        self.events = 0  # every record: the clock of missing values and violations
+        self.valid = 0  # values in the statistics: the clock of range and category tests
+        self.tests: dict[str, RateCusum] = {}
+        self.bases: dict[str, float] = {}
+        missing = ref.null.at("missing", RATE_SCALE)
+        self._add("missing", rise_of(ref.missing_rate, t.missing_rate_increase), missing)
+        self._add("violation", onset_of(self._never, t.violation_rate), 1.0)
+        self._add("range", rise_of(outside, t.violation_rate), ref.null.at("skew", RATE_SCALE))
+        self.bases.update(missing=ref.missing_rate, violation=self._never, range=outside)
+
+    def _add(self, key: str, tuned: tuple[float, float] | None, inflation: float) -> None:
+        if tuned is not None:  # None: a rate too close to 1 to rise by the floor
+            self.tests[key] = RateCusum(*tuned, self._h * inflation)
 
     def observe(self, win: FeatureWindow, obs: Observation) -> list[Signal]:
         """Account one observation in ``win`` and return what alarmed on it."""
@@ -69,14 +62,18 @@ class FeatureWatch:
         out: list[Signal] = []
         if obs.missing:
             win.missing += 1
-            self._hit("missing", "missing", t, out)
+            self._hit("missing", "missing", "missing", t, out)
         violations = [c for c in obs.codes if c != NOT_A_VIOLATION]
         for code in obs.codes:
             win.violate(code)
-        if violations:
-            test = "range" if violations[0] in RANGE_CODES else "violation"
-            self._hit(test, violations[0], t, out)
         x = obs.value
+        if x is not None:
+            self.valid += 1
+        if violations:
+            if violations[0] in RANGE_CODES:
+                self._hit("range", "range", violations[0], self.valid - 1, out)
+            else:
+                self._hit("violation", "violation", violations[0], t, out)
         if isinstance(x, float | int) and not isinstance(x, bool):
             x = float(x)
             win.bins.update(x)  # type: ignore[union-attr]
@@ -88,54 +85,49 @@ class FeatureWatch:
                         out.append(fired)
         elif isinstance(x, str):
             win.categories.update(x)  # type: ignore[union-attr]
-            self._category(x, t, out)
+            key = x if x in self.ref.category_probs else OTHER
+            if self._category_test(key) is not None:
+                self._hit(CATEGORY + key, "category", key, self.valid - 1, out)
         return out
 
-    def _category(self, value: str, t: int, out: list[Signal]) -> None:
-        key = value if value in self.ref.category_probs else OTHER
-        if self._category_cusum(key) is not None:
-            self._hit("category", key, t, out)
+    def _category_test(self, value: str) -> RateCusum | None:
+        key = CATEGORY + value
+        if key not in self.tests and key not in self.bases:
+            base = max(self.ref.category_probs.get(value, 0.0), self._never)
+            floor = self.ref.seasons.floor(0.0, self.ref.thresholds.l_infinity, value)
+            self.bases[key] = base  # a share that follows a cycle may swing by itself
+            self._add(key, rise_of(base, floor), self.ref.null.at("skew", RATE_SCALE))
+        return self.tests.get(key)
 
-    def _category_cusum(self, key: str) -> RateCusum | None:
-        cusum = self.rates.categories.get(key)
-        if cusum is None:
-            base = max(self.ref.category_probs.get(key, 0.0), self._never)
-            floor = self.ref.seasons.floor(0.0, self.ref.thresholds.l_infinity, key)
-            p0, p1 = rise_of(base, floor)  # a share that follows a cycle may swing by itself
-            if p1 >= 0.99:  # a category that is nearly everything cannot rise further
-                return None
-            cusum = self.rates.categories[key] = RateCusum(p0, p1, self._category_h)
-            self.bases[key] = base
-        return cusum
-
-    def _hit(self, test: str, what: str, t: int, out: list[Signal]) -> None:
-        key = test if test != "category" else what
-        cusum = self.rates.categories[key] if test == "category" else getattr(self.rates, test)
-        if cusum.hit(t):
+    def _hit(self, key: str, test: str, what: str, t: int, out: list[Signal]) -> None:
+        cusum = self.tests.get(key)
+        if cusum is not None and cusum.hit(t):
             events = t - cusum.run_start + 1
             out.append(RateAlarm(test, what, cusum.rate(t), events, self.bases[key], cusum.p0))
 
     # ---- state for changelog-backed tables ------------------------------------------------
     def rates_to_plain(self) -> dict[str, Any]:
-        r = self.rates
         return {
-            "v": 1,
+            "v": RATES_VERSION,
             "events": self.events,
-            "missing": r.missing.to_plain(),
-            "violation": r.violation.to_plain(),
-            "range": r.range.to_plain(),
-            "categories": {k: c.to_plain() for k, c in r.categories.items()},
+            "valid": self.valid,
+            "tests": {k: c.to_plain() for k, c in self.tests.items()},
         }
 
     def restore_rates(self, data: dict[str, Any]) -> None:
-        """Fill in stored CUSUM state; raises ValueError (or KeyError, TypeError) on bad data."""
-        if data.get("v") != 1:
+        """Fill in stored CUSUM state (parameters always from this baseline); raises
+        ValueError, KeyError, TypeError, AttributeError or OverflowError on bad data."""
+        if data.get("v") != RATES_VERSION:
             raise ValueError(f"unknown rate state version {data.get('v')!r}")
-        self.events = int(data["events"])
-        self.rates.missing.restore(data["missing"])
-        self.rates.violation.restore(data["violation"])
-        self.rates.range.restore(data["range"])
-        for key, plain in data["categories"].items():
-            cusum = self._category_cusum(str(key))  # parameters from this baseline, not the state
-            if cusum is not None:
+        events, valid = int(data["events"]), int(data["valid"])
+        for key, plain in data["tests"].items():
+            value = str(key).removeprefix(CATEGORY)
+            known = value in self.ref.category_probs or value == OTHER
+            cusum = self._category_test(value) if key.startswith(CATEGORY) and known else None
+            cusum = self.tests.get(key) if cusum is None else cusum
+            if cusum is not None:  # a test this baseline no longer has is left behind
                 cusum.restore(plain)
+        self.events, self.valid = events, valid
+
+
+RATES_VERSION = 2  # 1 kept the tests in fixed fields and ran every test on every record

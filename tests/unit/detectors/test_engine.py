@@ -202,7 +202,8 @@ def test_a_rate_that_jumps_is_caught_by_its_sequential_test_before_the_window_cl
     found = feed(engine, raws).anomalies  # 300 s of a 600 s window: it never closes
     assert found, "only a sequential test can have fired"
     first = found[0]
-    assert (first.feature, first.kind, first.detector) == (feature, kind, "cusum")
+    assert (first.feature, first.kind) == (feature, kind)
+    assert first.detector.startswith("cusum_")
     assert T0 + 100 <= first.timestamp <= T0 + 100 + 2_000 / 10  # within 2,000 records
     assert "rose to" in first.message and "sequential test (CUSUM)" in first.message
 

@@ -94,4 +94,7 @@ def test_parameters_are_checked_by_name() -> None:
     with pytest.raises(ValueError, match="h must"):
         RateCusum(0.1, 0.2, 0.0)
     assert rise_of(0.3, 0.05) == pytest.approx((0.325, 0.375))
+    assert rise_of(0.9995, 0.05) is None  # nearly every record already: it cannot rise
+    assert rise_of(0.1, 0.0) is None  # no floor: nothing to tell a rise by
+    assert onset_of(0.001, 0.0) == pytest.approx((0.001, 0.002))
     assert onset_of(0.001, 0.05) == pytest.approx((0.001, 0.051))

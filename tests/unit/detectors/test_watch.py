@@ -3,9 +3,11 @@ window accounting, normal-score change detectors that no tail can fool, and rate
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 from detectors.baseline import Baseline
 from detectors.change import Change
@@ -61,4 +63,47 @@ def test_rate_state_round_trips_for_the_changelog(ctr_baseline: Baseline) -> Non
     copy = FeatureWatch(ref)
     copy.restore_rates(watch.rates_to_plain())
     assert copy.rates_to_plain() == watch.rates_to_plain()
-    assert math.isfinite(copy.rates.missing.s)
+    assert math.isfinite(copy.tests["missing"].s)
+
+
+def test_a_share_is_judged_among_the_values_however_many_are_missing(
+    ctr_baseline: Baseline,
+) -> None:
+    ref = ctr_baseline.references["device"]
+    watch = FeatureWatch(ref)
+    win = ref.empty_window()
+    alarms = []
+    for i in range(6_000):  # half missing; of the rest, 80% web (10% in training)
+        obs = Observation(None, True) if i % 2 else Observation("web" if i % 10 else "ios")
+        alarms += [a for a in watch.observe(win, obs) if isinstance(a, RateAlarm)]
+    assert any(a.test == "category" and a.what == "web" for a in alarms)
+
+
+def test_a_schema_without_a_violation_floor_or_a_feature_nearly_always_missing_is_no_crash(
+    ctr_baseline: Baseline,
+) -> None:
+    ref = ctr_baseline.references["price"]
+    free = dataclasses.replace(
+        ref, thresholds=ref.thresholds.model_copy(update={"violation_rate": 0.0})
+    )
+    assert "range" not in FeatureWatch(free).tests  # no floor to rise by: no range test
+    absent = dataclasses.replace(ref, missing_rate=0.9995)
+    watch = FeatureWatch(absent)
+    assert "missing" not in watch.tests  # it cannot rise by the floor: nothing to page
+    win = absent.empty_window()
+    assert not [s for _ in range(5_000) for s in watch.observe(win, Observation(None, True))]
+
+
+def test_stored_rate_state_that_does_not_fit_is_refused_not_half_loaded(
+    ctr_baseline: Baseline,
+) -> None:
+    watch = FeatureWatch(ctr_baseline.references["device"])
+    plain = watch.rates_to_plain()
+    for bad in (
+        {**plain, "v": 1},
+        {**plain, "events": math.inf},
+        {**plain, "tests": {"missing": [math.inf, 0, 0, 0, 1]}},
+        {**plain, "tests": ["not", "a", "map"]},
+    ):
+        with pytest.raises((ValueError, TypeError, KeyError, AttributeError, OverflowError)):
+            FeatureWatch(ctr_baseline.references["device"]).restore_rates(bad)
