@@ -34,7 +34,8 @@ ANOMALY = "#8e3fbf"  # purple: anomalies on the timeline
 # Bands behind the timeline, per Span.kind: one style each, labelled once in the legend.
 SPAN_STYLES: dict[str, dict[str, Any]] = {
     "partial": {"facecolor": "#efefef", "edgecolor": "#c4c4c4", "hatch": "///", "lw": 0},
-    "incident": {"facecolor": "#f3e3fb", "edgecolor": "#8e3fbf", "lw": 0.8, "alpha": 0.6},
+    # the anomalies' purple at the incident's edges: where it opened and where it resolved
+    "incident": {"facecolor": (0.95, 0.89, 0.98, 0.6), "edgecolor": ANOMALY, "lw": 2.0},
 }
 SPAN_LEGEND = {"partial": "partial window", "incident": "incident (open to resolved)"}
 DPI = 72
