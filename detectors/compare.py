@@ -145,11 +145,11 @@ def _out_of_support(
     share = outside / n if n else 0.0
     score.out_of_support = share
     expected = ref.bin_probs[0] + ref.bin_probs[-1]
-    inflation = ref.null.at("skew", n)
+    worth = ref.null.effective("skew", n)  # independent values the window is worth
     limit = max(
         ref.thresholds.out_of_support,
-        expected + rate_increase_null_threshold(expected, n / inflation, alpha),
-        float(binom.isf(alpha, max(1, round(n / inflation)), expected)) / max(1.0, n / inflation),
+        expected + rate_increase_null_threshold(expected, worth, alpha),
+        float(binom.isf(alpha, max(1, round(worth)), expected)) / max(1.0, worth),
     )
     if share <= limit:
         return None
