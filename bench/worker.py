@@ -3,7 +3,7 @@ in-process ceiling of the same per-record work, and the worker's memory as the e
 
     .venv/bin/python bench/worker.py [--events 200000] [--partitions 4] [--sample 100000]
 
-Starts (or reuses) the test broker (tools/servers.py, run dir .servers/kafka-bench unless
+Starts (or reuses) the test broker (tools/servers/, run dir .servers/kafka-bench unless
 LOGDRIFT_RUN_DIR says otherwise), fills a fresh serving-logs topic with synthetic CTR records
 (a mean shift on `score` half way), then times, on the same machine:
 

@@ -1,9 +1,9 @@
-"""A real Elasticsearch node for the session (tools/servers.py: the integ-test distribution from
+"""A real Elasticsearch node for the session (tools/servers/: the integ-test distribution from
 Maven Central, run as an unprivileged user on loopback), and `logdrift run` pointed at it.
 
 The node lives in its own run directory, so stopping it for the outage test never touches a
-node someone started by hand with `tools/servers.py up es`. A node that cannot start fails the
-session loudly: these tests are never skipped.
+node someone started by hand with `python -m tools.servers up es`. A node that cannot start
+fails the session loudly: these tests are never skipped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A real Kafka broker for the session (tools/servers.py: Apache Kafka 4.x, KRaft, loopback),
+"""A real Kafka broker for the session (tools/servers/: Apache Kafka 4.x, KRaft, loopback),
 workers as real subprocesses, and small aiokafka helpers. No broker is a failure, not a skip."""
 
 from __future__ import annotations
