@@ -13,12 +13,11 @@ dropped silently.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from connectors.store import AnomalyStore
+from typing import Any, Protocol
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -69,10 +68,18 @@ class OutboxCounts:
     rejected: int
 
 
+class Transactional(Protocol):
+    """What the outbox needs of the store that holds its table (``AnomalyStore`` is one): the
+    connection under the store's lock, in one transaction. A protocol, so that this module
+    does not import the store, which imports this module's schema."""
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+
 class Outbox:
     """Reads and acknowledges the outbox rows of one store."""
 
-    def __init__(self, store: AnomalyStore) -> None:
+    def __init__(self, store: Transactional) -> None:
         self.store = store
 
     def pending(self, limit: int) -> list[OutboxRow]:

@@ -18,8 +18,7 @@ import click
 import orjson
 from rich.console import Console
 
-from config.settings import Settings, SettingsError, load_settings
-from connectors.baseline_files import BaselineError, load_baseline, validate_schema_file
+from connectors.baseline_files import BaselineError, validate_schema_file
 from connectors.files import FileFormatError
 from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
@@ -27,8 +26,11 @@ from detectors.anomaly import SEVERITIES, iso
 from detectors.calibrate import CalibrationOptions
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions
-from detectors.records import FieldMapping, parse_ts
 from streams import logs
+from streams.cli_common import field_mapping as _mapping
+from streams.cli_common import load_baselines as _load_baselines
+from streams.cli_common import parse_since as _since
+from streams.cli_common import settings_for as _settings
 from streams.traffic import SCENARIOS, Injection, serving_records
 
 console = Console(highlight=False, soft_wrap=True)
@@ -37,33 +39,8 @@ err = Console(stderr=True, highlight=False)
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
 
 
-def _settings(ctx: click.Context, **overrides: object) -> Settings:
-    try:
-        settings = load_settings(ctx.obj.get("config"), **overrides)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    logs.apply_settings(settings, ctx.obj.get("log_format"), ctx.obj.get("verbose", False))
-    return settings
-
-
 def _names(value: str) -> frozenset[str]:
     return frozenset(v.strip() for v in value.split(",") if v.strip())
-
-
-def _mapping(settings: Settings) -> FieldMapping:
-    return FieldMapping(**settings.fields.model_dump())
-
-
-def _load_baselines(dirs: list[Path], settings: Settings) -> list:  # type: ignore[type-arg]
-    if not dirs:
-        raise click.UsageError("no baseline: pass --baseline DIR (made by `logdrift baseline`)")
-    key = settings.privacy.key_bytes()
-    try:
-        loaded = [load_baseline(d, key) for d in dirs]
-    except BaselineError as exc:
-        raise click.ClickException(str(exc)) from None
-    logs.protect_baselines(loaded)
-    return loaded
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -308,15 +285,6 @@ def run(
     )
 
 
-def _since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_ts(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: use ISO-8601, e.g. 2026-11-28T10:00:00Z") from None
-
-
 @main.command(short_help="List stored anomalies (or dead letters).")
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite anomaly store.")
 @click.option("--model")
@@ -500,7 +468,7 @@ def demo(workdir: Path | None, events: int) -> None:
     sys.exit(0 if ok else 1)
 
 
-from streams.cli_elastic import es, kibana  # noqa: E402  (registered last: they import main's helpers)
+from streams.cli_elastic import es, kibana  # noqa: E402  (each group in its own module)
 
 main.add_command(es)
 main.add_command(kibana)

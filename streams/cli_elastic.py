@@ -32,14 +32,13 @@ from connectors.kibana import (
 )
 from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
+from streams.cli_common import settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def _settings(ctx: click.Context) -> Settings:
-    from streams.cli import _settings as settings_of  # main's helper; cli.py imports us last
-
-    return settings_of(ctx)
+    return settings_for(ctx)
 
 
 def _elasticsearch(ctx: click.Context) -> ElasticsearchSettings:

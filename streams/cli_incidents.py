@@ -14,6 +14,7 @@ from connectors.es_incidents import incident_document
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.incidents import Incident
+from streams.cli_common import parse_since, settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 RECENT_SECONDS = 24 * 3600.0
@@ -62,12 +63,10 @@ def incidents(
       logdrift incidents --status all --since 2026-11-01T00:00:00Z --json | jq .incident.id
       logdrift anomalies --model ctr --feature price     the evidence behind an incident
     """
-    from streams.cli import _settings, _since
-
-    path = store or _settings(ctx).store
+    path = store or settings_for(ctx).store
     if not path.exists():
         raise click.ClickException(f"{path}: no anomaly store here (run `logdrift run` first)")
-    cutoff = _since(since) if since is not None else time.time() - RECENT_SECONDS
+    cutoff = parse_since(since) if since is not None else time.time() - RECENT_SECONDS
     with AnomalyStore(path) as s:
         found = s.incidents(
             model=model,

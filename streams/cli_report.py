@@ -18,6 +18,7 @@ from rich.console import Console
 from config.settings import Settings
 from detectors.engine import EngineOptions
 from detectors.report_data import ReportInput, build_report
+from streams.cli_common import field_mapping, load_baselines, settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -65,15 +66,14 @@ def report(
     past its threshold; the schema violations.
     Read from serving-log files (JSON lines, run through the detectors as `logdrift check`
     does), from `--store` (what `logdrift run` wrote) or from `--from-es`."""
-    from streams.cli import _load_baselines, _mapping, _settings
     from streams.report import write_report
     from streams.report_inputs import from_logs, from_store
 
     sources = [bool(logs), store is not None, es_url is not None]
     if sum(sources) != 1:
         raise click.UsageError("give exactly one source: LOGS..., --store FILE or --from-es URL")
-    settings = _settings(ctx)
-    base = _load_baselines([baseline], settings)[0]
+    settings = settings_for(ctx)
+    base = load_baselines([baseline], settings)[0]
     name = model or base.model
     data: ReportInput
     if logs:
@@ -81,7 +81,7 @@ def report(
         options = EngineOptions(
             window_seconds or settings.window.seconds, min_count or settings.window.min_count
         )
-        data = from_logs(logs, base, options, _mapping(settings))
+        data = from_logs(logs, base, options, field_mapping(settings))
     elif store is not None:
         if not store.exists():
             raise click.ClickException(f"{store}: no anomaly store here")
