@@ -43,6 +43,12 @@ from detectors.engine import WindowReport
 logger = logging.getLogger(__name__)
 
 
+class ElasticError(Exception):
+    """A request to Elasticsearch failed (refused, or the node unreachable): the client
+    library's errors translated here, so that streams/ catches only this. The message is
+    ``describe``'s one line (status and error type, never headers)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Doc:
     """One index operation; ``ref`` is the caller's handle (an outbox sequence number)."""
@@ -185,7 +191,14 @@ class ElasticSink:
 
     async def setup(self) -> list[str]:
         """Install (or update) every index template and bring the mappings of existing daily
-        indices up to date (additive changes only); returns the template names."""
+        indices up to date (additive changes only); returns the template names. Raises
+        ElasticError when the node refuses or cannot be reached."""
+        try:
+            return await self._install_templates()
+        except (ApiError, TransportError) as exc:
+            raise ElasticError(describe(exc)) from exc
+
+    async def _install_templates(self) -> list[str]:
         templates = load_templates(self.names)
         for name, body in templates.items():
             await self.client.indices.put_index_template(name=name, body=body)
@@ -280,14 +293,18 @@ class ElasticSink:
 
     async def enforce_retention(self, today: date) -> list[str]:
         """Delete whole daily indices older than ``retention_days`` (no ILM in every
-        distribution); returns their names."""
+        distribution); returns their names. Raises ElasticError as ``setup`` does."""
         patterns = ",".join(self.names.pattern(t) for t in TARGETS)
-        found = await self.client.indices.get(
-            index=patterns, allow_no_indices=True, ignore_unavailable=True
-        )
-        expired = expired_indices(found.body.keys(), self.names, today, self.retention_days)
+        try:
+            found = await self.client.indices.get(
+                index=patterns, allow_no_indices=True, ignore_unavailable=True
+            )
+            expired = expired_indices(found.body.keys(), self.names, today, self.retention_days)
+            if expired:
+                await self.client.indices.delete(index=",".join(expired))
+        except (ApiError, TransportError) as exc:
+            raise ElasticError(describe(exc)) from exc
         if expired:
-            await self.client.indices.delete(index=",".join(expired))
             logger.info("elasticsearch: retention deleted %s", ", ".join(expired))
         return expired
 
@@ -299,7 +316,7 @@ class ElasticSink:
         began = time.monotonic()
         try:
             if not self._templates_installed:
-                await self.setup()
+                await self._install_templates()
             response = await self.client.bulk(operations=cast(Any, _ndjson(docs)))
         except (ApiError, TransportError) as exc:
             self._templates_installed = False  # the node may be new when it is back
@@ -350,6 +367,8 @@ def _reason(result: Mapping[str, Any]) -> str:
 
 def describe(exc: BaseException) -> str:
     """A one-line account of a failed request (status and error type, never headers)."""
+    if isinstance(exc, ElasticError):
+        return str(exc)
     if isinstance(exc, ApiError):
         return f"{exc.meta.status} {exc.message}"
     return f"{type(exc).__name__}: {exc}"

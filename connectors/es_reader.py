@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
 
+from connectors.elasticsearch import ElasticError, describe
 from connectors.es_documents import ANOMALIES, DRIFT_SCORES, LABELS_FEATURE, IndexNames
 from detectors.anomaly import Anomaly
 from detectors.compare import FeatureScore
@@ -98,7 +100,8 @@ async def search_newest(
     since: float | None = None,
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` documents of one target for ``model`` (all models when None), newest
-    first; ``since``: only windows starting at or after it (epoch seconds)."""
+    first; ``since``: only windows starting at or after it (epoch seconds). Raises
+    ElasticError when the node refuses or cannot be reached."""
     filters: list[dict[str, Any]] = []
     if model is not None:
         filters.append({"term": {"model.name": model}})
@@ -112,15 +115,18 @@ async def search_newest(
     found: list[dict[str, Any]] = []
     after: list[Any] | None = None
     while len(found) < limit:
-        page = await client.search(
-            index=names.alias(target),
-            query=query,
-            sort=_SORTS[target],
-            size=min(PAGE, limit - len(found)),
-            search_after=after,
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
+        try:
+            page = await client.search(
+                index=names.alias(target),
+                query=query,
+                sort=_SORTS[target],
+                size=min(PAGE, limit - len(found)),
+                search_after=after,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+        except (ApiError, TransportError) as exc:
+            raise ElasticError(describe(exc)) from exc
         hits = page["hits"]["hits"]
         found += [h["_source"] for h in hits]
         if len(hits) < PAGE:

@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from elastic_transport import TransportError
-from elasticsearch import ApiError
 from rich.console import Console
 
 from config.settings import ElasticsearchSettings, Settings
-from connectors.elasticsearch import ElasticSink, describe
+from connectors.elasticsearch import ElasticError, ElasticSink
 from connectors.es_documents import IndexNames
 from connectors.kibana import (
     KIBANA_DIR,
@@ -63,8 +61,8 @@ def es_setup(ctx: click.Context) -> None:
     settings = _elasticsearch(ctx)
     try:
         templates, expired = asyncio.run(_setup(settings))
-    except (ApiError, TransportError) as exc:
-        raise click.ClickException(f"{settings.url}: {describe(exc)}") from None
+    except ElasticError as exc:
+        raise click.ClickException(f"{settings.url}: {exc}") from None
     names = IndexNames(settings.index_prefix)
     console.print(f"index templates {', '.join(templates)} installed on {settings.url}")
     console.print(

@@ -113,16 +113,13 @@ def _json_lines_only(logs: tuple[Path, ...]) -> None:
 def _from_es(
     settings: Settings, url: str, model: str | None, features: int, max_windows: int
 ) -> ReportInput:
-    from elastic_transport import TransportError
-    from elasticsearch import ApiError
-
-    from connectors.elasticsearch import describe
+    from connectors.elasticsearch import ElasticError
     from streams.report_inputs import from_es
 
     es = settings.elasticsearch.model_copy(update={"url": url})
     try:
         return asyncio.run(from_es(es, model, features, max_windows))
-    except (ApiError, TransportError) as exc:
-        raise click.ClickException(f"{url}: {describe(exc)}") from None
+    except ElasticError as exc:
+        raise click.ClickException(f"{url}: {exc}") from None
     except ValueError as exc:  # a CA file that does not load, a malformed url
         raise click.ClickException(str(exc)) from None

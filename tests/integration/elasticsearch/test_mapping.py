@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
-from connectors.elasticsearch import ElasticSink, RetryPolicy
+from config.settings import ElasticsearchSettings
+from connectors.elasticsearch import ElasticError, ElasticSink, RetryPolicy
 from connectors.es_documents import (
     ANOMALIES,
     DRIFT_SCORES,
@@ -22,6 +23,7 @@ from connectors.es_documents import (
     load_templates,
     score_documents,
 )
+from connectors.es_reader import search_newest
 from streams.cli import main
 from tests.elastic_samples import START, anomaly, report
 from tests.integration.elasticsearch.conftest import Node, search_all
@@ -162,3 +164,18 @@ def test_es_setup_against_no_node_fails_with_a_message(
     result = CliRunner().invoke(main, ["es", "setup"])
     assert result.exit_code == 1
     assert "http://127.0.0.1:9" in result.output and "Traceback" not in result.output
+
+
+async def test_a_node_that_cannot_be_reached_is_an_elastic_error_naming_why() -> None:
+    """The client library's errors stay inside connectors/: streams/ catches ElasticError."""
+    settings = ElasticsearchSettings(url="http://127.0.0.1:9")  # discard port: nothing listens
+    sink = ElasticSink.from_settings(settings)
+    try:
+        with pytest.raises(ElasticError, match="ConnectionError"):
+            await sink.setup()
+        with pytest.raises(ElasticError, match="ConnectionError"):
+            await sink.enforce_retention(date(2026, 11, 28))
+        with pytest.raises(ElasticError, match="ConnectionError"):
+            await search_newest(sink.client, sink.names, ANOMALIES, None, limit=10)
+    finally:
+        await sink.close()
