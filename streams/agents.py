@@ -73,6 +73,7 @@ from streams.indexing import (
     source_of,
 )
 from streams.metrics import reason_kind
+from streams.payloads import ANOMALY, DRIFT_SCORE, ROLLUP
 from streams.tables import decode_state, encode_state, feature_to_state
 from streams.topics import (
     anomalies,
@@ -322,7 +323,7 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         closed += reports
     scores = [doc for report in closed for doc in score_documents(report)] if INDEXING else []
     found_incidents = worker_incidents.messages(changed.incidents())
-    parts = [(f"{r.model}/{r.version}", orjson.dumps(r.to_plain())) for r in changed.rollups]
+    parts = [(f"{r.model}/{r.version}", ROLLUP.encode(r)) for r in changed.rollups]
     if raised or scores or found_incidents or parts:
         await publish(raised, scores, found_incidents, parts)
         counters.anomalies += len(raised)
@@ -383,8 +384,8 @@ async def publish(
     while True:
         try:
             await declare_outputs()
-            sends = [anomalies.send(key=a.id, value=orjson.dumps(a.to_dict())) for a in raised]
-            sends += [drift_scores.send(key=i, value=orjson.dumps(doc)) for i, doc in scores]
+            sends = [anomalies.send(key=a.id, value=ANOMALY.encode(a)) for a in raised]
+            sends += [drift_scores.send(key=i, value=DRIFT_SCORE.encode(doc)) for i, doc in scores]
             sends += [incidents.send(key=i, value=value) for i, value in found_incidents]
             sends += [rollups.send(key=k, value=value) for k, value in parts]
             gathered = asyncio.gather(*(delivered(send) for send in sends))

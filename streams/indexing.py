@@ -24,9 +24,7 @@ from connectors.es_documents import INCIDENTS as INCIDENTS_TARGET
 from connectors.es_documents import ROLLUPS as ROLLUPS_TARGET
 from connectors.es_documents import window_start_of
 from connectors.es_incidents import incident_document, rollup_document
-from detectors.anomaly import Anomaly
-from detectors.incidents import Incident
-from detectors.rollups import RollUp
+from streams.payloads import ANOMALY, INCIDENT, ROLLUP
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
 
@@ -61,7 +59,7 @@ class Kind:
 
 
 def _anomaly(source: Source) -> Document:
-    anomaly = Anomaly.from_dict(orjson.loads(source.value))
+    anomaly = ANOMALY.decode(source.value)
     return anomaly.id, anomaly.to_document()
 
 
@@ -85,7 +83,7 @@ SCORES = Kind(
 
 
 def _incident(source: Source) -> Document:
-    incident = Incident.from_plain(orjson.loads(source.value))
+    incident = INCIDENT.decode(source.value)
     return incident.id, incident_document(incident)
 
 
@@ -135,7 +133,7 @@ def new_sink(settings: ElasticsearchSettings) -> ElasticSink:
 
 
 def _rollup(source: Source) -> Document:
-    rollup = RollUp.from_plain(orjson.loads(source.value))
+    rollup = ROLLUP.decode(source.value)
     return rollup.id, rollup_document(rollup)
 
 

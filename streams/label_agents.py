@@ -71,6 +71,7 @@ from streams.agents import (
 )
 from streams.app import app, detection, kafka, settings
 from streams.label_options import label_options
+from streams.payloads import LabelOutcomes, LabelRow, PartitionClocks, PredictionRow
 from streams.tables import decode_state, encode_state, model_to_labels, pending_labels, writing_to
 from streams.topics import feedback, label_outcomes, predictions_and_labels, serving_logs
 
@@ -134,30 +135,26 @@ def decode_pending(raw: bytes) -> Pending | Label:
 
 @dataclass(slots=True)
 class Outcomes:
-    """One model's share of a join batch: label-outcomes' message."""
+    """One model's share of a join batch, as it is gathered: label-outcomes' message
+    (streams.payloads.LabelOutcomes) once the batch's clocks are known."""
 
     model: str
     version: str
-    # Rows start with the partition and offset of the record that made them (its guard):
-    # + ts, slice, groups, and the features as slice windows count them (None: slices off)
-    predictions: list[list[Any]] = field(default_factory=list)
-    labels: list[list[Any]] = field(default_factory=list)  # + ..., prediction, label ts, label
-    waited: list[list[Any]] = field(default_factory=list)  # labels met by their prediction
+    predictions: list[PredictionRow] = field(default_factory=list)
+    labels: list[LabelRow] = field(default_factory=list)
+    waited: list[LabelRow] = field(default_factory=list)  # labels met by their prediction
 
     def add_label(
         self, partition: int, offset: int, entry: Pending, label: Label, waited: bool
     ) -> None:
-        row = [partition, offset, entry.ts, entry.slice, list(entry.groups)]
-        row += [entry.prediction, label.ts, label.label]
+        joined = (entry.prediction, label.ts, label.label)
+        row = LabelRow(partition, offset, entry.ts, entry.slice, entry.groups, *joined)
         (self.waited if waited else self.labels).append(row)
 
-    def message(self, clocks: dict[int, tuple[float, float]]) -> bytes:
-        """With the join's partition clocks (None: nothing read yet), for the judge's watermark."""
-        plain = {str(p): [t if math.isfinite(t) else None for t in ts] for p, ts in clocks.items()}
-        return orjson.dumps(
-            {"v": 1, "model": self.model, "version": self.version, "predictions": self.predictions}
-            | {"labels": self.labels, "waited": self.waited, "clocks": plain}
-        )
+    def message(self, clocks: PartitionClocks) -> bytes:
+        """With the join's partition clocks, for the judge's watermark."""
+        rows = (self.predictions, self.labels, self.waited)
+        return LabelOutcomes(self.model, self.version, *rows, clocks).encode()
 
 
 ByModel = dict[tuple[str, str], Outcomes]  # a join batch's outcomes, by model and version
@@ -296,7 +293,7 @@ def _hold(
     values = None
     if options.slice_key:
         values = observed(baseline, {**record.features, PREDICTION: record.prediction})
-    out.predictions.append([partition, offset, record.ts, slice_, list(groups), values])
+    out.predictions.append(PredictionRow(partition, offset, record.ts, slice_, groups, values))
     if waited is not None:
         out.add_label(partition, offset, entry, waited, waited=True)
     return True
@@ -339,12 +336,11 @@ class Judged:
     features: SliceFeatures | None = None  # per-slice feature windows, when slices are on
     incidents: IncidentTracker = field(default_factory=lambda: worker_incidents.restore("", None))
 
-    def tick(self, clocks: dict[str, list[float | None]]) -> float:
+    def tick(self, clocks: PartitionClocks) -> float:
         """Merge a message's partition clocks; the watermark every partition has passed."""
-        for p, pair in clocks.items():
-            old = self.clocks.get(int(p), (-math.inf, -math.inf))
-            new = [-math.inf if t is None else t for t in pair]
-            self.clocks[int(p)] = (max(old[0], new[0]), max(old[1], new[1]))
+        for p, new in clocks.items():
+            old = self.clocks.get(p, (-math.inf, -math.inf))
+            self.clocks[p] = (max(old[0], new[0]), max(old[1], new[1]))
         return watermark(self.clocks)
 
     def predicted_until(self) -> float:
@@ -429,7 +425,7 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
         try:
             judged = touched.get(key) or _load(options, key)
             touched[key] = judged
-            changed.extend(_apply(judged, orjson.loads(value), raised, reports))
+            changed.extend(_apply(judged, LabelOutcomes.decode(value), raised, reports))
         except Exception as exc:
             logger.exception("the label judge failed on a message of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
@@ -462,28 +458,28 @@ async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> 
 
 
 def _apply(
-    judged: Judged, message: dict[str, Any], raised: list[Anomaly], reports: list[LabelReport]
+    judged: Judged, message: LabelOutcomes, raised: list[Anomaly], reports: list[LabelReport]
 ) -> Step:
     """One outcome message into the judge; the incidents its anomalies and windows changed."""
     before = len(raised)
     sliced: list[tuple[str, str, float, float]] = []
-    model = (str(message["model"]), str(message["version"]))
+    model = (message.model, message.version)
     m = judged.monitor
     late = judged.features.late if judged.features is not None else 0
-    for partition, offset, ts, slice_, groups, *values in message["predictions"]:
-        if judged.fresh("p", partition, offset):
-            label = m.slice_label(slice_)
-            m.predicted(model, ts, label, tuple(groups))
-            if values and values[0] is not None:  # slices on
+    for p in message.predictions:
+        if judged.fresh("p", p.partition, p.offset):
+            label = m.slice_label(p.slice)
+            m.predicted(model, p.ts, label, p.groups)
+            if p.values is not None:  # slices on
                 judged.features = judged.features or slice_features(m.options, *model)
-                judged.features.observe(ts, label, values[0])
-    for kind, rows in (("l", message["labels"]), ("w", message["waited"])):
-        for partition, offset, ts, slice_, groups, prediction, label_ts, label in rows:
-            if judged.fresh(kind, partition, offset):
-                fb = FeedbackRecord(label_ts, "", label)
-                found = m.labelled(model, ts, prediction, m.known_slice(slice_), tuple(groups), fb)
-                raised += found.anomalies
-    judged_now = m.advance_to(judged.tick(message["clocks"]))
+                judged.features.observe(p.ts, label, p.values)
+    for kind, rows in (("l", message.labels), ("w", message.waited)):
+        for r in rows:
+            if judged.fresh(kind, r.partition, r.offset):
+                fb = FeedbackRecord(r.label_ts, "", r.label)
+                slice_ = m.known_slice(r.slice)
+                raised += m.labelled(model, r.ts, r.prediction, slice_, r.groups, fb).anomalies
+    judged_now = m.advance_to(judged.tick(message.clocks))
     raised += judged_now.anomalies
     if judged.features is not None:
         still = set(judged.features.open)

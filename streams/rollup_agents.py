@@ -17,7 +17,6 @@ import logging
 from collections.abc import AsyncIterable, Sequence
 from typing import Any
 
-import orjson
 from faust.types import EventT
 
 from detectors.rollups import PartialRollUps, RollUp
@@ -34,6 +33,7 @@ from streams.agents import (
 )
 from streams.app import app, detection, kafka
 from streams.indexing import ROLLUPS
+from streams.payloads import ROLLUP
 from streams.tables import decode_state, encode_state, model_to_rollups
 from streams.topics import rollups, window_rollups
 
@@ -70,7 +70,7 @@ async def _merge_batch(events: Sequence[EventT[Any]]) -> None:
         value = event.value if isinstance(event.value, bytes) else b""
         try:
             pending = touched[key] = touched.get(key) or _load(key)
-            part = RollUp.from_plain(orjson.loads(value))
+            part = ROLLUP.decode(value)
             expected = frozenset(detection().engine.baseline_for(part.model).references)
             done = pending.add(part, expected)
             if done is not None:
@@ -78,7 +78,7 @@ async def _merge_batch(events: Sequence[EventT[Any]]) -> None:
         except Exception as exc:
             logger.exception("roll_up_windows failed on a part of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
-    await _send([(i, orjson.dumps(r.to_plain())) for i, r in whole.items()])
+    await _send([(i, ROLLUP.encode(r)) for i, r in whole.items()])
     for key, pending in touched.items():
         raw = encode_state(pending.to_plain())
         model_to_rollups[key] = raw

@@ -1,12 +1,24 @@
-"""Every topic of the worker.
+"""Every topic of the worker, with its key and its payload (the types and their codecs are in
+streams/payloads.py, a leaf module):
 
-serving-logs and feedback are external (Fluentd or ``forward-to-kafka`` write them, keyed by
-request id) and read as raw bytes, so a record that is not even JSON can still be dead-lettered
-with its original bytes. feature-summaries carries stage one's micro-batches, keyed
-model/version/feature: orjson bytes of ``detectors.stages.SummaryBuilder.drain``'s summaries
-(columnar; a faust Record would rebuild every entry in Python). The others are the worker's
-own and created with ``kafka.partitions`` partitions, which the stage-two changelog must
-match.
+| topic | key | payload |
+|---|---|---|
+| serving-logs | request id | a JSON serving record (``detectors.records.decode_record``) |
+| feedback | request id | a JSON feedback record (``detectors.records.decode_feedback``) |
+| feature-summaries | model/version/feature | ``FeatureSummary`` (``encode_parts``) |
+| label-outcomes | model/version | ``LabelOutcomes`` |
+| rollups | model/version | ``ROLLUP``: a part of a window's roll-up |
+| window-rollups | roll-up id | ``ROLLUP``: a whole roll-up |
+| anomalies | anomaly id | ``ANOMALY`` |
+| incidents | incident id | ``INCIDENT`` (each version overwrites the last) |
+| drift-scores | document id | ``DRIFT_SCORE`` |
+| dead-letters | the record's key | its original bytes; the reason in headers |
+
+serving-logs and feedback are external (Fluentd or ``forward-to-kafka`` write them) and read
+as raw bytes, so a record that is not even JSON can still be dead-lettered with its original
+bytes. feature-summaries carries stage one's micro-batches (columnar; a faust Record would
+rebuild every entry in Python). The others are the worker's own and created with
+``kafka.partitions`` partitions, which the stage-two changelog must match.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import orjson
 
 from detectors.stages import summary_part
 from streams.app import app, kafka
+from streams.payloads import FeatureSummary
 
 MAX_SUMMARY_BYTES = 512 * 1024  # half of Kafka's default max.message.bytes (1 MB)
 
@@ -50,7 +63,7 @@ def _keyed_like_state(name: str) -> faust.TopicT:
 
 
 feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
-label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version
+label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version: LabelOutcomes
 rollups = _keyed_like_state(kafka.topic("rollups"))  # model/version: per-feature roll-up parts
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
 # incidents, keyed by incident id: each version (opened, updated, resolved) overwrites the last
@@ -66,7 +79,7 @@ dead_letters = _own(
 )
 
 
-def encode_parts(summary: dict[str, Any], max_bytes: int = MAX_SUMMARY_BYTES) -> list[bytes]:
+def encode_parts(summary: FeatureSummary, max_bytes: int = MAX_SUMMARY_BYTES) -> list[bytes]:
     """The summary as JSON bytes, cut by entries into parts of at most ``max_bytes`` (unless
     one entry alone is larger)."""
     raw = orjson.dumps(summary)

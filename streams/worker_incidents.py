@@ -22,8 +22,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
 from detectors.incident_feed import feature_closes
@@ -31,6 +29,7 @@ from detectors.incidents import FEATURES, Close, Incident, IncidentTracker, Step
 from detectors.stages import NEW_COLUMNS
 from streams.app import settings
 from streams.incident_options import incident_options
+from streams.payloads import INCIDENT
 from streams.tables import decode_state, encode_state, feature_to_incidents
 
 logger = logging.getLogger("logdrift.worker")
@@ -96,7 +95,7 @@ def window_passed(
 
 def messages(incidents: Iterable[Incident]) -> list[tuple[str, bytes]]:
     """(key, value) of the incidents topic: the incident's plain data, keyed by its id."""
-    return [(i.id, orjson.dumps(i.to_plain())) for i in incidents]
+    return [(i.id, INCIDENT.encode(i)) for i in incidents]
 
 
 def log_changes(step: Step) -> None:

@@ -3,9 +3,11 @@ each prediction and label once, however often a crash makes the join send them a
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import orjson
+import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer
 
@@ -24,6 +26,7 @@ from streams.label_agents import (
     encode_pending,
     read_label,
 )
+from streams.payloads import LabelOutcomes, LabelRow, PredictionRow
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_800_000_000.0
@@ -35,15 +38,15 @@ def outcomes(partition: int, first_offset: int, n: int) -> Outcomes:
     for i in range(n):
         ts = T0 + i / 10
         offset = first_offset + i
-        out.predictions.append([partition, offset, ts, "shoes", ["f"]])
-        out.labels.append([partition, offset, ts, "shoes", ["f"], 0.8, ts + 30, i % 2])
+        out.predictions.append(PredictionRow(partition, offset, ts, "shoes", ("f",)))
+        out.labels.append(LabelRow(partition, offset, ts, "shoes", ("f",), 0.8, ts + 30, i % 2))
     return out
 
 
 def judge(*messages: Outcomes) -> Judged:
     judged = Judged(LabelMonitor(OPTIONS))
     for m in messages:
-        _apply(judged, orjson.loads(m.message({})), [], [])
+        _apply(judged, LabelOutcomes.decode(m.message({})), [], [])
     return judged
 
 
@@ -91,9 +94,9 @@ def test_a_window_is_judged_only_once_every_partitions_predictions_and_labels_pa
     reports: list[LabelReport] = []
     ahead, behind = (T0 + 500, T0 + 500), (T0 + 30, T0 + 30)
     for clocks in ({0: ahead, 1: behind}, {0: ahead, 1: (T0 + 500, T0 + 30)}):
-        _apply(judged, orjson.loads(outcomes(0, 0, 10).message(clocks)), [], reports)
+        _apply(judged, LabelOutcomes.decode(outcomes(0, 0, 10).message(clocks)), [], reports)
         assert reports == []  # partition 1 has not read past the first window yet
-    _apply(judged, orjson.loads(Outcomes("ctr", "3").message({1: ahead})), [], reports)
+    _apply(judged, LabelOutcomes.decode(Outcomes("ctr", "3").message({1: ahead})), [], reports)
     assert [(r.start, r.metrics["predictions"]) for r in reports] == [(T0, 10)]
 
 
@@ -103,13 +106,16 @@ def test_slice_feature_windows_close_once_every_partitions_predictions_passed_th
     judged = Judged(LabelMonitor(OPTIONS), features=features)
     message = Outcomes("ctr", "3")
     values = observed(ctr_baseline, {"price": 12.5, "device": "ios"})
-    message.predictions += [[0, i, T0 + i / 20, "shoes", ["f"], values] for i in range(1_010)]
-    _apply(judged, orjson.loads(message.message({0: (T0 + 61, T0), 1: (T0 + 5, T0)})), [], [])
+    message.predictions += [
+        PredictionRow(0, i, T0 + i / 20, "shoes", ("f",), values) for i in range(1_010)
+    ]
+    clocks = {0: (T0 + 61, T0), 1: (T0 + 5, T0)}
+    _apply(judged, LabelOutcomes.decode(message.message(clocks)), [], [])
     assert list(features.open) == [T0]  # partition 1's predictions are still in it
     assert features.open[T0].count == 1_010
     # A slice is watched from the 1,000th prediction on (top-K refreshed every 1,000).
     assert features.open[T0].slices["shoes"]["price"].valid == 11
-    _apply(judged, orjson.loads(Outcomes("ctr", "3").message({1: (T0 + 61, T0)})), [], [])
+    _apply(judged, LabelOutcomes.decode(Outcomes("ctr", "3").message({1: (T0 + 61, T0)})), [], [])
     assert features.open == {} and features.windows.previous["shoes"]["price"].valid == 11
 
 
@@ -142,3 +148,21 @@ def test_a_joined_prediction_leaves_the_table_only_once_its_batch_is_done() -> N
     assert join.label("a", Label(T0 + 60, 0, 1.0, offset=7)) is not None  # read again: joined
     store.apply_deletes()  # the outcomes were acknowledged
     assert table == {}
+
+
+def test_label_outcomes_go_over_the_wire_as_arrays_and_come_back_typed() -> None:
+    out = outcomes(0, 0, 2)
+    raw = out.message({0: (T0, -math.inf)})
+    plain = orjson.loads(raw)
+    assert plain["predictions"][0] == [0, 0, T0, "shoes", ["f"], None]
+    assert plain["labels"][1] == [0, 1, T0 + 0.1, "shoes", ["f"], 0.8, T0 + 30.1, 1]
+    assert plain["clocks"] == {"0": [T0, None]}  # not read there yet: JSON has no -inf
+    back = LabelOutcomes.decode(raw)
+    assert (back.model, back.version) == ("ctr", "3")
+    assert back.predictions == out.predictions and back.labels == out.labels
+    assert back.clocks == {0: (T0, -math.inf)}
+
+
+def test_a_label_outcomes_message_of_another_version_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="label-outcomes: unknown message version 2"):
+        LabelOutcomes.decode(orjson.dumps({"v": 2, "model": "ctr"}))
