@@ -1,7 +1,9 @@
 """Helpers of the worker's index stage (``streams.agents.index_documents``), one agent per topic:
 
-    anomalies | drift-scores | incidents --take_events(bulk_size, within 1 s)--> (id, document)
-      --ElasticSink.index_anomalies | index_scores (waits out outages)--> Elasticsearch
+    anomalies | drift-scores | incidents | window-rollups
+      --take_events(bulk_size, within 1 s)--> (id, document)   (payloads: streams.payloads)
+      --ElasticSink.index_anomalies | index_scores | index_documents (waits out outages)-->
+      Elasticsearch
       --every document acknowledged or refused--> the batch is acked, offsets committed
     refused, or not a document of that kind at all --> dead-letters, with the reason
 
