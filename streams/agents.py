@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from aiokafka.structs import ConsumerRecord
 from faust.types import EventT
 
 from connectors.elasticsearch import ElasticSink
 from connectors.es_documents import score_documents
-from connectors.kafka_source import Batch, PartitionBatches
+from connectors.kafka_source import Batch, PartitionBatches, SourceRecord
 from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
 from detectors.feature_state import FeatureState
@@ -211,7 +210,7 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
 
 
 def _profile_one(
-    found: Detection, builder: SummaryBuilder, message: ConsumerRecord[bytes, bytes]
+    found: Detection, builder: SummaryBuilder, message: SourceRecord
 ) -> tuple[str, str] | None:
     """Add one record to the builder; or (reason, kind) to dead-letter it with. Never raises."""
     try:
