@@ -84,15 +84,15 @@ def infer_schema(
     model: str | None,
     tolerance: float,
     sensitive: frozenset[str],
-    prediction_column: str = PREDICTION,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The schema document (plain data, ready for YAML) and a note per feature."""
+    """The schema document (plain data, ready for YAML) and a note per feature. The profile
+    names the model's output ``prediction`` whatever the training column was called."""
     features: dict[str, Any] = {}
     notes: dict[str, str] = {}
     prediction: dict[str, Any] | None = None
     for name, f in profile.features.items():
         spec = _feature(f, tolerance, name in sensitive)
-        if name == prediction_column:
+        if name == PREDICTION:
             prediction = spec
         else:
             features[name] = spec

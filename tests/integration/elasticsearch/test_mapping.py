@@ -26,7 +26,6 @@ from streams.cli import main
 from tests.elastic_samples import START, anomaly, report
 from tests.integration.elasticsearch.conftest import Node, search_all
 
-
 PATIENCE_S = 120.0  # a bound for a loaded machine, not a deadline tuned to an idle one
 
 
