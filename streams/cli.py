@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from streams.traffic import SCENARIOS, Injection, serving_records
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
+DEMO_DIR = Path("logdrift-demo")
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
 
 
@@ -539,24 +539,25 @@ def simulate(
 
 @main.command(short_help="Everything from nothing, in under a minute.")
 @click.option(
+    "--dir",
     "--workdir",
+    "workdir",
+    default=DEMO_DIR,
+    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the demo's files here (default: a temporary directory).",
+    help="Where the demo writes its training data, baseline and store, and leaves them for "
+    "the commands it prints (a rerun replaces its own files there).",
 )
 @click.option("--events", default=60_000, show_default=True)
-def demo(workdir: Path | None, events: int) -> None:
+def demo(workdir: Path, events: int) -> None:
     """Everything from nothing: make training data, build the baseline, start the embedded
     runner, send traffic through fluent-logger with five changes injected partway, and say
-    what was caught. Exit 0 when every change was caught and nothing else raised."""
+    what was caught. Exit 0 when every change was caught and nothing else raised. The files
+    stay in --dir, so the `logdrift anomalies` and `logdrift report` commands it prints work."""
     from streams.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)
-    if workdir is not None:
-        ok = run_demo(workdir, events)
-    else:
-        with tempfile.TemporaryDirectory(prefix="logdrift-demo-") as tmp:
-            ok = run_demo(Path(tmp), events)
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if run_demo(workdir, events) else 1)
 
 
 from streams.cli_elastic import es, kibana  # noqa: E402  (registered last: they import main's helpers)

@@ -44,15 +44,16 @@ os.environ.setdefault("LOGDRIFT_OBSERVABILITY__PORT", "0")
 
 
 def logdrift(
-    *args: str | Path, check: bool = True, timeout: float = 300
+    *args: str | Path, check: bool = True, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command line and return what it printed."""
+    """Run the real command line (in ``cwd``) and return what it printed."""
     proc = subprocess.run(
         [*LOGDRIFT, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
