@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -19,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from config.yaml_errors import yaml_error_line
 
 DEFAULT_FILE = Path(__file__).with_name("logdrift.yaml")
 
@@ -256,6 +259,13 @@ class Settings(BaseSettings):
         )
 
 
+def _yaml_source(exc: yaml.YAMLError) -> str:
+    """The file the parser was reading: PyYAML names it in the mark when read from a file."""
+    mark = getattr(exc, "problem_mark", None)
+    name = getattr(mark, "name", None)
+    return name if name and not name.startswith("<") else os.environ.get("LOGDRIFT_CONFIG", "?")
+
+
 class SettingsError(ValueError):
     """Settings that do not validate; one line per key at fault."""
 
@@ -267,6 +277,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         os.environ["LOGDRIFT_CONFIG"] = str(config)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except yaml.YAMLError as exc:  # the default file, LOGDRIFT_CONFIG or --config
+        raise SettingsError(yaml_error_line(_yaml_source(exc), exc)) from None
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from config.yaml_errors import yaml_error_line
 from detectors.baseline import Baseline
 from detectors.profile import Profile
 from detectors.schema import Schema, schema_errors
@@ -72,7 +73,7 @@ def read_schema_document(path: Path) -> dict[str, Any] | None:
     try:
         data = YAML(typ="safe").load(path.read_text())
     except YAMLError as exc:
-        raise BaselineError(f"{path}: not valid YAML: {exc}") from None
+        raise BaselineError(yaml_error_line(path, exc)) from None
     if not isinstance(data, dict):
         raise BaselineError(f"{path}: expected a mapping at the top, got {type(data).__name__}")
     return data

@@ -19,6 +19,7 @@ import json
 import re
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,29 @@ class FileFormatError(ValueError):
         super().__init__(f"{self.path}{location}: {problem}")
 
 
+@dataclass(slots=True)
+class BadRows:
+    """Rows a reader skipped, for a report: how many, and the first few with their reason.
+
+    Memory stays bounded however many rows are bad: only ``keep`` of them are remembered.
+    """
+
+    keep: int = 5
+    count: int = 0
+    first: list[tuple[int, str]] = field(default_factory=list)  # (line, problem)
+
+    def add(self, line: int, problem: str) -> None:
+        self.count += 1
+        if len(self.first) < self.keep:
+            self.first.append((line, problem))
+
+    def summary(self) -> str:
+        """``3 bad rows (line 4: ...; line 9: ...)``."""
+        shown = "; ".join(f"line {line}: {problem}" for line, problem in self.first)
+        more = f"; {self.count - len(self.first):,} more" if self.count > len(self.first) else ""
+        return f"{self.count:,} bad row{'s' if self.count != 1 else ''} ({shown}{more})"
+
+
 def coerce_cell(text: str) -> object:
     """A CSV cell as a value: "" is missing, then int, float, bool, else the text itself."""
     if text == "":
@@ -96,9 +120,16 @@ def open_rows(
     *,
     features_key: str = "features",
     prediction_key: str = "prediction",
+    bad_rows: BadRows | None = None,
 ) -> RowSource:
-    """A one-pass stream of the rows of a CSV, JSON lines or Parquet file."""
-    return RowSource(path, fmt, features_key=features_key, prediction_key=prediction_key)
+    """A one-pass stream of the rows of a CSV, JSON lines or Parquet file.
+
+    A malformed row (a CSV row with more or fewer cells than the header or with every cell
+    empty, a JSON line that is not an object) raises, or with ``bad_rows`` is noted there and
+    skipped, so a caller can report them all and decide."""
+    return RowSource(
+        path, fmt, features_key=features_key, prediction_key=prediction_key, bad_rows=bad_rows
+    )
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | FileFormatError]]:
@@ -133,8 +164,10 @@ class RowSource:
         *,
         features_key: str = "features",
         prediction_key: str = "prediction",
+        bad_rows: BadRows | None = None,
     ) -> None:
         self.path = Path(path)
+        self.bad_rows = bad_rows
         self.fmt, self.compressed = infer_format(path, fmt)
         self.size_bytes = self.path.stat().st_size
         self.rows_read = 0
@@ -142,9 +175,14 @@ class RowSource:
         self._prediction_key = prediction_key
         self._raw: io.BufferedReader | None = None  # its offset is the progress of text formats
         self._final_position = 0
-        self._line = 0  # the last line handed to the csv parser
+        self._line = 0  # the last line read (handed to the csv parser)
         self._parquet_rows = _parquet_row_count(path) if self.fmt == "parquet" else 0
         self._rows = self._read_rows()
+
+    @property
+    def line(self) -> int:
+        """Where the last row came from: its line (its row number in a Parquet file)."""
+        return self.rows_read if self.fmt == "parquet" else self._line
 
     @property
     def position(self) -> int:
@@ -197,10 +235,11 @@ class RowSource:
         try:
             width = _check_header(self.path, reader.fieldnames or [])
             for row in reader:
-                if None in row:  # DictReader files surplus cells under the key None
-                    problem = f"{width + len(row[None])} cells but the header has {width} columns"
-                    raise FileFormatError(self.path, problem, line=self._line)
-                yield {k: None if text is None else coerce_cell(text) for k, text in row.items()}
+                problem = _csv_row_problem(row, width)
+                if problem is None:
+                    yield {k: coerce_cell(text) for k, text in row.items()}
+                else:
+                    self._bad(FileFormatError(self.path, problem, line=self._line))
         except csv.Error as exc:
             raise FileFormatError(self.path, str(exc), line=self._line) from exc
 
@@ -217,13 +256,22 @@ class RowSource:
                 problem = f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
                 raise FileFormatError(self.path, problem, line=self._line) from exc
 
+    def _bad(self, error: FileFormatError) -> None:
+        if self.bad_rows is None:
+            raise error
+        self.bad_rows.add(error.line or 0, error.problem)
+
     def _jsonl(self, lines: Iterator[tuple[int, bytes]]) -> Iterator[dict[str, object]]:
         for number, line in lines:
+            self._line = number
             parsed = _parse_json_line(self.path, number, line)
-            if isinstance(parsed, FileFormatError):
-                raise parsed
-            if parsed is not None:
-                yield self._flatten(number, parsed)
+            try:
+                if isinstance(parsed, FileFormatError):
+                    raise parsed
+                if parsed is not None:
+                    yield self._flatten(number, parsed)
+            except FileFormatError as exc:
+                self._bad(exc)
 
     def _flatten(self, number: int, record: dict[str, Any]) -> dict[str, object]:
         """A serving record becomes its features plus "prediction"; a flat row stays."""
@@ -278,6 +326,20 @@ def _numbered_lines(path: str | Path, stream: io.BufferedIOBase) -> Iterator[tup
             return
         number += 1
         yield number, line
+
+
+def _csv_row_problem(row: dict[str | None, Any], width: int) -> str | None:
+    """Why a CSV row cannot be trusted, or None. A short row is a broken export, not missing
+    values (a CSV writer writes empty cells for those): read as missing, it would make every
+    feature optional."""
+    if None in row:  # DictReader files surplus cells under the key None
+        return f"{width + len(row[None])} cells but the header has {width} columns"
+    cells = sum(text is not None for text in row.values())  # DictReader pads short rows
+    if cells < width:
+        return f"{cells} cells but the header has {width} columns"
+    if width > 1 and all(text == "" for text in row.values()):
+        return "every cell is empty"
+    return None
 
 
 def _check_header(path: str | Path, names: Sequence[str]) -> int:

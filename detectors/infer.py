@@ -114,6 +114,20 @@ class BaselineBuilder:
         skip = self.options.ignore
         return ((k, v) for k, v in row.items() if k not in skip and k != self.options.time_column)
 
+    def _named(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with the model's output under ``prediction``: whatever the training file
+        calls it, the profile, schema.yaml and serving records (through the field mapping)
+        all name it so, and one name holds everywhere after training."""
+        column = self.options.prediction_column
+        if column == PREDICTION or column not in row:
+            return row
+        if PREDICTION in row:
+            raise ValueError(
+                f"the training data has both a {PREDICTION!r} column and the prediction "
+                f"column {column!r}: rename one of them"
+            )
+        return {(PREDICTION if k == column else k): v for k, v in row.items()}
+
     def _note_time(self, row: dict[str, Any]) -> None:
         if self.times is None:
             return
@@ -123,6 +137,7 @@ class BaselineBuilder:
             self.times = None
 
     def first_pass(self, row: dict[str, Any]) -> None:
+        row = self._named(row)
         self.rows += 1
         self._note_time(row)
         for name, value in self._values(row):
@@ -181,11 +196,15 @@ class BaselineBuilder:
             buckets = int(self.hours.max()) + 1
             column.timed = TimeChunks(buckets, width, self.bucket_seconds)
 
-    def second_pass(self, row: dict[str, Any]) -> None:
+    def second_pass(self, row: dict[str, Any]) -> list[str]:
+        """Account the row; the numeric columns in which it holds something else (text in a
+        number column: a bad row for the caller to report, whose value counts in no bin)."""
+        row = self._named(row)
         i = self._second
         position = i if self.positions is None else int(self.positions[i])
         hour = -1 if self.hours is None else int(self.hours[i])
         self._second += 1
+        not_numbers: list[str] = []
         for name, column in self.columns.items():
             value = None if name in self.options.ignore else row.get(name)
             assert column.chunks is not None
@@ -193,6 +212,8 @@ class BaselineBuilder:
                 slot: int | None = column.chunks.width - 1
                 column.chunks.add(position, column.chunks.width - 1)
             elif column.bins is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    not_numbers.append(name)
                 slot = self._second_number(column, value, position, hour)
             else:
                 text = self._text(name, value)
@@ -204,6 +225,7 @@ class BaselineBuilder:
                 column.chunks.add(position, slot)
             if column.timed is not None and slot is not None:
                 column.timed.add(hour, slot)
+        return not_numbers
 
     @staticmethod
     def _second_number(column: _Column, value: object, position: int, hour: int) -> int | None:

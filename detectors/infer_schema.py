@@ -46,9 +46,25 @@ def _feature(f: FeatureProfile, tolerance: float, sensitive: bool) -> dict[str, 
     return spec
 
 
+def _presence(missing: int, rows: int) -> str:
+    """How often a feature was there, never rounded to 100% when it was missing somewhere (the
+    note would then contradict ``required: false``).
+
+    >>> _presence(0, 20_000)
+    'present in 100.0% of 20,000 training rows'
+    >>> _presence(1, 20_000)
+    'missing in 1 of 20,000 training rows'
+    >>> _presence(5_000, 20_000)
+    'present in 75.0% of 20,000 training rows'
+    """
+    present = 1 - missing / rows if rows else 0.0
+    if missing and f"{present:.1%}" == "100.0%":
+        return f"missing in {missing:,} of {rows:,} training rows"
+    return f"present in {present:.1%} of {rows:,} training rows"
+
+
 def _note(name: str, f: FeatureProfile, rows: int) -> str:
-    present = 1 - f.missing_rate
-    parts = [f"{name}: {f.type}, present in {present:.1%} of {rows:,} training rows"]
+    parts = [f"{name}: {f.type}, {_presence(f.missing, rows)}"]
     if f.numeric is not None:
         parts.append("range = training p0.1..p99.9 widened by the tolerance")
         if f.calibration:
@@ -84,15 +100,15 @@ def infer_schema(
     model: str | None,
     tolerance: float,
     sensitive: frozenset[str],
-    prediction_column: str = PREDICTION,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The schema document (plain data, ready for YAML) and a note per feature."""
+    """The schema document (plain data, ready for YAML) and a note per feature. The profile
+    names the model's output ``prediction`` whatever the training column was called."""
     features: dict[str, Any] = {}
     notes: dict[str, str] = {}
     prediction: dict[str, Any] | None = None
     for name, f in profile.features.items():
         spec = _feature(f, tolerance, name in sensitive)
-        if name == prediction_column:
+        if name == PREDICTION:
             prediction = spec
         else:
             features[name] = spec

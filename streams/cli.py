@@ -8,9 +8,10 @@ serving log file --> logdrift check --> table or JSON, exit 1 on anomalies
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from streams.traffic import SCENARIOS, Injection, serving_records
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
+DEMO_DIR = Path("logdrift-demo")
 SCENARIO_HELP = "; ".join(f"{s.name}: {s.what}" for s in SCENARIOS.values())
 
 
@@ -98,7 +100,13 @@ def main(ctx: click.Context, config: Path | None, verbose: bool, log_format: str
     show_default=True,
     help="Widen the training p0.1..p99.9 range by this fraction of its width.",
 )
-@click.option("--prediction-column", default="prediction", show_default=True)
+@click.option(
+    "--prediction-column",
+    default="prediction",
+    show_default=True,
+    help="Training column holding the model's output. The baseline calls it `prediction`, "
+    "as serving records do (their field is set by `fields.prediction` in the settings).",
+)
 @click.option("--ignore", default="", help="Comma-separated columns to leave out (ids, labels).")
 @click.option(
     "--time-column",
@@ -125,6 +133,12 @@ def main(ctx: click.Context, config: Path | None, verbose: bool, log_format: str
     show_default=True,
     help="Smallest mean shift (standard deviations) the change detectors target.",
 )
+@click.option(
+    "--skip-bad-rows",
+    is_flag=True,
+    help="Leave out malformed rows (ragged, short, empty) and count text in a number column "
+    "as an invalid value, reporting both; without it such rows stop the build (exit 2).",
+)
 @click.pass_context
 def baseline(
     ctx: click.Context,
@@ -140,6 +154,7 @@ def baseline(
     sensitive: str,
     false_alarm_budget: float,
     min_shift: float,
+    skip_bad_rows: bool,
 ) -> None:
     """Profile TRAINING (CSV, JSON lines or Parquet) into a baseline directory.
 
@@ -164,9 +179,16 @@ def baseline(
             calibration=CalibrationOptions(budget=false_alarm_budget, min_shift=min_shift),
             time_column=time_column or None,
         )
-        schema = build_baseline(training, out, options, model)
+        schema = build_baseline(
+            training,
+            out,
+            options,
+            model,
+            skip_bad_rows=skip_bad_rows,
+            on_bad_rows=lambda line: err.print(f"[yellow]warning[/yellow] {line}"),
+        )
     except (FileFormatError, BaselineError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     console.print(
         f"baseline written to {out}/: {len(schema.features)} features"
         + (", prediction" if schema.prediction else "")
@@ -361,21 +383,30 @@ def check(
     min_count: int | None,
 ) -> None:
     """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
-    before a deploy). Exit 0: clean; 1: anomalies found; 2: usage or input error."""
+    before a deploy).
+
+    \b
+    Exit codes:
+      0  clean: records were checked and nothing was found
+      1  anomalies found
+      2  nothing usable was checked (an empty file, every line bad or for no known model),
+         or the input, a baseline or the settings are unusable; or a usage error"""
     from streams.incident_options import incident_options
     from streams.offline import check_logs
 
-    settings = _settings(ctx)
-    options = EngineOptions(
-        window_seconds or settings.window.seconds, min_count or settings.window.min_count
-    )
-    report = check_logs(
-        logs,
-        _load_baselines(list(baselines), settings),
-        options,
-        _mapping(settings),
-        incidents=incident_options(settings.incidents),
-    )
+    with _input_errors():
+        settings = _settings(ctx)
+        loaded = _load_baselines(list(baselines), settings)
+        options = EngineOptions(
+            window_seconds or settings.window.seconds, min_count or settings.window.min_count
+        )
+        report = check_logs(
+            logs,
+            loaded,
+            options,
+            _mapping(settings),
+            incidents=incident_options(settings.incidents),
+        )
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -390,7 +421,35 @@ def check(
             f"{len(report.anomalies)} anomalies in {len(report.incidents)} incidents, "
             f"{len(report.bad_lines)} bad lines"
         )
+    if report.records == 0:
+        raise InputError(f"{logs}: nothing checked: " + _nothing_checked(report.bad_lines))
     sys.exit(1 if report.anomalies else 0)
+
+
+class InputError(click.ClickException):
+    """An input the command cannot use (a file, a baseline, the settings): exit 2, so a CI gate
+    tells a broken export from a clean one (1 means anomalies)."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """Errors reading the inputs exit 2 instead of click's 1."""
+    try:
+        yield
+    except click.UsageError:
+        raise
+    except click.ClickException as exc:
+        raise InputError(exc.message) from None
+    except (FileFormatError, BaselineError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _nothing_checked(bad_lines: list[str]) -> str:
+    if not bad_lines:
+        return "no records in the file"
+    return f"all {len(bad_lines):,} lines are bad (first: {bad_lines[0]})"
 
 
 @main.command(short_help="Send sample serving traffic through fluent-logger.")
@@ -448,24 +507,25 @@ def simulate(
 
 @main.command(short_help="Everything from nothing, in under a minute.")
 @click.option(
+    "--dir",
     "--workdir",
+    "workdir",
+    default=DEMO_DIR,
+    show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the demo's files here (default: a temporary directory).",
+    help="Where the demo writes its training data, baseline and store, and leaves them for "
+    "the commands it prints (a rerun replaces its own files there).",
 )
 @click.option("--events", default=60_000, show_default=True)
-def demo(workdir: Path | None, events: int) -> None:
+def demo(workdir: Path, events: int) -> None:
     """Everything from nothing: make training data, build the baseline, start the embedded
     runner, send traffic through fluent-logger with five changes injected partway, and say
-    what was caught. Exit 0 when every change was caught and nothing else raised."""
+    what was caught. Exit 0 when every change was caught and nothing else raised. The files
+    stay in --dir, so the `logdrift anomalies` and `logdrift report` commands it prints work."""
     from streams.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)
-    if workdir is not None:
-        ok = run_demo(workdir, events)
-    else:
-        with tempfile.TemporaryDirectory(prefix="logdrift-demo-") as tmp:
-            ok = run_demo(Path(tmp), events)
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if run_demo(workdir, events) else 1)
 
 
 from streams.cli_elastic import es, kibana  # noqa: E402  (each group in its own module)

@@ -112,7 +112,19 @@ def verdict_lines(verdicts: list[Verdict]) -> list[str]:
     return lines
 
 
+DEMO_FILES = ("training.csv", "logdrift.db", "logdrift.db-wal", "logdrift.db-shm")
+
+
+def _fresh(workdir: Path) -> None:
+    """A rerun starts from nothing: the last run's store would count its anomalies again. Only
+    the demo's own files go; the baseline is rebuilt over its old self."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_FILES:
+        (workdir / name).unlink(missing_ok=True)
+
+
 async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -> bool:
+    console.print(f"Files go to {workdir}/ and stay there (--dir to choose another place).")
     console.print(f"[bold]1/4[/bold] training data: 30,000 rows -> {workdir / 'training.csv'}")
     write_csv(workdir / "training.csv", training_rows(30_000, seed=7))
     console.print("[bold]2/4[/bold] baseline: schema + profile + calibrated detectors")
@@ -181,7 +193,7 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
     )
     console.print(
         f"Charts: `logdrift report --baseline {workdir / 'baseline'} --store "
-        f"{workdir / 'logdrift.db'} --out report.html` (keep the files with `--workdir DIR`)"
+        f"{workdir / 'logdrift.db'} --out {workdir / 'report.html'}`"
     )
     return all(v.first is not None for v in verdicts) and not false_alarms
 
@@ -189,5 +201,6 @@ async def _run_demo(workdir: Path, events: int, rate: float, console: Console) -
 def run_demo(
     workdir: Path, events: int = 60_000, rate: float = 100.0, console: Console | None = None
 ) -> bool:
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir.resolve()  # the commands it prints work from any directory
+    _fresh(workdir)
     return asyncio.run(_run_demo(workdir, events, rate, console or Console(soft_wrap=True)))

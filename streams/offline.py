@@ -18,7 +18,7 @@ from connectors.baseline_files import (
     write_baseline,
 )
 from connectors.es_incidents import incident_document, rollup_document
-from connectors.files import FileFormatError, iter_json_lines, open_rows
+from connectors.files import BadRows, FileFormatError, iter_json_lines, open_rows
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result, WindowReport
@@ -32,17 +32,35 @@ from detectors.schema import Schema, schema_errors
 
 
 def _rows_with_progress(
-    path: Path, label: str, progress: Progress | None, features_key: str
-) -> Iterator[dict[str, Any]]:
-    source = open_rows(path, features_key=features_key)
+    path: Path, label: str, progress: Progress | None, features_key: str, bad_rows: BadRows
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) for every good row; the bad ones are noted in ``bad_rows`` and skipped."""
+    source = open_rows(path, features_key=features_key, bad_rows=bad_rows)
     task = progress.add_task(label, total=source.size_bytes) if progress else None
     with source:
         for i, row in enumerate(source):
             if progress is not None and task is not None and i % 4096 == 0:
                 progress.update(task, completed=source.position)
-            yield row
+            yield source.line, row
     if progress is not None and task is not None:
         progress.update(task, completed=source.size_bytes)
+
+
+def _bad_rows(training: Path, malformed: BadRows, not_numbers: BadRows, skip: bool) -> list[str]:
+    """Without ``skip`` the build stops here, naming the file and the lines at fault; with it,
+    the lines to report."""
+    found = [
+        (bad.summary(), what)
+        for bad, what in (
+            (malformed, "left out"),
+            (not_numbers, "kept, the text counted as an invalid value"),
+        )
+        if bad.count
+    ]
+    if found and not skip:
+        problem = "; ".join(summary for summary, _ in found)
+        raise FileFormatError(training, f"{problem}; fix them, or pass --skip-bad-rows")
+    return [f"{training}: {summary}: {what}" for summary, what in found]
 
 
 def build_baseline(
@@ -53,28 +71,45 @@ def build_baseline(
     *,
     show_progress: bool = True,
     features_key: str = "features",
+    skip_bad_rows: bool = False,
+    on_bad_rows: Callable[[str], None] | None = None,
 ) -> Schema:
     """Two streaming passes over ``training``; writes schema.yaml and profile.json into ``out``,
-    keeping every value a person changed in an existing schema.yaml."""
+    keeping every value a person changed in an existing schema.yaml.
+
+    Malformed rows (ragged, short, empty, not an object) and text in a number column stop the
+    build with the file and lines at fault; with ``skip_bad_rows`` the malformed rows are left
+    out (so presence is inferred from the good rows only), the text counts as an invalid value,
+    and ``on_bad_rows`` hears of both."""
     builder = BaselineBuilder(options)
+    malformed, not_numbers = BadRows(), BadRows()
     columns = [TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not show_progress, transient=True) as progress:
-        for row in _rows_with_progress(
-            training, "pass 1/2 (types, quantiles)", progress, features_key
-        ):
+        first = _rows_with_progress(
+            training, "pass 1/2 (types, quantiles)", progress, features_key, malformed
+        )
+        for _, row in first:
             builder.first_pass(row)
         builder.fix_bins()
-        for row in _rows_with_progress(training, "pass 2/2 (bin counts)", progress, features_key):
-            builder.second_pass(row)
+        second = _rows_with_progress(
+            training, "pass 2/2 (bin counts)", progress, features_key, BadRows()
+        )
+        for line, row in second:
+            wrong = builder.second_pass(row)
+            if wrong:
+                not_numbers.add(line, f"text in number column {', '.join(wrong)}")
+    reports = _bad_rows(training, malformed, not_numbers, skip_bad_rows)
     if builder.rows == 0:
-        raise FileFormatError(training, "no rows")
+        raise FileFormatError(training, "no rows" if not malformed.count else "no good rows")
+    for report in reports:
+        if on_bad_rows is not None:
+            on_bad_rows(report)
     profile = builder.finish(str(training.name))
     inferred, notes = infer_schema(
         profile,
         model=model,
         tolerance=options.range_tolerance,
         sensitive=options.sensitive,
-        prediction_column=options.prediction_column,
     )
     current = read_schema_document(out / SCHEMA_FILE)
     previous = read_previous_inference(out)

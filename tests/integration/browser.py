@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.integration.patience import bound
+
 WIDTH = 1400
 FLAGS = (
     "--headless",
@@ -73,7 +75,7 @@ def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
         [chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=bound(120),
     )
     if proc.returncode != 0:
         raise AssertionError(f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}")

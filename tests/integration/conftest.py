@@ -19,6 +19,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from connectors.files import write_csv
 from streams.traffic import training_rows
+from tests.integration.patience import bound
 
 LOGDRIFT = [sys.executable, "-m", "streams"]
 
@@ -44,15 +45,16 @@ os.environ.setdefault("LOGDRIFT_OBSERVABILITY__PORT", "0")
 
 
 def logdrift(
-    *args: str | Path, check: bool = True, timeout: float = 300
+    *args: str | Path, check: bool = True, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command line and return what it printed."""
+    """Run the real command line (in ``cwd``) and return what it printed."""
     proc = subprocess.run(
         [*LOGDRIFT, *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=bound(timeout),
         env={**os.environ, "COLUMNS": "200"},
+        cwd=cwd,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -91,7 +93,7 @@ class Runner:
 
     def stop(self, timeout: float = 60) -> str:
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=timeout)
+        out, _ = self.proc.communicate(timeout=bound(timeout))
         assert self.proc.returncode == 0, out
         return out
 
@@ -133,7 +135,7 @@ def start_runner(tmp_path: Path, baseline_dir: Path) -> Iterator:
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(
@@ -143,7 +145,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 60)
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"logdrift run did not listen on {port} within {timeout} s")
+    raise AssertionError(f"logdrift run did not listen on {port} within {bound(timeout)} s")
 
 
 def search_all(es: Elasticsearch, index: str) -> list[dict[str, Any]]:

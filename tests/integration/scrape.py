@@ -7,11 +7,13 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.patience import bound
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(base: str) -> Samples:
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=bound(5)) as r:
         text = r.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value

@@ -120,8 +120,10 @@ def test_check_passes_clean_logs_and_fails_on_a_schema_break(
 
 
 def test_demo_catches_every_injected_change_and_nothing_else(tmp_path: Path) -> None:
-    proc = logdrift("demo", "--workdir", tmp_path / "demo", check=False)
+    # As the README has it: no options, so the files go to ./logdrift-demo and stay there.
+    proc = logdrift("demo", check=False, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Files go to {tmp_path / 'logdrift-demo'}/ and stay there" in proc.stdout
     for scenario in (
         "mean_shift",
         "category_surge",
@@ -135,6 +137,19 @@ def test_demo_catches_every_injected_change_and_nothing_else(tmp_path: Path) -> 
     counted = re.search(r"(\d+) anomalies \(evidence\) in (\d+) incidents \(pages\)", proc.stdout)
     assert counted and int(counted[2]) < int(counted[1]), proc.stdout
     assert "No anomaly on the unchanged features: is_returning, prediction." in proc.stdout
+    _the_demos_printed_commands_work(proc.stdout, int(counted[1]))
+
+
+def _the_demos_printed_commands_work(out: str, anomalies: int) -> None:
+    """Every command the demo prints points at files it kept: run each one as printed."""
+    printed = re.findall(r"`(logdrift (?:incidents|anomalies|report) [^`]+)`", out)
+    assert {p.split()[1] for p in printed} == {"incidents", "anomalies", "report"}, out
+    for command in printed:
+        ran = logdrift(*command.split()[1:]).stdout
+        if " anomalies " in command:
+            assert f"{anomalies} anomalies" in ran
+    report = re.search(r"--out (\S+)`", out)
+    assert report and Path(report[1]).stat().st_size > 10_000
 
 
 def test_a_sensitive_feature_never_shows_a_raw_value(training_csv: Path, tmp_path: Path) -> None:

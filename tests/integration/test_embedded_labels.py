@@ -14,6 +14,7 @@ import pytest
 from connectors.store import AnomalyStore
 from streams.demo import send
 from streams.traffic import LabelFlip, feedback_records, interleave, serving_records, uniform_delay
+from tests.integration.patience import bound
 
 RATE = 100.0
 START = 1_795_860_000.0
@@ -36,15 +37,15 @@ class Output:
             self.lines.append(line)
 
     def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + bound(timeout)
         while not any(text in line for line in self.lines):
             assert time.monotonic() < deadline, f"no {text!r}:\n{''.join(self.lines[-20:])}"
             time.sleep(0.5)
 
     def stop(self) -> str:
         self.proc.terminate()
-        self.reader.join(timeout=60)
-        assert self.proc.wait(timeout=60) == 0, "".join(self.lines[-20:])
+        self.reader.join(timeout=bound(60))
+        assert self.proc.wait(timeout=bound(60)) == 0, "".join(self.lines[-20:])
         return "".join(self.lines)
 
 

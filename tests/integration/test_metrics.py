@@ -13,6 +13,7 @@ import urllib.request
 from connectors.fluent import FluentClient
 from streams.demo import send
 from streams.traffic import Injection, serving_records
+from tests.integration.patience import bound
 from tests.integration.scrape import scrape, value
 
 RATE = 100.0
@@ -24,7 +25,7 @@ MALFORMED = 30
 def metrics_url(runner) -> str:  # type: ignore[no-untyped-def]
     """The endpoint the runner names on its ready line (port 0: a free one)."""
     assert runner.proc.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + bound(30)
     while time.monotonic() < deadline:
         line = runner.proc.stdout.readline()
         found = re.search(r"metrics on (http://\S+)/metrics", line)
@@ -39,14 +40,14 @@ def total(samples: dict, name: str) -> float:  # type: ignore[type-arg]
 
 def probe(base: str, path: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     try:
-        with urllib.request.urlopen(f"{base}{path}", timeout=5) as r:
+        with urllib.request.urlopen(f"{base}{path}", timeout=bound(5)) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
 
 def wait_for(base: str, condition, timeout: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     while True:
         samples = scrape(base)
         if condition(samples) or time.monotonic() > deadline:

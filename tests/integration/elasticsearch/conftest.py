@@ -22,6 +22,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.integration.conftest import LOGDRIFT, free_port, search_all, servers_run_dir
+from tests.integration.patience import bound
 from tools.servers import REPO_ROOT, ServerError, start_es, stop_es
 
 __all__ = ["search_all"]  # the suite imports it from here
@@ -94,7 +95,7 @@ class EsRunner:
 
     def stop(self, timeout: float = 120) -> str:
         self.proc.terminate()
-        self.proc.wait(timeout=timeout)
+        self.proc.wait(timeout=bound(timeout))
         out = self.output()
         assert self.proc.returncode == 0, out[-5000:]
         return out
@@ -132,7 +133,7 @@ def start_es_runner(tmp_path: Path, baseline_dir: Path, es_node: Node) -> Iterat
 
 
 def _wait_listening(runner: EsRunner, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     while time.monotonic() < deadline:
         if runner.proc.poll() is not None:
             raise AssertionError(f"logdrift run exited early:\n{runner.output()}")
@@ -140,4 +141,6 @@ def _wait_listening(runner: EsRunner, timeout: float = 60) -> None:
             if s.connect_ex(("127.0.0.1", runner.port)) == 0:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"logdrift run did not listen within {timeout} s:\n{runner.output()}")
+    raise AssertionError(
+        f"logdrift run did not listen within {bound(timeout)} s:\n{runner.output()}"
+    )

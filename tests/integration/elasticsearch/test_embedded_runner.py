@@ -17,6 +17,7 @@ from streams.demo import send
 from streams.traffic import Injection, serving_records
 from tests.integration.conftest import free_port
 from tests.integration.elasticsearch.conftest import search_all
+from tests.integration.patience import bound
 
 RATE = 100.0
 START = 1_795_860_000.0
@@ -102,7 +103,7 @@ def test_documents_left_by_a_runner_that_could_not_reach_elasticsearch_ship_at_t
     assert f"{left} left in the outbox (they ship at the next start)" in output
 
     second = start_es_runner(prefix, "--window-seconds", "10")  # same store, node reachable
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + bound(60)
     while time.monotonic() < deadline and _backlog(second.store):
         time.sleep(0.25)
     second.stop()

@@ -18,6 +18,7 @@ from connectors.es_documents import IndexNames
 from tests.elastic_samples import START, anomaly, report
 from tests.integration.conftest import free_port
 from tests.integration.elasticsearch.conftest import Node, search_all
+from tests.integration.patience import bound
 
 FAST = RetryPolicy(max_retries=2, initial=0.1, maximum=0.5, log_every=0.5)
 API_KEY = "bG9nZHJpZnQtdGVzdDpzdXBlci1zZWNyZXQtYXBpLWtleQ=="
@@ -98,11 +99,15 @@ async def test_the_index_stage_waits_for_an_absent_node_and_indexes_once_it_answ
     docs = some_anomalies(6)
     with caplog.at_level(logging.WARNING, logger="connectors.elasticsearch"):
         indexing = asyncio.create_task(sink.index_anomalies(docs))
-        await asyncio.sleep(3)
+        # Progress, not a fixed sleep: the sink has failed past its retries and says it waits.
+        waiting = "backlog of 6 documents not yet acknowledged"
+        async with asyncio.timeout(bound(30)):
+            while caplog.text.count(waiting) < 2:  # noqa: ASYNC110 - a log line is the progress
+                await asyncio.sleep(0.1)
         assert not indexing.done(), "returned before any acknowledgement: offsets would move"
         server = await _proxy(port, int(es_node.url.rsplit(":", 1)[1]))
         try:
-            rejected = await asyncio.wait_for(indexing, timeout=30)
+            rejected = await asyncio.wait_for(indexing, timeout=bound(30))
         finally:
             server.close()
             await sink.close()

@@ -10,6 +10,7 @@ import time
 from streams.demo import send
 from streams.traffic import Injection, serving_records
 from tests.integration.conftest import free_port
+from tests.integration.patience import bound
 from tests.integration.scrape import Samples, scrape, value
 
 RATE = 100.0
@@ -17,7 +18,7 @@ START = 1_795_860_000.0
 
 
 def metrics_base(runner, timeout: float = 30) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     while time.monotonic() < deadline:
         found = re.search(r"metrics on (http://[\d.]+:\d+)/metrics", runner.output())
         if found:
@@ -27,7 +28,7 @@ def metrics_base(runner, timeout: float = 30) -> str:  # type: ignore[no-untyped
 
 
 def settle(base: str, condition, timeout: float = 60) -> Samples:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     samples = scrape(base)
     while not condition(samples) and time.monotonic() < deadline:
         time.sleep(0.3)

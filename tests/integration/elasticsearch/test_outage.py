@@ -27,6 +27,7 @@ from streams.cli import main
 from streams.demo import send
 from streams.traffic import Injection, serving_records
 from tests.integration.elasticsearch.conftest import EsRunner, Node, search_all
+from tests.integration.patience import bound, wait_until
 
 RATE = 100.0  # records per second, sent in real time: event time moves with the wall clock
 SECONDS = 105  # of traffic
@@ -70,8 +71,14 @@ def outbox_ids(store: Path, target: str) -> list[str]:
     return [doc_id for (doc_id,) in rows]
 
 
+def alive(runner: EsRunner) -> bool:
+    assert runner.proc.poll() is None, f"the runner died:\n{runner.output()[-3000:]}"
+    return True
+
+
 def wait_alive(runner: EsRunner, seconds: float) -> None:
-    """Sleep, checking every half second that the runner is still running."""
+    """Keep the node down this long at least (a minimum, never a deadline), checking every half
+    second that the runner is still running."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert runner.proc.poll() is None, f"the runner died:\n{runner.output()[-3000:]}"
@@ -104,39 +111,54 @@ def test_a_minute_without_elasticsearch_loses_nothing_and_duplicates_nothing(
         backoff_max="2",
         backlog_log_seconds="2",
     )
-    injections = [Injection("category_surge", 500), Injection("mean_shift", 500)]
+    # The schema break starts with the records sent once the node is down, so anomalies are
+    # raised during the outage however slowly a busy machine gets through the first part.
+    split = int(RATE * STOP_AFTER)
+    injections = [
+        Injection("category_surge", 500),
+        Injection("mean_shift", 500),
+        Injection("schema_break", split),
+    ]
     records = list(
         serving_records(int(RATE * SECONDS), rate=RATE, start=START, injections=injections)
     )
     failures: list[BaseException] = []
 
-    def stream() -> None:
-        try:
-            send(records, "127.0.0.1", runner.port, realtime=True, rate=RATE)
-        except BaseException as exc:  # surfaced by the assertion below
-            failures.append(exc)
+    def stream(part: list[dict[str, Any]]) -> threading.Thread:
+        def run() -> None:
+            try:
+                send(part, "127.0.0.1", runner.port, realtime=True, rate=RATE)
+            except BaseException as exc:  # surfaced by the assertions below
+                failures.append(exc)
 
-    sender = threading.Thread(target=stream, daemon=True)
-    sender.start()
-    wait_alive(runner, STOP_AFTER)
-    deadline = time.monotonic() + 15  # indices refresh every 5 s: poll, refreshing
-    while not indexed_any(es, prefix):
-        assert time.monotonic() < deadline, "indexing worked before the outage"
-        wait_alive(runner, 0.5)
+        sender = threading.Thread(target=run, daemon=True)
+        sender.start()
+        return sender
+
+    before = stream(records[:split])
+    # indices refresh every 5 s: poll, refreshing
+    wait_until(lambda: alive(runner) and indexed_any(es, prefix), 30, "indexing before the outage")
+    before.join(timeout=bound(STOP_AFTER + 30))
+    assert not before.is_alive() and failures == [], failures
 
     stopped_at = time.time()
     es_node.stop()
-    wait_alive(runner, OUTAGE / 2)
+    sender = stream(records[split:])
+    wait_until(
+        lambda: alive(runner) and enqueued_between(runner.store, stopped_at, time.time()) > 0,
+        60,
+        "anomalies raised while the node is down",
+    )
     status = CliRunner().invoke(main, ["es", "status", "--store", str(runner.store)])
     waiting = int(re.findall(r"outbox: ([\d,]+) pending", status.output)[0].replace(",", ""))
     assert waiting > 0, status.output  # the backlog, as an operator sees it mid-outage
-    wait_alive(runner, OUTAGE - (time.time() - stopped_at))
+    wait_alive(runner, OUTAGE - (time.time() - stopped_at))  # down at least this long
     restarting_at = time.time()
     es_node.start()
     up_at = time.time()
-    sender.join(timeout=SECONDS + 60)
+    sender.join(timeout=bound(SECONDS + 60))
     assert not sender.is_alive() and failures == [], failures
-    wait_drained(runner, timeout=120)
+    wait_drained(runner, timeout=bound(120))
     output = runner.stop()
 
     # The backlog grew while the node was away, and said so in the log.

@@ -29,7 +29,9 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.incidents import Incident
 from detectors.records import decode_record
+from tests.integration import patience
 from tests.integration.conftest import search_all, servers_run_dir
+from tests.integration.patience import bound
 from tools.servers import ServerError, ServerInfo, start_es, start_kafka, stop_es, stop_kafka
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,10 +51,8 @@ WORKER_ENV = {
 }
 
 
-# Every wait is for progress (a log line, a counter, an offset), so a generous bound costs a
-# passing test nothing; the bounds below were tuned on a quiet machine and a busy one (another
-# job on the other core) needs about three times as long.
-PATIENCE = 3.0
+# Every wait is for progress (a log line, a counter, an offset) within a generous bound:
+# tests/integration/patience.py.
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +209,7 @@ class WorkerProcess:
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1].split(" (")[0])}
 
     def wait_for(self, pattern: str, timeout: float = 90) -> re.Match[str]:
-        deadline = time.monotonic() + timeout * PATIENCE
+        deadline = time.monotonic() + bound(timeout)
         while time.monotonic() < deadline:
             found = re.search(pattern, self.text())
             if found:
@@ -219,15 +219,14 @@ class WorkerProcess:
                     f"worker exited {self.proc.returncode}:\n{self.text()[-5000:]}"
                 )
             time.sleep(0.2)
-        raise AssertionError(
-            f"no {pattern!r} within {timeout * PATIENCE} s:\n{self.text()[-5000:]}"
-        )
+        raise AssertionError(f"no {pattern!r} within {bound(timeout)} s:\n{self.text()[-5000:]}")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``bound(timeout)``."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=bound(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -275,12 +274,7 @@ def start_worker(kafka: ServerInfo, baseline_dir: Path, tmp_path: Path) -> Itera
 
 
 def wait_until(condition: Any, timeout: float, what: str, step: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout * PATIENCE
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout * PATIENCE} s waiting for {what}")
+    patience.wait_until(condition, timeout, what, step)
 
 
 # ---- Elasticsearch, for the worker's index stage --------------------------------------

@@ -5,7 +5,6 @@ the good records is exactly what it would have been without them."""
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 
 import orjson
@@ -134,7 +133,10 @@ def test_huge_values_are_kept_bounded_and_records_too_large_for_a_summary_dead_l
     for d in dead:
         assert d.headers["logdrift.kind"] == b"too_large"
         assert d.headers["logdrift.reason"].startswith(b"unknown column names: ")
-    time.sleep(3)  # stage two writes its states after the batch: still running after that
+    # Stage two writes its states after the batch: still running after that, seen as three
+    # more counters lines (one a second) rather than a fixed sleep.
+    lines = worker.text().count("counters: ")
+    wait_until(lambda: worker.text().count("counters: ") >= lines + 3, 30, "three more counters")
     assert worker.proc.poll() is None and "Crashed" not in worker.text()
     worker.stop()
     assert worker.proc.returncode == 0, worker.text()[-3000:]

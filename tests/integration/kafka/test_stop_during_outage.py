@@ -21,9 +21,11 @@ from tests.integration.kafka.conftest import (
     wait_until,
 )
 from tests.integration.kafka.traffic import rows_with_tail
+from tests.integration.patience import bound
 from tools.servers import ServerInfo
 
 DRAIN_SECONDS = 3
+STOP_BOUND = 60  # the worker's stop on a quiet machine, at most (stretched by bound())
 
 
 def _closed_port() -> int:
@@ -65,11 +67,13 @@ def test_sigterm_during_an_outage_stops_in_bounded_time_and_commits_nothing_unin
     worker.wait_for(r"elasticsearch: backlog of \d+ documents not yet acknowledged", timeout=60)
 
     began = time.monotonic()
-    worker.stop()  # SIGTERM; the fixture would SIGKILL after 60 s
+    worker.stop(timeout=STOP_BOUND)  # SIGTERM; SIGKILL only past the bound
     took = time.monotonic() - began
 
     assert worker.proc.returncode == 0, worker.text()[-3000:]
-    assert took < DRAIN_SECONDS + 25, f"stop took {took:.1f} s"
+    # Bounded means the drain time plus the worker's own shutdown, whatever the node does (it
+    # never answers here); a busy machine stretches the shutdown, never the drain.
+    assert took < DRAIN_SECONDS + bound(25), f"stop took {took:.1f} s"
     assert "not acknowledged by Elasticsearch" in worker.text()
     assert worker.counters().get("indexed", 0) == 0
     on_topic = len(consume(kafka.url, anomalies_topic))

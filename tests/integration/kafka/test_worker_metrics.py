@@ -13,6 +13,7 @@ import urllib.request
 from streams.traffic import Injection
 from tests.integration.kafka.conftest import create_topic, produce, serving_messages
 from tests.integration.kafka.traffic import rows_with_tail
+from tests.integration.patience import bound
 from tests.integration.scrape import Samples, scrape, value
 from tools.servers import ServerInfo
 
@@ -34,7 +35,7 @@ def lag(samples: Samples, topic: str) -> float | None:
 
 def readyz(base: str) -> tuple[int, dict[str, bool]]:
     try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=bound(5)) as r:
             return r.status, json.loads(r.read())["checks"]
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())["checks"]
@@ -56,7 +57,7 @@ def test_readiness_counters_and_lag_seen_by_a_scrape(
     assert first_status == 503, "not ready before the broker answered and tables recovered"
     assert not all(first_checks.values())
     statuses = [first_status]
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + bound(120)
     while statuses[-1] != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
         statuses.append(readyz(base)[0])
@@ -67,7 +68,7 @@ def test_readiness_counters_and_lag_seen_by_a_scrape(
     arriving.start()
     lags: list[float] = []
     during: list[int] = []
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + bound(180)
     while time.monotonic() < deadline:
         status, checks = readyz(base)
         during.append(status)
@@ -92,7 +93,7 @@ def test_readiness_counters_and_lag_seen_by_a_scrape(
     # Stage two reads the summaries after stage one sends them: a serving lag of zero does
     # not mean the windows were judged yet, so wait (bounded) for stage two to catch up.
     summaries = f"{app_id}-feature-summaries"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + bound(90)
     while True:
         sent = value(samples, "logdrift_records_out_total", topic=summaries)
         read = value(samples, "logdrift_records_in_total", topic=summaries)

@@ -52,6 +52,26 @@ def test_a_missing_settings_file_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("window:\n  seconds: [1,\n", "3:1"),  # an unclosed flow sequence
+        ("window:\n  seconds: 5\n min_count: 3\n", "3:2"),  # indentation gone wrong
+        ("forward:\n\tport: 1\n", "2:1"),  # a tab
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_column(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    own = tmp_path / "broken.yaml"
+    own.write_text(text)
+    with pytest.raises(SettingsError) as info:
+        load_settings(own)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{own}:{where}: not valid YAML: "), message
+
+
 def test_the_privacy_key_comes_from_the_environment_and_never_prints(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

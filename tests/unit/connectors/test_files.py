@@ -11,7 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.files import FileFormatError, infer_format, iter_json_lines, open_rows
+from connectors.files import (
+    BadRows,
+    FileFormatError,
+    infer_format,
+    iter_json_lines,
+    open_rows,
+)
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -78,9 +84,36 @@ def test_csv_quoted_cells_keep_commas_and_newlines_and_bom_is_dropped(tmp_path: 
     ]
 
 
-def test_csv_short_row_reads_missing_cells_as_none(tmp_path: Path) -> None:
+def test_csv_short_or_empty_row_is_bad_not_missing_values(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "a,b,c\n1,2\n")
-    assert list(open_rows(path)) == [{"a": 1, "b": 2, "c": None}]
+    with pytest.raises(FileFormatError, match=r"t\.csv line 2: 2 cells but the header has 3"):
+        list(open_rows(path))
+    path = write(tmp_path / "e.csv", "a,b,c\n,,\n1,,3\n")
+    with pytest.raises(FileFormatError, match=r"e\.csv line 2: every cell is empty"):
+        list(open_rows(path))
+
+
+def test_bad_rows_are_noted_and_skipped_when_collected(tmp_path: Path) -> None:
+    text = "a,b\n1,2\n3\n,\n4,5,6\n7,8\n\n9,\n"
+    bad = BadRows(keep=2)
+    rows = list(open_rows(write(tmp_path / "t.csv", text), bad_rows=bad))
+    assert rows == [{"a": 1, "b": 2}, {"a": 7, "b": 8}, {"a": 9, "b": None}]
+    assert bad.count == 3
+    assert bad.first == [
+        (3, "1 cells but the header has 2 columns"),
+        (4, "every cell is empty"),
+    ]
+    assert bad.summary() == (
+        "3 bad rows (line 3: 1 cells but the header has 2 columns; "
+        "line 4: every cell is empty; 1 more)"
+    )
+
+
+def test_bad_json_lines_are_noted_and_skipped_when_collected(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", '{"a": 1}\n[1]\n{oops\n{"features": 3}\n{"a": 2}\n')
+    bad = BadRows()
+    assert list(open_rows(path, bad_rows=bad)) == [{"a": 1}, {"a": 2}]
+    assert [line for line, _ in bad.first] == [2, 3, 4]
 
 
 def test_csv_header_only_gives_no_rows(tmp_path: Path) -> None:

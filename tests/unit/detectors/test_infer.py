@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from detectors.calibrate import CalibrationOptions
-from detectors.infer import BaselineOptions, build_profile, infer_type
+from detectors.infer import BaselineBuilder, BaselineOptions, build_profile, infer_type
 from detectors.privacy import keyed_hash
 from detectors.profile import ColumnSketch, Profile
 
@@ -177,3 +177,30 @@ def test_autocorrelated_training_data_learns_its_own_chance_levels() -> None:
     calm = build_profile(iid, iid, BaselineOptions(calibration=FAST), "t")
     assert max(calm.features["x"].null_levels["skew"]) < 1.6
     assert calm.features["x"].calibration["blocks"]["size"] == 1
+
+
+def test_the_prediction_column_is_profiled_as_prediction_whatever_the_training_calls_it() -> None:
+    # One name after training: the profile, schema.yaml and serving records all say
+    # "prediction", so a --prediction-column baseline loads wherever a baseline is read.
+    scored = [{"amount": float(i % 17), "y_pred_proba": (i % 10) / 10} for i in range(300)]
+    options = BaselineOptions(calibration=FAST, prediction_column="y_pred_proba", time_column=None)
+    profiled = build_profile(scored, scored, options, "t")
+    assert set(profiled.features) == {"amount", "prediction"}
+    assert profiled.features["prediction"].type == "float"
+
+
+def test_a_prediction_column_beside_a_column_named_prediction_is_refused() -> None:
+    both = [{"prediction": 1.0, "y_pred_proba": 0.5}]
+    options = BaselineOptions(calibration=FAST, prediction_column="y_pred_proba")
+    with pytest.raises(ValueError, match="'prediction' column and the prediction column"):
+        build_profile(both, both, options, "t")
+
+
+def test_pass_two_names_the_number_columns_a_row_holds_text_in() -> None:
+    numbers = [{"amount": float(i), "clicks": i} for i in range(200)]
+    builder = BaselineBuilder(BaselineOptions(calibration=FAST, time_column=None))
+    for row in [*numbers, {"amount": "n/a", "clicks": "x"}]:
+        builder.first_pass(row)
+    builder.fix_bins()
+    assert [builder.second_pass(row) for row in numbers[:2]] == [[], []]
+    assert builder.second_pass({"amount": "n/a", "clicks": True}) == ["amount", "clicks"]
