@@ -52,7 +52,7 @@ DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 MAX_BAD_ENTRIES = 100
 # Entries (or gzip steps) decoded per batch: a few milliseconds of work, after which the
 # server lets the event loop serve every other connection and /healthz.
-DEFAULT_BATCH_EVENTS = 1000
+DEFAULT_BATCH_EVENTS = 250
 
 
 @dataclass(frozen=True, slots=True)
