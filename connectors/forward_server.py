@@ -16,7 +16,6 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 
 from connectors.forward import (
@@ -30,7 +29,10 @@ from connectors.forward import (
     parse_frame,
 )
 from connectors.forward_auth import SharedKeyAuth
+from connectors.forward_connection import Connection, ForwardStats, overdue
 from connectors.forward_limits import ForwardLimits
+
+__all__ = ["BadEntryHandler", "ForwardServer", "ForwardStats", "Handler"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,38 +44,6 @@ _READ_BYTES = 64 * 1024
 # connection went quiet: fluent-logger sends without acks, so on shutdown what it already
 # wrote is read and handled until the connection has been quiet this long.
 _TICK_SECONDS = 0.5
-
-
-@dataclass(slots=True)
-class ForwardStats:
-    """Counters since start; `rejected` counts closed connections by reason, `bad_entries`
-    the entries dead-lettered (or, without a bad-entry handler, logged) by reason."""
-
-    connections_total: int = 0
-    connections_open: int = 0
-    messages: int = 0
-    events: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    bad_entries: dict[str, int] = field(default_factory=dict)
-
-    def reject(self, reason: str) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
-
-
-@dataclass(eq=False, slots=True)
-class _Connection:
-    task: asyncio.Task[None]
-    decoder: FrameDecoder
-    opened: float
-    last_read: float
-    frame_started: float | None = None  # first byte of the frame in progress
-    authenticated: bool = True
-    # True while a frame is in the handler or its ack is being written:
-    # stop() lets that finish instead of cancelling it.
-    busy: bool = False
-    # Set by stop(): finish what the peer already sent, then close once it goes quiet.
-    draining: bool = False
-    stopping: bool = False
 
 
 class ForwardServer:
@@ -114,7 +84,7 @@ class ForwardServer:
         self._max_frame_bytes = max_frame_bytes
         self._max_connections = max_connections
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
 
     async def start(self) -> None:
         """Listen; with port 0 the bound port is in `self.port` afterwards."""
@@ -182,7 +152,7 @@ class ForwardServer:
             await _close(writer)
             return
         now = time.monotonic()
-        conn = _Connection(task, FrameDecoder(self._max_frame_bytes), now, now)
+        conn = Connection(task, FrameDecoder(self._max_frame_bytes), now, now)
         self._connections.add(conn)
         self.stats.connections_total += 1
         self.stats.connections_open += 1
@@ -217,7 +187,7 @@ class ForwardServer:
 
     async def _pump(
         self,
-        conn: _Connection,
+        conn: Connection,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         peer: str,
@@ -248,7 +218,7 @@ class ForwardServer:
                 if conn.stopping or not await self._receive(conn, obj, nonce, writer, peer):
                     return
 
-    def _feed(self, conn: _Connection, data: bytes, peer: str) -> list[object] | None:
+    def _feed(self, conn: Connection, data: bytes, peer: str) -> list[object] | None:
         """The objects this read completed; None when the connection must close."""
         now = conn.last_read = time.monotonic()
         try:
@@ -266,29 +236,17 @@ class ForwardServer:
             return None
         return objects
 
-    def _overdue(self, conn: _Connection, peer: str) -> bool:
+    def _overdue(self, conn: Connection, peer: str) -> bool:
         """Close (True) a connection that missed a deadline."""
-        limits, now = self.limits, time.monotonic()
-        quiet = now - conn.last_read
-        if not conn.authenticated and now - conn.opened > limits.read_timeout_seconds:
-            reason, limit = "handshake_timeout", limits.read_timeout_seconds
-        elif conn.frame_started is not None and quiet > limits.read_timeout_seconds:
-            reason, limit = "read_timeout", limits.read_timeout_seconds
-        elif conn.frame_started is not None and (
-            now - conn.frame_started > limits.frame_deadline_seconds
-        ):
-            reason, limit = "frame_deadline", limits.frame_deadline_seconds
-        elif conn.frame_started is None and quiet > limits.idle_timeout_seconds:
-            reason, limit = "idle_timeout", limits.idle_timeout_seconds
-        else:
+        missed = overdue(conn, self.limits, time.monotonic())
+        if missed is None:
             return False
-        detail = f"{limit:g} s passed; {conn.decoder.pending_bytes} bytes of a frame pending"
-        self._reject(peer, reason, detail)
+        self._reject(peer, *missed)
         return True
 
     async def _receive(
         self,
-        conn: _Connection,
+        conn: Connection,
         obj: object,
         nonce: bytes,
         writer: asyncio.StreamWriter,
@@ -316,7 +274,7 @@ class ForwardServer:
 
     async def _deliver(
         self,
-        conn: _Connection,
+        conn: Connection,
         frame: Frame,
         writer: asyncio.StreamWriter,
         peer: str,
