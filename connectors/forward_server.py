@@ -269,7 +269,11 @@ class ForwardServer:
             self._reject(peer, exc.reason, str(exc))
             return False
         delivered = await self._deliver(conn, frame, writer, peer)
-        conn.last_read = time.monotonic()  # a long frame is not idleness
+        # The time spent handling was ours, not the sender's: neither idleness nor a slow
+        # frame (the next frame may have begun in the same read).
+        conn.last_read = time.monotonic()
+        if conn.frame_started is not None:
+            conn.frame_started = conn.last_read
         return delivered
 
     async def _deliver(
