@@ -23,7 +23,12 @@ def limits_from(settings: ForwardSettings) -> ForwardLimits:
 
 def auth_from(settings: ForwardSettings) -> SharedKeyAuth | None:
     """The handshake when a shared key is configured (environment or file), else None."""
-    key = settings.shared_key_value()
+    try:
+        key = settings.shared_key_value()
+    except OSError as exc:
+        raise ValueError(
+            f"forward.shared_key_file {settings.shared_key_file}: {exc.strerror or 'unreadable'}"
+        ) from None
     if key is None:
         return None
     if not key:

@@ -66,3 +66,11 @@ def test_a_tls_file_that_does_not_load_is_one_error_naming_it(
     monkeypatch.setenv("LOGDRIFT_FORWARD__TLS_KEY_FILE", str(tmp_path / "key.pem"))
     with pytest.raises(ValueError, match=r"missing\.pem"):
         forward_listener(load_settings().forward, _ignore)
+
+
+def test_a_shared_key_file_that_cannot_be_read_is_one_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGDRIFT_FORWARD__SHARED_KEY_FILE", str(tmp_path / "absent.key"))
+    with pytest.raises(ValueError, match=r"forward\.shared_key_file .*absent\.key: No such file"):
+        auth_from(load_settings().forward)
