@@ -265,19 +265,26 @@ def test_partial_frames_trickled_a_byte_a_second_are_cut_at_the_deadline(
     runner = start_runner(tmp_path / "trickle.db")
     frame = msgpack.packb(["serving", START, {"blob": "x" * 200}])
     cut: list[float] = []
-    threads = [threading.Thread(target=_trickle, args=(runner.port, frame, cut)) for _ in range(32)]
+    threads = [
+        threading.Thread(target=_trickle, args=(runner.port, frame, cut)) for _ in range(256)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(180)
+    record = next(iter(serving_records(1, rate=100.0, start=START)))
+    sender = Sender(runner.port, timeout=60)
+    ack = sender.ack(["serving", START, record, {"chunk": "after"}])
+    sender.close()
     records_done, _ = stopped_counts(runner.stop())
     print(
-        f"\n32 frames trickled at 1 byte/s, deadline {deadline:g} s: cut after "
-        f"{min(cut):.1f}..{max(cut):.1f} s"
+        f"\n256 frames trickled at 1 byte/s, deadline {deadline:g} s: cut after "
+        f"{min(cut):.1f}..{max(cut):.1f} s; then a new sender was acked"
     )
-    assert len(cut) == 32
-    assert all(deadline <= c < deadline + 30 for c in cut), cut
-    assert records_done == 0
+    assert len(cut) == 256
+    assert all(deadline <= c < deadline + 30 for c in cut), sorted(cut)
+    assert ack == {"ack": "after"}
+    assert records_done == 1
 
 
 # --- row 16: the shared-key handshake through the real runner -------------------------
