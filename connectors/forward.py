@@ -12,7 +12,7 @@ Spec: https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -26,6 +26,8 @@ from connectors.forward_entries import (
     decode_entry,
     gunzip_pieces,
     is_array,
+    lazy_entries,
+    object_unpacker,
     packed_entries,
     type_name,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "decode",
     "decode_message",
     "parse_frame",
+    "parse_frame_bytes",
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -80,6 +83,8 @@ class Frame:
     packed: bytes | None = None  # PackedForward: the entry stream, gunzipped or not
     compressed: bool = False
     limit: int = DEFAULT_MAX_FRAME_BYTES  # most bytes a compressed stream may inflate to
+    # Forward mode read from bytes: (frame bytes, offset of the first entry, entry count)
+    lazy: tuple[bytes, int, int] | None = field(default=None, repr=False)
 
     def batches(self, size: int = DEFAULT_BATCH_EVENTS) -> Iterator[Batch]:
         """Batches of at most `size` steps of work each (an entry, or a gzip step)."""
@@ -130,6 +135,9 @@ class Frame:
         return ForwardMessage(self.tag, events, self.chunk, bad)
 
     def _steps(self) -> Iterator[Step]:
+        if self.lazy is not None:
+            yield from lazy_entries(*self.lazy, self.mode, self.tag)
+            return
         if self.entries is not None:
             yield from enumerate(self.entries)
             return
@@ -210,12 +218,55 @@ def decode_message(
     return parse_frame(obj, max_decompressed_bytes).decode_all()
 
 
-class FrameDecoder:
-    """Incremental decoder for one connection: feed socket reads, get unpacked frames.
+_ARRAY_HEADERS = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
 
-    A frame (one top-level msgpack object) larger than `max_frame_bytes`, or bytes that
-    are not msgpack, raise ForwardProtocolError; after any error the connection must be
-    dropped.
+
+def parse_frame_bytes(raw: bytes, max_decompressed_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
+    """`parse_frame` of one complete frame's bytes. A Forward-mode frame's entries stay
+    bytes until `Frame.batches` unpacks them a batch at a time; the other modes carry one
+    entry or one bin stream, and are unpacked whole."""
+    try:
+        header = _forward_header(raw)
+        if header is None:
+            unpacker = object_unpacker(len(raw) + 16)
+            unpacker.feed(raw)
+            return parse_frame(unpacker.unpack(), max_decompressed_bytes)
+    except ForwardProtocolError:
+        raise
+    except Exception as exc:  # msgpack documents no narrower set (and keys may be unhashable)
+        raise ForwardProtocolError(f"invalid msgpack ({type(exc).__name__})", "bad_frame") from None
+    tag, rest, start, count = header
+    frame = parse_frame([tag, (), *rest], max_decompressed_bytes)  # checks tag and option
+    return replace(frame, entries=None, lazy=(raw, start, count))
+
+
+def _forward_header(raw: bytes) -> tuple[object, list[object], int, int] | None:
+    """Tag, option elements, entries offset and count of a Forward-mode frame; None when
+    the frame is in another mode (or not an array: parse_frame says what it is)."""
+    unpacker = object_unpacker(len(raw) + 16)
+    unpacker.feed(raw)
+    if raw[:1] and raw[0] not in _ARRAY_HEADERS:
+        return None
+    size = unpacker.read_array_header()
+    if size < 2:
+        return None
+    tag = unpacker.unpack()
+    if raw[unpacker.tell()] not in _ARRAY_HEADERS:
+        return None
+    count = unpacker.read_array_header()
+    start = unpacker.tell()
+    for _ in range(count):
+        unpacker.skip()
+    return tag, [unpacker.unpack() for _ in range(size - 2)], start, count
+
+
+class FrameDecoder:
+    """Incremental decoder for one connection: feed socket reads, get complete frames.
+
+    Frame boundaries are found by skipping through the msgpack structure, which builds no
+    Python objects: an incomplete frame costs its bytes only (`pending_bytes`). A frame
+    (one top-level msgpack object) larger than `max_frame_bytes`, or bytes that are not
+    msgpack, raise ForwardProtocolError; after any error the connection must be dropped.
     """
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
@@ -224,17 +275,8 @@ class FrameDecoder:
         self._max = max_frame_bytes
         self._fed = 0
         self._frame_start = 0
-        # surrogateescape: an old client's str-typed PackedForward stream is not
-        # UTF-8; keeping its bytes recoverable lets parse_frame accept it.
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            max_buffer_size=max_frame_bytes,
-            unicode_errors="surrogateescape",
-            # A bad key is a bad entry, checked by the entry decoder: arrays come as tuples
-            # so that an array used as a map key still unpacks.
-            strict_map_key=False,
-            use_list=False,
-        )
+        self._buffer = bytearray()  # the stream's bytes from offset _frame_start on
+        self._scanner = msgpack.Unpacker(max_buffer_size=max_frame_bytes)
 
     @property
     def max_frame_bytes(self) -> int:
@@ -246,15 +288,29 @@ class FrameDecoder:
         return self._fed - self._frame_start
 
     def feed(self, data: bytes) -> list[Frame]:
-        return [parse_frame(obj, self._max) for obj in self.feed_objects(data)]
+        return [parse_frame_bytes(raw, self._max) for raw in self.feed_raw(data)]
 
     def feed_objects(self, data: bytes) -> list[object]:
-        """The complete top-level objects `data` finished (nil heartbeats left out)."""
+        """The complete top-level objects `data` finished, unpacked (the handshake's)."""
         objects: list[object] = []
+        for raw in self.feed_raw(data):
+            unpacker = object_unpacker(len(raw) + 16)
+            unpacker.feed(raw)
+            try:
+                objects.append(unpacker.unpack())
+            except Exception as exc:  # msgpack documents no narrower set
+                raise ForwardProtocolError(
+                    f"invalid msgpack ({type(exc).__name__})", reason="bad_frame"
+                ) from None
+        return objects
+
+    def feed_raw(self, data: bytes) -> list[bytes]:
+        """The bytes of each complete frame `data` finished (nil heartbeats left out)."""
+        frames: list[bytes] = []
         view = memoryview(data)
-        # The C unpacker parses partial frames as bytes arrive, so its buffer
-        # limit does not bound a frame: count the frame's bytes here, and feed
-        # no more than the room left so small frames sharing a read still pass.
+        # The scanner's buffer limit does not bound a frame that arrives in pieces: count
+        # the frame's bytes here, and feed no more than the room left so small frames
+        # sharing a read still pass.
         while True:
             room = self._max - self.pending_bytes
             if view and room == 0:
@@ -262,35 +318,42 @@ class FrameDecoder:
                     f"frame exceeds {self._max} bytes", reason="oversize_frame"
                 )
             piece, view = view[:room], view[room:]
-            self._feed_unpacker(piece)
-            objects.extend(self._drain())
+            self._feed_scanner(piece)
+            frames.extend(self._complete_frames())
             if not view:
-                return objects
+                return frames
 
-    def _feed_unpacker(self, piece: memoryview) -> None:
+    def _feed_scanner(self, piece: memoryview) -> None:
         try:
-            self._unpacker.feed(piece)
+            self._scanner.feed(piece)
         except msgpack.BufferFull:
             raise ForwardProtocolError(
                 f"frame exceeds {self._max} bytes", reason="oversize_frame"
             ) from None
+        self._buffer += piece
         self._fed += len(piece)
 
-    def _drain(self) -> list[object]:
-        objects: list[object] = []
+    def _complete_frames(self) -> list[bytes]:
+        frames: list[bytes] = []
+        start = self._frame_start
         while True:
             try:
-                obj = self._unpacker.unpack()
+                self._scanner.skip()
             except msgpack.OutOfData:
-                return objects
+                break
             except Exception as exc:  # msgpack documents no narrower set
                 # Type name only: msgpack's messages can quote offending bytes.
                 raise ForwardProtocolError(
                     f"invalid msgpack ({type(exc).__name__})", reason="bad_frame"
                 ) from None
-            self._frame_start = int(self._unpacker.tell())
-            if obj is not None:  # nil is a heartbeat
-                objects.append(obj)
+            end = int(self._scanner.tell())
+            raw = bytes(self._buffer[start - self._frame_start : end - self._frame_start])
+            if raw != b"\xc0":  # nil is a heartbeat
+                frames.append(raw)
+            start = end
+        del self._buffer[: start - self._frame_start]
+        self._frame_start = start
+        return frames
 
 
 def decode(data: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> list[ForwardMessage]:

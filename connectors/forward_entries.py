@@ -231,13 +231,7 @@ def packed_entries(pieces: Iterator[bytes], mode: str, tag: str, limit: int) -> 
     A stream that breaks (invalid msgpack, bad gzip, truncation, too big) ends with
     one BadEntry standing for everything from the break on.
     """
-    unpacker = msgpack.Unpacker(
-        raw=False,
-        max_buffer_size=limit + 16,
-        unicode_errors="surrogateescape",
-        strict_map_key=False,
-        use_list=False,
-    )
+    unpacker = object_unpacker(limit + 16)
     fed = index = 0
     try:
         for piece in pieces:
@@ -260,6 +254,35 @@ def packed_entries(pieces: Iterator[bytes], mode: str, tag: str, limit: int) -> 
     except Exception as exc:  # msgpack documents no narrower set
         detail = f"{mode} mode entry {index} on: invalid msgpack entries ({type(exc).__name__})"
         yield BadEntry(tag, index, "bad_packed", detail, None)
+
+
+def object_unpacker(max_bytes: int) -> msgpack.Unpacker:
+    """An unpacker for frame contents: invalid UTF-8 kept recoverable (surrogateescape, an
+    old client's str-typed PackedForward stream is not UTF-8), any map key allowed and
+    arrays as tuples (so that an array used as a key still unpacks): the entry decoder
+    checks keys, one entry at a time."""
+    return msgpack.Unpacker(
+        raw=False,
+        max_buffer_size=max_bytes,
+        unicode_errors="surrogateescape",
+        strict_map_key=False,
+        use_list=False,
+    )
+
+
+def lazy_entries(raw: bytes, start: int, count: int, mode: str, tag: str) -> Iterator[Step]:
+    """The `count` entries of a Forward-mode array at `raw[start:]`, unpacked one at a time:
+    a frame of millions of tiny entries never exists as Python objects all at once."""
+    unpacker = object_unpacker(len(raw) + 16)
+    unpacker.feed(memoryview(raw)[start:])
+    for index in range(count):
+        try:
+            entry = unpacker.unpack()
+        except Exception as exc:  # msgpack documents no narrower set
+            detail = f"{mode} mode entry {index} on: invalid msgpack entries ({type(exc).__name__})"
+            yield BadEntry(tag, index, "bad_packed", detail, None)
+            return
+        yield index, entry
 
 
 def _drain(unpacker: msgpack.Unpacker) -> Iterator[tuple[object, int]]:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
+import msgpack
+
 from connectors.forward import (
     DEFAULT_MAX_FRAME_BYTES,
     BadEntry,
@@ -26,7 +28,7 @@ from connectors.forward import (
     Frame,
     FrameDecoder,
     ack_response,
-    parse_frame,
+    parse_frame_bytes,
 )
 from connectors.forward_auth import SharedKeyAuth
 from connectors.forward_connection import Connection, ForwardStats, overdue
@@ -211,30 +213,30 @@ class ForwardServer:
                 if conn.decoder.pending_bytes:
                     self._reject(peer, "truncated_frame", "connection closed inside a frame")
                 return
-            objects = self._feed(conn, data, peer)
-            if objects is None or self._overdue(conn, peer):
+            frames = self._feed(conn, data, peer)
+            if frames is None or self._overdue(conn, peer):
                 return
-            for obj in objects:
-                if conn.stopping or not await self._receive(conn, obj, nonce, writer, peer):
+            for raw in frames:
+                if conn.stopping or not await self._receive(conn, raw, nonce, writer, peer):
                     return
 
-    def _feed(self, conn: Connection, data: bytes, peer: str) -> list[object] | None:
-        """The objects this read completed; None when the connection must close."""
+    def _feed(self, conn: Connection, data: bytes, peer: str) -> list[bytes] | None:
+        """The frames this read completed; None when the connection must close."""
         now = conn.last_read = time.monotonic()
         try:
-            objects = conn.decoder.feed_objects(data)
+            frames = conn.decoder.feed_raw(data)
         except ForwardProtocolError as exc:
             self._reject(peer, exc.reason, str(exc))
             return None
         if not conn.decoder.pending_bytes:
             conn.frame_started = None
-        elif objects or conn.frame_started is None:
+        elif frames or conn.frame_started is None:
             conn.frame_started = now  # the frame left pending began in this read
         if (total := self.buffered_bytes()) > self.limits.max_buffered_bytes:
             detail = f"{total} bytes of incomplete frames, limit {self.limits.max_buffered_bytes}"
             self._reject(peer, "buffer_full", detail)
             return None
-        return objects
+        return frames
 
     def _overdue(self, conn: Connection, peer: str) -> bool:
         """Close (True) a connection that missed a deadline."""
@@ -247,15 +249,19 @@ class ForwardServer:
     async def _receive(
         self,
         conn: Connection,
-        obj: object,
+        raw: bytes,
         nonce: bytes,
         writer: asyncio.StreamWriter,
         peer: str,
     ) -> bool:
-        """One complete object: the PING of the handshake, or a frame to deliver."""
+        """One complete frame's bytes: the PING of the handshake, or a frame to deliver."""
         if not conn.authenticated:
             assert self._auth is not None
-            result = self._auth.check_ping(obj, nonce)
+            try:
+                ping = msgpack.unpackb(raw, raw=False, unicode_errors="surrogateescape")
+            except Exception:  # msgpack documents no narrower set; check_ping refuses None
+                ping = None
+            result = self._auth.check_ping(ping, nonce)
             writer.write(result.pong)
             await writer.drain()
             if not result.ok:
@@ -264,7 +270,7 @@ class ForwardServer:
             conn.authenticated = True
             return True
         try:
-            frame = parse_frame(obj, self._max_frame_bytes)
+            frame = parse_frame_bytes(raw, self._max_frame_bytes)
         except ForwardProtocolError as exc:
             self._reject(peer, exc.reason, str(exc))
             return False

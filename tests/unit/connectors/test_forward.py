@@ -25,6 +25,7 @@ from connectors.forward import (
     decode,
     decode_message,
     parse_frame,
+    parse_frame_bytes,
 )
 
 T0 = 1764324000  # 2025-11-28T10:00:00Z
@@ -449,3 +450,24 @@ def test_event_time_decodes_to_the_nearest_float(seconds: int, nanos: int) -> No
     error = abs(Fraction(got) - exact)
     assert error <= abs(Fraction(math.nextafter(got, math.inf)) - exact)
     assert error <= abs(Fraction(math.nextafter(got, -math.inf)) - exact)
+
+
+def test_forward_frames_read_from_bytes_keep_their_entries_as_bytes_until_batched() -> None:
+    entries = [[T0, {"n": i}] for i in range(1_000)]
+    frame = parse_frame_bytes(msgpack.packb(["t", entries, {"chunk": "c"}]))
+    assert frame.entries is None and frame.lazy is not None
+    assert (frame.mode, frame.chunk) == ("Forward", "c")
+    assert [len(b.events) for b in frame.batches(400)] == [400, 400, 200]
+    assert frame.decode_all() == decode_message(["t", entries, {"chunk": "c"}])
+
+
+def test_an_entry_that_cannot_be_unpacked_ends_its_frame_as_one_bad_entry() -> None:
+    # A map used as a map key passes the frame scan but cannot become a Python dict.
+    good = msgpack.packb([T0, {"n": 1}])
+    unhashable = b"\x92\x00\x81\x81\xa1a\x01\x02"  # [0, {{"a": 1}: 2}]
+    raw = b"\x93\xa1t\x93" + good + unhashable + good + msgpack.packb({"chunk": "c"})
+    [message] = decode(raw)
+    assert [e.record for e in message.events] == [{"n": 1}]
+    [bad] = message.bad
+    assert (bad.index, bad.reason) == (1, "bad_packed")
+    assert message.chunk == "c"
