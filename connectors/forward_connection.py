@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from connectors.forward import FrameDecoder
+from connectors.forward_decoder import FrameDecoder
 from connectors.forward_limits import ForwardLimits
 
 

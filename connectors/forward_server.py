@@ -26,12 +26,11 @@ from connectors.forward import (
     ForwardEvent,
     ForwardProtocolError,
     Frame,
-    FrameDecoder,
     ack_response,
-    parse_frame_bytes,
 )
 from connectors.forward_auth import SharedKeyAuth
 from connectors.forward_connection import Connection, ForwardStats, overdue
+from connectors.forward_decoder import FrameDecoder, parse_frame_bytes
 from connectors.forward_limits import ForwardLimits
 
 __all__ = ["BadEntryHandler", "ForwardServer", "ForwardStats", "Handler"]

@@ -20,13 +20,11 @@ from connectors.forward import (
     ForwardEvent,
     ForwardMessage,
     ForwardProtocolError,
-    FrameDecoder,
     ack_response,
-    decode,
     decode_message,
     parse_frame,
-    parse_frame_bytes,
 )
+from connectors.forward_decoder import FrameDecoder, decode, parse_frame_bytes
 
 T0 = 1764324000  # 2025-11-28T10:00:00Z
 RECORD = {"request_id": "a1b2", "features": {"price": 12.5, "country": "DE"}, "prediction": 0.13}

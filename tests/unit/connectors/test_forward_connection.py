@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from connectors.forward import FrameDecoder
 from connectors.forward_connection import Connection, overdue
+from connectors.forward_decoder import FrameDecoder
 from connectors.forward_limits import ForwardLimits
 
 LIMITS = ForwardLimits(idle_timeout_seconds=300, read_timeout_seconds=30, frame_deadline_seconds=60)
