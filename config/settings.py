@@ -37,10 +37,37 @@ class WindowSettings(_Section):
 
 
 class ForwardSettings(_Section):
+    """The forward-protocol listener: limits, deadlines and opt-in security (docs/forward.md).
+    The shared key and the TLS key's password only from the environment or their files."""
+
     host: str = "127.0.0.1"
     port: int = Field(24224, ge=0, le=65535)
     max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_connections: int = Field(256, ge=1)
+    idle_timeout_seconds: float = Field(300.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    frame_deadline_seconds: float = Field(60.0, gt=0)
+    max_buffered_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    batch_events: int = Field(250, ge=1, le=100_000)
+    shared_key: SecretStr | None = None
+    shared_key_file: Path | None = None
+    self_hostname: str | None = None  # what PONG names the server; default: the host name
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_key_password: SecretStr | None = None
+    tls_key_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> ForwardSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both tls_cert_file and tls_key_file")
+        return self
+
+    def shared_key_value(self) -> str | None:
+        return _secret(self.shared_key, self.shared_key_file)
+
+    def tls_key_password_value(self) -> str | None:
+        return _secret(self.tls_key_password, self.tls_key_password_file)
 
 
 class FieldSettings(_Section):

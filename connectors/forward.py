@@ -1,36 +1,63 @@
 """Fluentd forward protocol v1: pure decoding of the four event modes, no sockets.
 
-Holds the event and message types, `decode_message` for one unpacked msgpack
-object, the incremental `FrameDecoder` a server feeds with socket reads, the
-whole-buffer `decode` helper and `ack_response`.
+Holds the frame and message types, `parse_frame` for one unpacked msgpack object (the
+header: tag, mode, option), `Frame.batches` which decodes its entries a bounded batch
+at a time, and `ack_response`. Bytes off a socket: connectors.forward_decoder. A bad
+entry (see connectors.forward_entries) is a BadEntry beside the good events; only a frame
+that cannot be read at all raises.
 
 Spec: https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1
 """
 
 from __future__ import annotations
 
-import math
-import zlib
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 
-DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
-# Deeper records are rejected: walking them recursively must stay far below
-# Python's recursion limit, and no serving record is legitimately this deep.
-MAX_RECORD_DEPTH = 64
+from connectors.forward_entries import (
+    BadEntry,
+    ForwardEvent,
+    ForwardProtocolError,
+    Step,
+    as_text,
+    decode_entry,
+    gunzip_pieces,
+    is_array,
+    lazy_entries,
+    packed_entries,
+    type_name,
+)
 
-_EVENT_TIME_CODE = 0
-_EVENT_TIME_SIZE = 8  # big-endian uint32 seconds, then uint32 nanoseconds
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
+__all__ = [
+    "DEFAULT_BATCH_EVENTS",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "BadEntry",
+    "Batch",
+    "ForwardEvent",
+    "ForwardMessage",
+    "ForwardProtocolError",
+    "Frame",
+    "ack_response",
+    "decode_message",
+    "parse_frame",
+]
+
+DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+# Bad entries kept one by one per frame; beyond that they are counted in one summary, so a
+# frame of a million one-byte bad entries is one frame's worth of dead letters, not a flood.
+MAX_BAD_ENTRIES = 100
+# Entries (or gzip steps) decoded per batch: a few milliseconds of work, after which the
+# server lets the event loop serve every other connection and /healthz.
+DEFAULT_BATCH_EVENTS = 250
 
 
 @dataclass(frozen=True, slots=True)
-class ForwardEvent:
-    tag: str
-    time: float
-    record: dict[str, Any]
+class Batch:
+    events: list[ForwardEvent]
+    bad: list[BadEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,150 +65,84 @@ class ForwardMessage:
     tag: str
     events: list[ForwardEvent]
     chunk: str | None
+    bad: list[BadEntry] = field(default_factory=list)
 
 
-class ForwardProtocolError(ValueError):
-    """A frame or message that does not follow the protocol.
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A frame whose header was read: its entries are decoded by `batches`."""
 
-    The message names what was wrong and the type found, never a value: values
-    may be sensitive record contents. `reason` is a short code for counters.
-    """
+    tag: str
+    mode: str
+    chunk: str | None
+    entries: Sequence[Any] | None = None  # Message and Forward modes: unpacked already
+    packed: bytes | None = None  # PackedForward: the entry stream, gunzipped or not
+    compressed: bool = False
+    limit: int = DEFAULT_MAX_FRAME_BYTES  # most bytes a compressed stream may inflate to
+    # Forward mode read from bytes: (frame bytes, offset of the first entry, entry count)
+    lazy: tuple[bytes, int, int] | None = field(default=None, repr=False)
 
-    def __init__(self, message: str, reason: str = "bad_message") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _type_name(obj: object) -> str:
-    names = {type(None): "nil", bool: "bool", dict: "map", list: "array"}
-    return names.get(type(obj), type(obj).__name__)
-
-
-def _as_text(obj: object, what: str) -> str:
-    if isinstance(obj, bytes):
-        try:
-            return obj.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ForwardProtocolError(f"{what} is not valid UTF-8") from None
-    if not isinstance(obj, str):
-        raise ForwardProtocolError(f"{what} must be a string, found {_type_name(obj)}")
-    if not obj.isascii():
-        try:
-            # The frame decoder keeps invalid UTF-8 as lone surrogates (see FrameDecoder).
-            obj.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ForwardProtocolError(f"{what} is not valid UTF-8") from None
-    return obj
-
-
-def _decode_time(obj: object, where: str) -> float:
-    if isinstance(obj, msgpack.ExtType):
-        if obj.code != _EVENT_TIME_CODE or len(obj.data) != _EVENT_TIME_SIZE:
-            raise ForwardProtocolError(
-                f"{where}: time ext type must be EventTime (code 0, 8 bytes), "
-                f"found code {obj.code} with {len(obj.data)} bytes"
+    def batches(self, size: int = DEFAULT_BATCH_EVENTS) -> Iterator[Batch]:
+        """Batches of at most `size` steps of work each (an entry, or a gzip step)."""
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        events: list[ForwardEvent] = []
+        bad: list[BadEntry] = []
+        work = kept = dropped = 0
+        first_dropped = 0
+        for step in self._steps():
+            if isinstance(step, tuple):
+                index, entry = step
+                where = (
+                    "Message mode" if self.mode == "Message" else f"{self.mode} mode entry {index}"
+                )
+                decoded = decode_entry(self.tag, index, entry, where)
+                if not isinstance(decoded, BadEntry):
+                    events.append(decoded)
+                    step = None
+                else:
+                    step = decoded
+            if step is not None:
+                if kept < MAX_BAD_ENTRIES:
+                    bad.append(step)
+                    kept += 1
+                else:
+                    first_dropped = first_dropped or step.index
+                    dropped += 1
+            work += 1
+            if work >= size:
+                yield Batch(events, bad)
+                events, bad, work = [], [], 0
+        if dropped:
+            detail = (
+                f"{self.mode} mode: {dropped} more bad entries from entry {first_dropped} on "
+                f"(only the first {MAX_BAD_ENTRIES} of a frame are kept one by one)"
             )
-        seconds = int.from_bytes(obj.data[:4], "big")
-        nanos = int.from_bytes(obj.data[4:], "big")
-        if nanos >= 10**9:
-            raise ForwardProtocolError(f"{where}: EventTime nanoseconds out of range")
-        # int / int is correctly rounded: the nearest float to the exact instant.
-        return (seconds * 10**9 + nanos) / 10**9
-    if isinstance(obj, bool) or not isinstance(obj, int | float):
-        raise ForwardProtocolError(
-            f"{where}: time must be an integer, float or EventTime, found {_type_name(obj)}"
-        )
-    if obj < 0 or (isinstance(obj, float) and not math.isfinite(obj)):
-        raise ForwardProtocolError(f"{where}: time must be finite and not negative")
-    try:
-        return float(obj)
-    except OverflowError:
-        raise ForwardProtocolError(f"{where}: time out of range") from None
+            bad.append(BadEntry(self.tag, first_dropped, "too_many_bad_entries", detail, None))
+        if events or bad:
+            yield Batch(events, bad)
+
+    def decode_all(self) -> ForwardMessage:
+        events: list[ForwardEvent] = []
+        bad: list[BadEntry] = []
+        for batch in self.batches():
+            events.extend(batch.events)
+            bad.extend(batch.bad)
+        return ForwardMessage(self.tag, events, self.chunk, bad)
+
+    def _steps(self) -> Iterator[Step]:
+        if self.lazy is not None:
+            yield from lazy_entries(*self.lazy, self.mode, self.tag)
+            return
+        if self.entries is not None:
+            yield from enumerate(self.entries)
+            return
+        data = self.packed or b""
+        pieces = gunzip_pieces(data, self.limit) if self.compressed else iter([data])
+        yield from packed_entries(pieces, self.mode, self.tag, self.limit)
 
 
-def _normalize(value: object, where: str, depth: int) -> object:
-    """String keys and UTF-8 text for bytes, at every level of a record."""
-    if isinstance(value, dict | list) and depth > MAX_RECORD_DEPTH:
-        raise ForwardProtocolError(f"{where}: record nested deeper than {MAX_RECORD_DEPTH}")
-    if isinstance(value, dict):
-        return {
-            _as_text(k, f"{where}: record key"): _normalize(v, where, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_normalize(v, where, depth + 1) for v in value]
-    if isinstance(value, bytes | str):
-        try:
-            return _as_text(value, "value")
-        except ForwardProtocolError:
-            # Binary payloads are data, not a protocol error: keep their bytes.
-            return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-    return value
-
-
-def _decode_event(tag: str, time: object, record: object, where: str) -> ForwardEvent:
-    seconds = _decode_time(time, where)
-    if not isinstance(record, dict):
-        raise ForwardProtocolError(f"{where}: record must be a map, found {_type_name(record)}")
-    return ForwardEvent(
-        tag=tag, time=seconds, record=cast(dict[str, Any], _normalize(record, where, 0))
-    )
-
-
-def _decode_entry(tag: str, entry: object, where: str) -> ForwardEvent:
-    if not isinstance(entry, list) or len(entry) != 2:
-        raise ForwardProtocolError(
-            f"{where}: entry must be a [time, record] array, found {_type_name(entry)}"
-        )
-    return _decode_event(tag, entry[0], entry[1], where)
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress all gzip members, never producing more than `limit` bytes."""
-    out: list[bytes] = []
-    size = 0
-    rest = data
-    while rest:
-        inflater = zlib.decompressobj(_GZIP_WBITS)
-        try:
-            # Asking for one byte beyond the limit tells "too big" from "exactly full".
-            piece = inflater.decompress(rest, limit - size + 1)
-        except zlib.error:
-            raise ForwardProtocolError("CompressedPackedForward mode: invalid gzip data") from None
-        size += len(piece)
-        if size > limit:
-            raise ForwardProtocolError(
-                f"CompressedPackedForward mode: decompressed entries exceed {limit} bytes",
-                reason="oversize_frame",
-            )
-        if not inflater.eof:
-            raise ForwardProtocolError("CompressedPackedForward mode: gzip data truncated")
-        out.append(piece)
-        rest = inflater.unused_data
-    return b"".join(out)
-
-
-def _unpack_entries(data: bytes, mode: str) -> list[object]:
-    unpacker = msgpack.Unpacker(
-        raw=False, max_buffer_size=len(data) + 1, unicode_errors="surrogateescape"
-    )
-    # The C unpacker swallows a trailing partial entry silently: a nil sentinel
-    # fed after the data comes back on its own only if every entry was complete
-    # (otherwise it completes the partial entry, which is then not nil).
-    unpacker.feed(data)
-    unpacker.feed(b"\xc0")
-    try:
-        entries = list(unpacker)
-    except Exception as exc:  # msgpack documents no narrower set
-        raise ForwardProtocolError(
-            f"{mode} mode: invalid msgpack entries ({type(exc).__name__})"
-        ) from None
-    if not entries or entries.pop() is not None:
-        raise ForwardProtocolError(f"{mode} mode: truncated packed entries")
-    return entries
-
-
-def _read_option(message: list[Any], size: int, mode: str) -> dict[Any, Any]:
+def _read_option(message: Sequence[Any], size: int, mode: str) -> dict[Any, Any]:
     if len(message) == size:
         return {}
     if len(message) != size + 1:
@@ -190,144 +151,67 @@ def _read_option(message: list[Any], size: int, mode: str) -> dict[Any, Any]:
     if option is None:
         return {}
     if not isinstance(option, dict):
-        raise ForwardProtocolError(f"{mode} mode: option must be a map, found {_type_name(option)}")
+        raise ForwardProtocolError(f"{mode} mode: option must be a map, found {type_name(option)}")
     return option
 
 
 def _read_chunk(option: dict[Any, Any]) -> str | None:
     chunk = option.get("chunk")
-    return None if chunk is None else _as_text(chunk, "option chunk")
+    return None if chunk is None else as_text(chunk, "option chunk")
 
 
-def _decode_packed(
-    tag: str, entries: bytes | str, option: dict[Any, Any], limit: int
-) -> list[ForwardEvent]:
+def _packed_frame(tag: str, entries: bytes | str, option: dict[Any, Any], limit: int) -> Frame:
     # A str stream comes from old clients; surrogateescape gives back its exact bytes.
     data = entries.encode("utf-8", "surrogateescape") if isinstance(entries, str) else entries
-    mode = "PackedForward"
     compressed = option.get("compressed")
-    if compressed is not None:
-        if compressed != "gzip":
-            shown = repr(compressed[:16]) if isinstance(compressed, str) else _type_name(compressed)
-            raise ForwardProtocolError(
-                f"CompressedPackedForward mode: unknown compression {shown}, only 'gzip'"
-            )
-        mode = "CompressedPackedForward"
-        data = _gunzip(data, limit)
-    return [
-        _decode_entry(tag, entry, f"{mode} mode entry {i}")
-        for i, entry in enumerate(_unpack_entries(data, mode))
-    ]
+    if compressed is None:
+        return Frame(tag, "PackedForward", _read_chunk(option), packed=data, limit=limit)
+    if compressed != "gzip":
+        shown = repr(compressed[:16]) if isinstance(compressed, str) else type_name(compressed)
+        raise ForwardProtocolError(
+            f"CompressedPackedForward mode: unknown compression {shown}, only 'gzip'"
+        )
+    return Frame(
+        tag,
+        "CompressedPackedForward",
+        _read_chunk(option),
+        packed=data,
+        compressed=True,
+        limit=limit,
+    )
+
+
+def parse_frame(obj: object, max_decompressed_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
+    """Read one unpacked msgpack object's header in any of the four modes.
+
+    The mode is told by the second element: a time (Message), an array of entries
+    (Forward), or a bin/str stream of entries (PackedForward, gzip when
+    `option.compressed == "gzip"`). Raises ForwardProtocolError, nothing else, and only
+    when the frame as a whole is unreadable; its entries are checked by `Frame.batches`.
+    """
+    if not is_array(obj):
+        raise ForwardProtocolError(f"message must be an array, found {type_name(obj)}")
+    if len(obj) < 2:
+        raise ForwardProtocolError(f"message must have at least 2 elements, found {len(obj)}")
+    tag = as_text(obj[0], "tag")
+    second = obj[1]
+    if is_array(second):
+        option = _read_option(obj, 2, "Forward")
+        if option.get("compressed") is not None:
+            raise ForwardProtocolError("Forward mode: option compressed needs packed entries")
+        return Frame(tag, "Forward", _read_chunk(option), entries=second)
+    if isinstance(second, bytes | str):
+        option = _read_option(obj, 2, "PackedForward")
+        return _packed_frame(tag, second, option, max_decompressed_bytes)
+    option = _read_option(obj, 3, "Message")
+    return Frame(tag, "Message", _read_chunk(option), entries=[[second, obj[2]]])
 
 
 def decode_message(
     obj: object, max_decompressed_bytes: int = DEFAULT_MAX_FRAME_BYTES
 ) -> ForwardMessage:
-    """Decode one unpacked msgpack object in any of the four modes.
-
-    The mode is told by the second element: a time (Message), an array of
-    entries (Forward), or a bin/str stream of entries (PackedForward, gzip when
-    `option.compressed == "gzip"`). Raises ForwardProtocolError, nothing else.
-    """
-    if not isinstance(obj, list):
-        raise ForwardProtocolError(f"message must be an array, found {_type_name(obj)}")
-    if len(obj) < 2:
-        raise ForwardProtocolError(f"message must have at least 2 elements, found {len(obj)}")
-    tag = _as_text(obj[0], "tag")
-    second = obj[1]
-    if isinstance(second, list):
-        option = _read_option(obj, 2, "Forward")
-        if option.get("compressed") is not None:
-            raise ForwardProtocolError("Forward mode: option compressed needs packed entries")
-        events = [
-            _decode_entry(tag, entry, f"Forward mode entry {i}") for i, entry in enumerate(second)
-        ]
-    elif isinstance(second, bytes | str):
-        option = _read_option(obj, 2, "PackedForward")
-        events = _decode_packed(tag, second, option, max_decompressed_bytes)
-    else:
-        option = _read_option(obj, 3, "Message")
-        events = [_decode_event(tag, second, obj[2], "Message mode")]
-    return ForwardMessage(tag=tag, events=events, chunk=_read_chunk(option))
-
-
-class FrameDecoder:
-    """Incremental decoder for one connection: feed socket reads, get messages.
-
-    A frame (one top-level msgpack object) larger than `max_frame_bytes` raises
-    ForwardProtocolError; after any error the connection must be dropped.
-    """
-
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
-        if max_frame_bytes < 1:
-            raise ValueError(f"max_frame_bytes must be positive, got {max_frame_bytes}")
-        self._max = max_frame_bytes
-        self._fed = 0
-        self._frame_start = 0
-        # surrogateescape: an old client's str-typed PackedForward stream is not
-        # UTF-8; keeping its bytes recoverable lets decode_message accept it.
-        self._unpacker = msgpack.Unpacker(
-            raw=False, max_buffer_size=max_frame_bytes, unicode_errors="surrogateescape"
-        )
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes received of a frame not yet complete."""
-        return self._fed - self._frame_start
-
-    def feed(self, data: bytes) -> list[ForwardMessage]:
-        messages: list[ForwardMessage] = []
-        view = memoryview(data)
-        # The C unpacker parses partial frames as bytes arrive, so its buffer
-        # limit does not bound a frame: count the frame's bytes here, and feed
-        # no more than the room left so small frames sharing a read still pass.
-        while True:
-            room = self._max - self.pending_bytes
-            if view and room == 0:
-                raise ForwardProtocolError(
-                    f"frame exceeds {self._max} bytes", reason="oversize_frame"
-                )
-            piece, view = view[:room], view[room:]
-            self._feed_unpacker(piece)
-            messages.extend(self._drain())
-            if not view:
-                return messages
-
-    def _feed_unpacker(self, piece: memoryview) -> None:
-        try:
-            self._unpacker.feed(piece)
-        except msgpack.BufferFull:
-            raise ForwardProtocolError(
-                f"frame exceeds {self._max} bytes", reason="oversize_frame"
-            ) from None
-        self._fed += len(piece)
-
-    def _drain(self) -> list[ForwardMessage]:
-        messages: list[ForwardMessage] = []
-        while True:
-            try:
-                obj = self._unpacker.unpack()
-            except msgpack.OutOfData:
-                return messages
-            except Exception as exc:  # msgpack documents no narrower set
-                # Type name only: msgpack's messages can quote offending bytes.
-                raise ForwardProtocolError(
-                    f"invalid msgpack ({type(exc).__name__})", reason="bad_frame"
-                ) from None
-            self._frame_start = int(self._unpacker.tell())
-            if obj is not None:  # nil is a heartbeat
-                messages.append(decode_message(obj, self._max))
-
-
-def decode(data: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> list[ForwardMessage]:
-    """Decode a whole buffer of frames; a trailing partial frame is an error."""
-    decoder = FrameDecoder(max_frame_bytes)
-    messages = decoder.feed(data)
-    if decoder.pending_bytes:
-        raise ForwardProtocolError(
-            f"truncated frame: {decoder.pending_bytes} bytes left", reason="truncated_frame"
-        )
-    return messages
+    """A whole frame decoded at once: its events and its bad entries."""
+    return parse_frame(obj, max_decompressed_bytes).decode_all()
 
 
 def ack_response(chunk: str) -> bytes:

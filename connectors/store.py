@@ -281,6 +281,14 @@ class AnomalyStore:
         with self._lock, self._conn:
             self._conn.execute(sql, (ts, reason, source, bytes(raw)))
 
+    def put_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep many undecodable records in one transaction: a poisoned frame's bad entries
+        cost one commit, not one each."""
+        sql = "INSERT INTO dead_letters (ts, reason, source, raw) VALUES (?, ?, ?, ?)"
+        rows = [(d.ts, d.reason, d.source, bytes(d.raw)) for d in letters]
+        with self._lock, self._conn:
+            self._conn.executemany(sql, rows)
+
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """Dead letters in the order they arrived; ``limit`` keeps the oldest."""
         params: list[Any] = []

@@ -21,7 +21,6 @@ from rich.console import Console
 
 from connectors.baseline_files import BaselineError, validate_schema_file
 from connectors.files import FileFormatError
-from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
 from detectors.anomaly import SEVERITIES, iso
 from detectors.calibrate import CalibrationOptions
@@ -243,7 +242,9 @@ def run(
     With `labels.enabled`, feedback records ({"ts", "request_id", "label"}, no features) join
     the prediction logged with the same request id: performance per window, concept drift per
     model and per slice (`labels.slices.key`), and group fairness (`labels.fairness.groups`)."""
+    from connectors.forward_listener import forward_listener
     from streams.embedded import EmbeddedRunner, Pipeline
+    from streams.forward_letters import ForwardDeadLetters
     from streams.incident_options import incident_options
     from streams.label_options import label_options
     from streams.metrics import runner_endpoint
@@ -280,15 +281,19 @@ def run(
         every_anomaly=not settings.incidents.quiet_terminal,
     )
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
-    runner = EmbeddedRunner(
-        pipeline,
-        lambda handler: ForwardServer(
-            handler, fwd.host, fwd.port, fwd.max_frame_bytes, fwd.max_connections
-        ),
-        window.idle_close_seconds,
-        background=shipper,
-        endpoint=endpoint,
-    )
+    try:
+        runner = EmbeddedRunner(
+            pipeline,
+            # Bad entries of a frame are dead letters of the runner; the frame is acked.
+            lambda handler: forward_listener(
+                fwd, handler, on_bad_entries=ForwardDeadLetters(pipeline)
+            ),
+            window.idle_close_seconds,
+            background=shipper,
+            endpoint=endpoint,
+        )
+    except (OSError, ValueError) as exc:  # a TLS or shared-key file that does not load
+        raise click.ClickException(str(exc)) from None
     try:
         stats = asyncio.run(
             runner.run(

@@ -115,18 +115,18 @@ def forward_to_kafka(
         settings = load_settings(ctx.obj.get("config") if ctx.obj else None)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    from connectors.forward_server import ForwardServer
+    from connectors.forward_listener import forward_listener
     from connectors.kafka import ServingLogPublisher
 
-    fwd = settings.forward
-    publisher = ServingLogPublisher(settings.kafka, settings.fields.request_id, settings.fields.ts)
-    server = ForwardServer(
-        publisher.publish,
-        host or fwd.host,
-        fwd.port if port is None else port,
-        fwd.max_frame_bytes,
-        fwd.max_connections,
+    fwd = settings.forward.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
+    publisher = ServingLogPublisher(settings.kafka, settings.fields.request_id, settings.fields.ts)
+    try:
+        # Bad entries are counted (logdrift_forward_bad_entries) and logged by reason here.
+        server = forward_listener(fwd, publisher.publish)
+    except (OSError, ValueError) as exc:  # a TLS or shared-key file that does not load
+        raise click.ClickException(str(exc)) from None
     asyncio.run(_serve(server, publisher))
     click.echo(f"published {publisher.published:,} records")
 

@@ -32,7 +32,7 @@ from connectors.es_incidents import incident_items
 from connectors.forward import ForwardEvent
 from connectors.forward_server import ForwardServer
 from connectors.outbox import OutboxItem
-from connectors.store import AnomalyStore
+from connectors.store import AnomalyStore, DeadLetter
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
 from detectors.incident_feed import track
@@ -97,6 +97,7 @@ class Pipeline:
     def handle(self, events: list[ForwardEvent]) -> Result:
         result = Result()
         metrics.record_in("forward", len(events))
+        letters: list[DeadLetter] = []  # one transaction for the batch, not one each
         for event in events:
             try:
                 if is_feedback(event.record, self.mapping):
@@ -108,11 +109,13 @@ class Pipeline:
                 result.extend(self.engine.process(record))
                 self.stats.records += 1
             except DecodeError as exc:
-                self._dead_letter(event, exc)
+                letters.append(self._dead_letter(event, exc))
+        if letters:
+            self.store.put_dead_letters(letters)
         self.publish(result)
         return result
 
-    def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> None:
+    def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> DeadLetter:
         reason = _short_reason(exc)
         metrics.record_dead_letter(reason)
         metrics.record_out("dead-letters")
@@ -121,7 +124,7 @@ class Pipeline:
         record: object = event.record
         for key, names in self._sensitive:
             record = redact(record, self.mapping.features, names, key)
-        self.store.put_dead_letter(
+        return DeadLetter(
             reason=str(exc),
             raw=orjson.dumps(record, default=str),
             source=f"forward:{event.tag}",

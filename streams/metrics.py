@@ -185,13 +185,21 @@ class ForwardCollector(Collector):
         )
         rejected = CounterMetricFamily(
             "logdrift_forward_rejected",
-            "Connections closed on a bad or oversized frame, a connection limit or a handler "
-            "error, by reason.",
+            "Connections closed on a bad or oversized frame, a connection limit, a deadline, "
+            "a failed handshake or a handler error, by reason.",
             labels=["reason"],
         )
         for reason, n in sorted(stats.rejected.items()):
             rejected.add_metric([reason], n)
         yield rejected
+        bad = CounterMetricFamily(
+            "logdrift_forward_bad_entries",
+            "Entries of accepted frames that could not be decoded (dead-lettered), by reason.",
+            labels=["reason"],
+        )
+        for reason, n in sorted(stats.bad_entries.items()):
+            bad.add_metric([reason], n)
+        yield bad
 
 
 def watch_forward(stats: Callable[[], ForwardStats | None]) -> ForwardCollector:

@@ -21,7 +21,8 @@ import pytest
 from fluent.sender import EventTime, FluentSender
 
 from connectors.fluent import FluentClient
-from connectors.forward import ForwardEvent
+from connectors.forward import BadEntry, ForwardEvent
+from connectors.forward_limits import ForwardLimits
 from connectors.forward_server import ForwardServer
 
 T0 = 1764324000
@@ -94,8 +95,8 @@ async def read_acks(reader: asyncio.StreamReader, count: int = 1) -> list[object
     return acks
 
 
-async def assert_closed_by_server(reader: asyncio.StreamReader) -> None:
-    async with asyncio.timeout(5):
+async def assert_closed_by_server(reader: asyncio.StreamReader, within: float = 5) -> None:
+    async with asyncio.timeout(within):
         # A close with our bytes still unread arrives as a reset: closed all the same.
         with contextlib.suppress(ConnectionResetError):
             assert await reader.read() == b""
@@ -313,10 +314,29 @@ async def test_handler_error_closes_without_ack_and_the_server_lives_on(
         writer.close()
 
 
-async def test_connections_beyond_the_limit_are_refused(received: Received) -> None:
+async def test_at_the_limit_the_idlest_connection_makes_room_for_a_new_sender(
+    received: Received,
+) -> None:
+    async with ForwardServer(received, port=0, max_connections=2) as server:
+        idle_reader, _ = await connect(server)
+        await eventually(lambda: server.stats.connections_open == 1)
+        _, busy = await connect(server)
+        busy.write(msgpack.packb(["t", T0, {"n": 1}])[:-2])  # a frame in progress stays
+        await eventually(lambda: server.buffered_bytes() > 0)
+        reader, writer = await connect(server)
+        writer.write(msgpack.packb(["t", T0, {}, {"chunk": "ok"}]))
+        assert await read_acks(reader) == [{"ack": "ok"}]
+        await assert_closed_by_server(idle_reader)
+        assert server.stats.rejected == {"idle_evicted": 1}
+
+
+async def test_connections_beyond_the_limit_are_refused_when_none_is_idle(
+    received: Received,
+) -> None:
     async with ForwardServer(received, port=0, max_connections=1) as server:
         _, first = await connect(server)
-        await eventually(lambda: server.stats.connections_open == 1)
+        first.write(b"\x93")  # the start of a frame: not idle
+        await eventually(lambda: server.buffered_bytes() == 1)
         reader, _ = await connect(server)
         await assert_closed_by_server(reader)
         assert server.stats.rejected == {"too_many_connections": 1}
@@ -361,3 +381,156 @@ async def test_stop_waits_for_the_in_flight_handler_then_closes(
     await assert_closed_by_server(reader)
     await assert_closed_by_server(idle_reader)
     assert server.stats.connections_open == 0
+
+
+# --- a bad entry is one dead letter -------------------------------------------
+
+
+class BadEntries:
+    def __init__(self) -> None:
+        self.entries: list[BadEntry] = []
+
+    async def __call__(self, bad: list[BadEntry]) -> None:
+        self.entries.extend(bad)
+
+
+POISONS: list[Any] = [
+    [T0, {b"\xff\xfe": 1}],  # a key that is not UTF-8
+    [T0, {7: "seven"}],  # a key that is not a string
+    None,  # nesting deeper than 64: set below
+    [T0, ["not", "a", "map"]],
+    ["yesterday", {"n": 1}],  # a time that is not a time
+]
+
+
+def deep(depth: int) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for _ in range(depth):
+        record = {"k": record}
+    return record
+
+
+POISONS[2] = [T0, deep(70)]
+
+
+@pytest.mark.parametrize("mode", ["Forward", "PackedForward", "CompressedPackedForward"])
+async def test_a_bad_entry_is_dead_lettered_and_the_rest_of_the_frame_acked(
+    mode: str, received: Received
+) -> None:
+    bad = BadEntries()
+    async with ForwardServer(received, port=0, on_bad_entries=bad) as server:
+        reader, writer = await connect(server)
+        for i, poison in enumerate(POISONS):
+            good = [[T0, {"n": n}] for n in range(99)]
+            entries_ = [*good[:50], poison, *good[50:]]
+            stream = b"".join(msgpack.packb(e) for e in entries_)
+            body: Any = {
+                "Forward": entries_,
+                "PackedForward": stream,
+                "CompressedPackedForward": gzip.compress(stream),
+            }[mode]
+            option = {"chunk": f"c{i}"} | ({"compressed": "gzip"} if "Compressed" in mode else {})
+            writer.write(msgpack.packb(["app.ctr", body, option]))
+            assert await read_acks(reader) == [{"ack": f"c{i}"}]
+    assert len(received.events) == 99 * len(POISONS)
+    assert [b.reason for b in bad.entries] == [
+        "bad_key",
+        "bad_key",
+        "too_deep",
+        "not_a_map",
+        "bad_time",
+    ]
+    assert all(b.index == 50 for b in bad.entries)
+    assert server.stats.rejected == {}
+
+
+async def test_without_a_bad_entry_handler_bad_entries_are_counted_and_logged(
+    server: ForwardServer, received: Received, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="connectors.forward_server")
+    reader, writer = await connect(server)
+    writer.write(msgpack.packb(["t", [[T0, {"password": "hunter2", 5: 1}]], {"chunk": "c"}]))
+    assert await read_acks(reader) == [{"ack": "c"}]
+    assert server.stats.bad_entries == {"bad_key": 1}
+    assert "1 bad entries from 127.0.0.1" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+# --- no input stalls the others -------------------------------------------------
+
+
+async def test_other_senders_are_served_while_a_huge_frame_is_handled(received: Received) -> None:
+    async with ForwardServer(received, port=0, max_frame_bytes=4 * 1024 * 1024) as server:
+        huge_reader, huge = await connect(server)
+        huge.write(msgpack.packb(["t", [[T0, {}]] * 300_000, {"chunk": "huge"}]))
+        await eventually(lambda: server.stats.events > 0)
+        reader, writer = await connect(server)
+        started = time.monotonic()
+        writer.write(msgpack.packb(["t", T0, {"n": 1}, {"chunk": "small"}]))
+        assert await read_acks(reader) == [{"ack": "small"}]
+        waited = time.monotonic() - started
+        assert server.stats.events < 300_001, "the small frame was answered mid-way"
+        assert await read_acks(huge_reader) == [{"ack": "huge"}]
+    assert waited < 5, f"a small frame waited {waited:.2f} s behind a huge one"
+    assert max(len(b) for b in received.batches) <= server.limits.batch_events
+
+
+# --- connections have deadlines -------------------------------------------------
+
+SHORT = ForwardLimits(
+    idle_timeout_seconds=2.0, read_timeout_seconds=2.0, frame_deadline_seconds=3.0
+)
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(received: Received) -> None:
+    async with ForwardServer(received, port=0, limits=SHORT) as server:
+        reader, _ = await connect(server)
+        started = time.monotonic()
+        await assert_closed_by_server(reader, within=30)
+        assert time.monotonic() - started >= 2.0
+        assert server.stats.rejected == {"idle_timeout": 1}
+
+
+async def test_a_frame_that_stops_arriving_is_cut_at_the_read_timeout(received: Received) -> None:
+    async with ForwardServer(received, port=0, limits=SHORT) as server:
+        reader, writer = await connect(server)
+        writer.write(msgpack.packb(["t", T0, {"n": 1}])[:5])
+        await assert_closed_by_server(reader, within=30)
+        assert server.stats.rejected == {"read_timeout": 1}
+
+
+async def test_a_frame_trickled_a_byte_a_second_is_cut_at_the_frame_deadline(
+    received: Received,
+) -> None:
+    limits = ForwardLimits(frame_deadline_seconds=3.0)
+    async with ForwardServer(received, port=0, limits=limits) as server:
+        reader, writer = await connect(server)
+        frame = msgpack.packb(["t", T0, {"blob": "x" * 100}])
+        started = time.monotonic()
+        for byte in frame:
+            if reader.at_eof() or writer.is_closing():
+                break
+            with contextlib.suppress(ConnectionError):
+                writer.write(bytes([byte]))
+                await writer.drain()
+            if server.stats.rejected:
+                break
+            await asyncio.sleep(1.0)
+        await assert_closed_by_server(reader, within=30)
+        assert server.stats.rejected == {"frame_deadline": 1}
+        assert 3.0 <= time.monotonic() - started < 30
+        assert received.events == []
+
+
+async def test_incomplete_frames_across_connections_are_bounded(received: Received) -> None:
+    limits = ForwardLimits(max_buffered_bytes=100_000)
+    async with ForwardServer(received, port=0, limits=limits) as server:
+        part = msgpack.packb(["t", T0, {"blob": "x" * 60_000}])[:-10]
+        _, first = await connect(server)
+        first.write(part)
+        await eventually(lambda: server.buffered_bytes() == len(part))
+        reader2, second = await connect(server)
+        second.write(part)
+        await assert_closed_by_server(reader2)
+        assert server.stats.rejected == {"buffer_full": 1}
+        assert server.buffered_bytes() == len(part)

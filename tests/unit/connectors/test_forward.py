@@ -20,11 +20,11 @@ from connectors.forward import (
     ForwardEvent,
     ForwardMessage,
     ForwardProtocolError,
-    FrameDecoder,
     ack_response,
-    decode,
     decode_message,
+    parse_frame,
 )
+from connectors.forward_decoder import FrameDecoder, decode, parse_frame_bytes
 
 T0 = 1764324000  # 2025-11-28T10:00:00Z
 RECORD = {"request_id": "a1b2", "features": {"price": 12.5, "country": "DE"}, "prediction": 0.13}
@@ -194,14 +194,14 @@ def test_feeding_split_at_every_byte_boundary_gives_the_same_messages() -> None:
     for cut in range(len(stream) + 1):
         decoder = FrameDecoder()
         got = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
-        assert got == expected, cut
+        assert [frame.decode_all() for frame in got] == expected, cut
         assert decoder.pending_bytes == 0
 
 
 def test_feeding_one_byte_at_a_time() -> None:
     stream = msgpack.packb(["t", T0, RECORD]) * 3
     decoder = FrameDecoder()
-    got = [m for i in range(len(stream)) for m in decoder.feed(stream[i : i + 1])]
+    got = [f.decode_all() for i in range(len(stream)) for f in decoder.feed(stream[i : i + 1])]
     assert got == decode(stream)
 
 
@@ -234,14 +234,33 @@ def test_frame_of_exactly_the_limit_passes_and_small_frames_sharing_a_read_pass(
     assert len(decode(frame * 10, max_frame_bytes=len(frame))) == 10
 
 
-def test_gzip_bomb_is_rejected_without_inflating_it() -> None:
-    bomb = gzip.compress(b"\x00" * (DEFAULT_MAX_FRAME_BYTES + 1))
+def test_gzip_bomb_is_cut_at_the_limit_without_inflating_it() -> None:
+    # One bin entry (bin 32 header) bigger than the limit, gzipped to a few kB.
+    entry = b"\xc6" + (DEFAULT_MAX_FRAME_BYTES + 1).to_bytes(4, "big")
+    bomb = gzip.compress(entry + b"\x00" * (DEFAULT_MAX_FRAME_BYTES + 1))
     assert len(bomb) < 20_000
-    with pytest.raises(ForwardProtocolError, match="decompressed entries exceed 8388608 bytes"):
-        decode(msgpack.packb(["t", bomb, {"compressed": "gzip"}]))
+    [message] = decode(msgpack.packb(["t", bomb, {"compressed": "gzip", "chunk": "c"}]))
+    [bad] = message.bad
+    assert bad.reason == "oversize_frame"
+    assert "decompressed entries exceed 8388608 bytes" in bad.detail
 
 
-# --- garbage ------------------------------------------------------------------
+def test_many_gzip_members_decompress_in_linear_work() -> None:
+    # 400,000 empty members: a quadratic reader copies the rest of the stream per member.
+    members = gzip.compress(b"") * 400_000
+    [message] = decode(msgpack.packb(["t", members, {"compressed": "gzip"}]))
+    assert (message.events, message.bad) == ([], [])
+
+
+def test_batches_bound_the_work_of_one_step() -> None:
+    frame = parse_frame(["t", [[T0, {"n": i}] for i in range(2_500)], {"chunk": "c"}])
+    batches = list(frame.batches(1_000))
+    assert [len(b.events) for b in batches] == [1_000, 1_000, 500]
+    gzipped = parse_frame(["t", gzip.compress(b"") * 3_000, {"compressed": "gzip"}])
+    assert len(list(gzipped.batches(1_000))) == 3  # empty members are work too
+
+
+# --- a frame that cannot be read at all is refused ------------------------------
 
 
 @pytest.mark.parametrize(
@@ -252,36 +271,98 @@ def test_gzip_bomb_is_rejected_without_inflating_it() -> None:
         (["t"], "at least 2 elements, found 1"),
         ([42, T0, {}], "tag must be a string, found int"),
         ([None, T0, {}], "tag must be a string, found nil"),
-        (["t", T0, [1, 2]], "Message mode: record must be a map, found array"),
-        (["t", T0, "oops"], "Message mode: record must be a map, found str"),
         (["t", T0], "Message mode: expected 3 or 4 elements"),
         (["t", T0, {}, {}, {}], "Message mode: expected 3 or 4 elements"),
         (["t", T0, {}, "opt"], "Message mode: option must be a map, found str"),
-        (["t", True, {}], "time must be an integer, float or EventTime, found bool"),
-        (["t", None, {}], "time must be an integer, float or EventTime, found nil"),
-        (["t", -1, {}], "time must be finite and not negative"),
-        (["t", float("nan"), {}], "time must be finite and not negative"),
-        (["t", msgpack.ExtType(1, b"\0" * 8), {}], "found code 1 with 8 bytes"),
-        (["t", msgpack.ExtType(0, b"\0" * 4), {}], "found code 0 with 4 bytes"),
-        (["t", event_time(T0, 10**9), {}], "nanoseconds out of range"),
-        (["t", T0, {1: "x"}], "Message mode: record key must be a string, found int"),
-        (["t", [[T0, {}], [T0]]], "Forward mode entry 1: entry must be a \\[time, record\\]"),
-        (["t", [[T0, 7]]], "Forward mode entry 0: record must be a map, found int"),
         (["t", [], {"compressed": "gzip"}], "Forward mode: option compressed needs packed"),
-        (["t", b"\x92\x01", {"chunk": 5}], "truncated packed entries"),
         (["t", b"\x92\x01\x80", {"chunk": 5}], "option chunk must be a string, found int"),
-        (["t", packed_entries((T0, {}))[:-1]], "PackedForward mode: truncated packed entries"),
-        (["t", b"\xc1"], "PackedForward mode: invalid msgpack entries"),
-        (["t", b"\x01"], "PackedForward mode entry 0: entry must be a \\[time, record\\]"),
         (["t", gzip.compress(b"\x90"), {"compressed": "zstd"}], "unknown compression 'zstd'"),
-        (["t", b"not gzip", {"compressed": "gzip"}], "invalid gzip data"),
-        (["t", gzip.compress(b"\x90")[:-4], {"compressed": "gzip"}], "gzip data truncated"),
-        (["t", T0, nested(70)], "Message mode: record nested deeper than 64"),
     ],
 )
 def test_garbage_raises_an_error_naming_the_problem(obj: object, problem: str) -> None:
     with pytest.raises(ForwardProtocolError, match=problem):
         decode_message(obj)
+
+
+# --- a bad entry is one bad entry: the rest of its frame is accepted ------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason", "problem"),
+    [
+        (["t", T0, [1, 2]], "not_a_map", "Message mode: record must be a map, found array"),
+        (["t", T0, "oops"], "not_a_map", "Message mode: record must be a map, found str"),
+        (["t", True, {}], "bad_time", "time must be an integer, float or EventTime, found bool"),
+        (["t", None, {}], "bad_time", "time must be an integer, float or EventTime, found nil"),
+        (["t", -1, {}], "bad_time", "time must be finite and not negative"),
+        (["t", float("nan"), {}], "bad_time", "time must be finite and not negative"),
+        (["t", msgpack.ExtType(1, b"\0" * 8), {}], "bad_time", "found code 1 with 8 bytes"),
+        (["t", msgpack.ExtType(0, b"\0" * 4), {}], "bad_time", "found code 0 with 4 bytes"),
+        (["t", event_time(T0, 10**9), {}], "bad_time", "nanoseconds out of range"),
+        (["t", T0, {1: "x"}], "bad_key", "Message mode: record key must be a string, found int"),
+        (["t", T0, {b"\xff": 1}], "bad_key", "Message mode: record key is not valid UTF-8"),
+        (["t", [[T0, {}], [T0]]], "bad_entry", "Forward mode entry 1: entry must be a"),
+        (["t", [[T0, {}], [T0, 7]]], "not_a_map", "Forward mode entry 1: record must be a map"),
+        (["t", b"\x92\x01"], "truncated", "entry 0 on: truncated packed entries"),
+        (["t", packed_entries((T0, {}), (T0, {}))[:-1]], "truncated", "PackedForward mode entry 1"),
+        (["t", b"\xc1"], "bad_packed", "PackedForward mode entry 0 on: invalid msgpack entries"),
+        (["t", b"\x01"], "bad_entry", "PackedForward mode entry 0: entry must be a"),
+        (["t", b"not gzip", {"compressed": "gzip"}], "bad_gzip", "invalid gzip data"),
+        (
+            ["t", gzip.compress(packed_entries((T0, {})))[:-4], {"compressed": "gzip"}],
+            "truncated",
+            "gzip data truncated",
+        ),
+        (["t", T0, nested(70)], "too_deep", "Message mode: record nested deeper than 64"),
+    ],
+)
+def test_a_bad_entry_is_reported_with_its_reason(obj: object, reason: str, problem: str) -> None:
+    message = decode_message(obj)
+    [bad] = message.bad
+    assert bad.reason == reason
+    assert problem in bad.detail
+
+
+def test_a_frame_of_99_good_entries_and_1_bad_keeps_the_99() -> None:
+    poisons: list[Any] = [
+        [T0, {b"\xff\xfe": 1}],
+        [T0, {7: "seven"}],
+        [T0, nested(65)],
+        [T0, ["not", "a", "map"]],
+        ["yesterday", {"n": 1}],
+    ]
+    for poison in poisons:
+        good = [[T0 + i, {"n": i}] for i in range(99)]
+        frame = msgpack.packb(["t", [*good[:40], poison, *good[40:]], {"chunk": "c"}])
+        for sent in (frame, packed_frame([*good[:40], poison, *good[40:]])):
+            [message] = decode(sent)
+            assert [e.record["n"] for e in message.events] == list(range(99))
+            [bad] = message.bad
+            assert bad.index == 40
+            assert message.chunk == "c"
+
+
+def packed_frame(entries: list[Any]) -> bytes:
+    stream = b"".join(msgpack.packb(e) for e in entries)
+    return msgpack.packb(["t", gzip.compress(stream), {"compressed": "gzip", "chunk": "c"}])
+
+
+def test_a_flood_of_bad_entries_is_kept_as_a_hundred_and_one_summary() -> None:
+    [message] = decode(msgpack.packb(["t", b"\x01" * 5_000 + packed_entries((T0, {"n": 1}))]))
+    assert [e.record for e in message.events] == [{"n": 1}]
+    assert len(message.bad) == 101
+    summary = message.bad[-1]
+    assert summary.reason == "too_many_bad_entries"
+    assert "4900 more bad entries from entry 100 on" in summary.detail
+
+
+def test_a_bad_entry_keeps_a_json_safe_copy_for_its_dead_letter() -> None:
+    [bad] = decode_message(
+        ["t", [[T0, {b"\xff": b"\x00\x01", "n": [1, msgpack.ExtType(3, b"x")]}]]]
+    ).bad
+    assert bad.raw == [T0, {"\\xff": "\x00\x01", "n": [1, "ext(code 3, 1 bytes)"]}]
+    assert isinstance(bad.raw, list)
+    assert all(isinstance(k, str) for k in bad.raw[1])
 
 
 def test_garbage_bytes_raise_a_bad_frame_error_without_quoting_them() -> None:
@@ -298,9 +379,10 @@ def test_protocol_errors_name_types_never_record_values() -> None:
     assert exc.value.reason == "bad_message"
 
 
-def test_non_string_map_keys_anywhere_in_a_frame_are_rejected() -> None:
-    with pytest.raises(ForwardProtocolError):
-        decode(msgpack.packb(["t", T0, {"a": {1: 2}}]))
+def test_non_string_map_keys_anywhere_in_a_record_make_it_a_bad_entry() -> None:
+    [message] = decode(msgpack.packb(["t", T0, {"a": {1: 2}}]))
+    assert message.events == []
+    assert [b.reason for b in message.bad] == ["bad_key"]
 
 
 # --- properties ---------------------------------------------------------------
@@ -348,6 +430,7 @@ def test_decode_message_raises_only_forward_protocol_error(obj: object) -> None:
     except ForwardProtocolError:
         return
     assert all(isinstance(k, str) for e in message.events for k in e.record)
+    assert all(b.reason and b.detail for b in message.bad)
     assert all(isinstance(e.time, float) for e in message.events)
 
 
@@ -365,3 +448,24 @@ def test_event_time_decodes_to_the_nearest_float(seconds: int, nanos: int) -> No
     error = abs(Fraction(got) - exact)
     assert error <= abs(Fraction(math.nextafter(got, math.inf)) - exact)
     assert error <= abs(Fraction(math.nextafter(got, -math.inf)) - exact)
+
+
+def test_forward_frames_read_from_bytes_keep_their_entries_as_bytes_until_batched() -> None:
+    entries = [[T0, {"n": i}] for i in range(1_000)]
+    frame = parse_frame_bytes(msgpack.packb(["t", entries, {"chunk": "c"}]))
+    assert frame.entries is None and frame.lazy is not None
+    assert (frame.mode, frame.chunk) == ("Forward", "c")
+    assert [len(b.events) for b in frame.batches(400)] == [400, 400, 200]
+    assert frame.decode_all() == decode_message(["t", entries, {"chunk": "c"}])
+
+
+def test_an_entry_that_cannot_be_unpacked_ends_its_frame_as_one_bad_entry() -> None:
+    # A map used as a map key passes the frame scan but cannot become a Python dict.
+    good = msgpack.packb([T0, {"n": 1}])
+    unhashable = b"\x92\x00\x81\x81\xa1a\x01\x02"  # [0, {{"a": 1}: 2}]
+    raw = b"\x93\xa1t\x93" + good + unhashable + good + msgpack.packb({"chunk": "c"})
+    [message] = decode(raw)
+    assert [e.record for e in message.events] == [{"n": 1}]
+    [bad] = message.bad
+    assert (bad.index, bad.reason) == (1, "bad_packed")
+    assert message.chunk == "c"

@@ -207,3 +207,12 @@ def test_a_store_from_a_newer_logdrift_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(ValueError, match="schema version 99"):
         AnomalyStore(path)
+
+
+def test_dead_letters_in_a_batch_are_kept_in_order_in_one_call(tmp_path: Path) -> None:
+    letters = [DeadLetter(float(i), f"reason {i % 2}", "forward:t", b"{}") for i in range(500)]
+    with AnomalyStore(tmp_path / "a.db") as store:
+        store.put_dead_letters(letters)
+        store.put_dead_letters([])
+        assert store.dead_letters() == letters
+        assert store.dead_letter_counts() == {"reason 0": 250, "reason 1": 250}
