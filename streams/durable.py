@@ -72,7 +72,9 @@ class Durable:
             self.checkpoint()
 
     def maybe_checkpoint(self) -> None:
-        """A checkpoint when the journal holds anything older than ``every_seconds``."""
+        """The once-a-second tick: fsync by the "interval" policy, and a checkpoint when the
+        journal holds anything older than ``every_seconds``."""
+        self.journal.sync()
         if self.journal.entries and self.clock() - self._at >= self.every_seconds:
             self.checkpoint()
 
@@ -91,7 +93,7 @@ def journal_dir(settings: Settings, store: Path) -> Path:
 
 def durable_from_settings(settings: Settings, pipeline: Pipeline, store: Path) -> Durable:
     j = settings.journal
-    journal = Journal(journal_dir(settings, store), fsync=j.fsync == "always")
+    journal = Journal(journal_dir(settings, store), fsync=j.fsync)
     return Durable(journal, pipeline, j.checkpoint_records, j.checkpoint_seconds)
 
 

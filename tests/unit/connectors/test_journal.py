@@ -77,7 +77,7 @@ def test_a_damaged_checkpoint_replays_the_journal_onto_fresh_state(tmp_path: Pat
 
 
 def test_the_journal_counts_what_it_holds_since_the_checkpoint(tmp_path: Path) -> None:
-    j = Journal(tmp_path, fsync=False)
+    j = Journal(tmp_path, fsync="never")
     j.recover()
     j.append([[1.0, {}], [2.0, {}]])
     assert (j.entries, j.bytes > 0) == (2, True)
