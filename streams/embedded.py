@@ -106,6 +106,7 @@ class Pipeline:
         self.clock = clock
         self.accepted: list[Entry] = []  # the last chunk's accepted records, for the journal
         self._quiet = False  # replaying the journal: what it prints was printed before
+        self._told_labels_off = 0  # feedback ignored when that was last said
         self.tracker = _restored(store, incidents or IncidentOptions())
         # Dead letters keep the original record, less any sensitive value in it.
         self._sensitive = [
@@ -127,10 +128,16 @@ class Pipeline:
                 self._dead_letter(event, exc)
         if self.stats.feedback_ignored > ignored:
             metrics.record_feedback_ignored(self.stats.feedback_ignored - ignored)
-            if not ignored:  # said once; the count goes on in the metrics and the stats
-                logger.warning(LABELS_OFF, self.stats.feedback_ignored)
         self.publish(result)
         return result
+
+    def tell_labels_off(self, final: bool = False) -> None:
+        """Say once that feedback is being ignored (the runner calls this on its one-second
+        tick, so the count covers a first burst); at shutdown again only if more came since."""
+        n = self.stats.feedback_ignored
+        if n and (not self._told_labels_off or (final and n > self._told_labels_off)):
+            logger.warning(LABELS_OFF, n)
+            self._told_labels_off = n
 
     def replay(self, entries: list[Entry]) -> None:
         """Account records the journal kept (accepted before a crash): not checked against
@@ -318,6 +325,7 @@ class EmbeddedRunner:
                     self.durable.checkpoint()  # closing is not journalled: fold it in now
             if self.durable is not None:
                 self.durable.maybe_checkpoint()
+            self.pipeline.tell_labels_off()
 
     async def run(self, ready: Callable[[int], None] | None = None) -> RunnerStats:
         loop = asyncio.get_running_loop()
@@ -344,6 +352,7 @@ class EmbeddedRunner:
         await idle
         await self.server.stop()  # in-flight chunks finish (and are acked) before this returns
         self.pipeline.publish(self.pipeline.engine.close_all())
+        self.pipeline.tell_labels_off(final=True)
         if self.durable is not None:
             self.durable.checkpoint()  # the judged windows: a restart goes on from here
             self.durable.close()
