@@ -14,7 +14,7 @@ import pytest
 from connectors.fluent import FluentClient
 from connectors.store import AnomalyStore
 from streams.demo import send
-from streams.traffic import serving_records
+from streams.traffic import Injection, serving_records
 from tests.integration.conftest import logdrift
 
 RATE = 100.0
@@ -51,3 +51,24 @@ def test_out_of_bounds_time_labels_off_and_bounded_dead_letters(
     ]
     listed = logdrift("anomalies", "--store", runner.store, "--dead-letters").stdout
     assert "future_timestamp" in listed and "too_old" in listed
+
+
+def test_a_surge_after_a_year_2100_record_is_judged_while_running(
+    start_runner: Any, tmp_path: Path
+) -> None:
+    # Issue 14 row 6: the 2100 record used to hold every later window open until shutdown.
+    rows = list(
+        serving_records(
+            18_000, rate=RATE, start=START, injections=[Injection("category_surge", 6_000)]
+        )
+    )
+    rows.insert(3_000, {**rows[0], "ts": "2100-01-01T00:00:00Z"})
+    runner = start_runner(tmp_path / "anomalies.db")
+    send(rows, "127.0.0.1", runner.port, realtime=False, rate=RATE)
+    out = runner.stop()
+    assert "1 dead letters" in out, out
+    with AnomalyStore(runner.store) as s:
+        windows = sorted({sc.start for sc in s.scores()})
+        surge = [a for a in s.query() if a.feature == "device" and a.detector == "l_infinity"]
+    assert windows == [START, START + 60, START + 120], "every window closed on its own time"
+    assert any(a.window_start < windows[-1] for a in surge), [a.line() for a in surge]
