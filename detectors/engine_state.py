@@ -6,7 +6,8 @@ The same rules as the worker's codec (detectors/state_codec.py): parameters come
 running baselines, a snapshot only fills in counts and detector state, and whatever no longer
 fits (another format, another baseline, a model without a baseline) starts fresh with a note
 the caller logs; restoring never raises on stored data. Not kept: the label join's pending
-predictions and the per-slice windows (on only with labels); they start afresh.
+predictions (a restart replays those the journal holds; older ones are lost). The label
+monitor's windows, detectors and references are kept through detectors/label_state.py.
 
 Floats may be infinite (an empty window's min and max): encode with a JSON codec that keeps
 them (``json.dumps`` with its default ``allow_nan=True``).
@@ -17,10 +18,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from detectors import label_state
 from detectors.change_state import restore_feature, snapshot_feature
 from detectors.engine import Engine, ModelState
 from detectors.records import DecodeError
-from detectors.slice_windows import SliceWindows
+from detectors.slice_windows import SliceWindow, SliceWindows
 from detectors.state_codec import restore_window
 from detectors.watch import FeatureWatch
 
@@ -28,7 +30,12 @@ VERSION = 1
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
-    return {"v": VERSION, "models": [_model_plain(s) for s in engine.states.values()]}
+    labels = None if engine.labels is None else label_state.to_plain(engine.labels)
+    return {
+        "v": VERSION,
+        "models": [_model_plain(s) for s in engine.states.values()],
+        "labels": labels,
+    }
 
 
 def _model_plain(state: ModelState) -> dict[str, Any]:
@@ -44,7 +51,33 @@ def _model_plain(state: ModelState) -> dict[str, Any]:
         "new_columns": dict(state.new_columns),
         "ongoing": [[f, k, d, since] for (f, k, d), since in state.ongoing.items()],
         "watches": {n: _watch_plain(w) for n, w in state.watches.items()},
+        "slices": None if state.slices is None else _slices_plain(state.slices),
     }
+
+
+def _slices_plain(slices: SliceWindows) -> dict[str, Any]:
+    def plain(windows: dict[str, SliceWindow]) -> dict[str, Any]:
+        return {
+            label: {n: w.to_plain() for n, w in wins.items()} for label, wins in windows.items()
+        }
+
+    return {"windows": plain(slices.windows), "previous": plain(slices.previous)}
+
+
+def _restore_slices(
+    slices: SliceWindows, data: Any, where: str, notes: list[str], *, whole: bool
+) -> dict[str, SliceWindow]:
+    """Slice windows from plain data; ``whole``: every feature's window (the open ones)."""
+    out: dict[str, SliceWindow] = {}
+    for label, wins in (data or {}).items():
+        kept: SliceWindow = {}
+        for name, ref in slices.baseline.references.items():
+            empty = ref.empty_window()
+            win = restore_window(wins.get(name), empty, f"{where} slice {label} {name}", notes)
+            if win is not None or whole:
+                kept[name] = win or empty
+        out[str(label)] = kept
+    return out
 
 
 def _watch_plain(watch: FeatureWatch) -> dict[str, Any]:
@@ -58,6 +91,9 @@ def restore(engine: Engine, data: Any) -> list[str]:
         version = data.get("v") if isinstance(data, dict) else None
         return [f"engine state version {version!r} is not {VERSION}: starting fresh"]
     notes: list[str] = []
+    if engine.labels is not None and isinstance(data.get("labels"), dict):
+        engine.labels, found = label_state.from_plain(engine.labels.options, data["labels"])
+        notes += [f"labels: {n}" for n in found]
     for plain in data.get("models") or []:
         try:
             state = _model_state(engine, plain, notes)
@@ -100,6 +136,13 @@ def _model_state(engine: Engine, plain: dict[str, Any], notes: list[str]) -> Mod
     }
     if engine.labels is not None and engine.labels.options.slice_key:
         state.slices = SliceWindows(baseline, engine.labels.options.slice_key)
+        kept = plain.get("slices") or {}
+        state.slices.windows = _restore_slices(
+            state.slices, kept.get("windows"), where, notes, whole=True
+        )
+        state.slices.previous = _restore_slices(
+            state.slices, kept.get("previous"), where, notes, whole=False
+        )
     return state
 
 

@@ -40,6 +40,7 @@ from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
 from detectors.event_time import EventTimeError, EventTimeLimits, check_event_time
+from detectors.feedback import PendingStats
 from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.privacy import redact
@@ -371,10 +372,13 @@ class EmbeddedRunner:
             return []
         self.endpoint.health.mark("listener_up", False)
         await self.endpoint.start()
-        labels = self.pipeline.engine.labels
+        engine = self.pipeline.engine  # its label monitor is replaced when a checkpoint loads
+
+        def label_join() -> tuple[PendingStats, int] | None:
+            labels = engine.labels
+            return None if labels is None else (labels.pending.stats, len(labels.pending))
+
         return [
             metrics.watch_forward(lambda: self.server.stats),
-            metrics.watch_label_join(
-                lambda: None if labels is None else (labels.pending.stats, len(labels.pending))
-            ),
+            metrics.watch_label_join(label_join),
         ]

@@ -12,8 +12,9 @@ import pytest
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.engine_state import restore, snapshot
-from detectors.records import decode_record
-from streams.traffic import Injection, serving_records
+from detectors.labels import LabelOptions
+from detectors.records import decode_feedback, decode_record
+from streams.traffic import Injection, LabelFlip, feedback_records, interleave, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0
@@ -73,3 +74,47 @@ def test_a_snapshot_of_another_format_or_baseline_starts_fresh_and_says_so(
     damaged = Engine([ctr_baseline], OPTIONS)
     assert "damaged model state" in restore(damaged, plain)[0]
     assert damaged.states == {}
+
+
+LABELS = LabelOptions(window_seconds=60, wait_seconds=0, slice_key="category", top_k=4)
+
+
+def feed_all(engine: Engine, raws: list[dict[str, Any]]) -> Result:
+    result = Result()
+    for raw in raws:
+        if "features" in raw:
+            result.extend(engine.process(decode_record(raw)))
+        else:
+            result.extend(engine.feedback(decode_feedback(raw)))
+    return result
+
+
+def test_with_labels_the_monitor_and_slice_windows_go_on_as_well(ctr_baseline: Baseline) -> None:
+    # The checkpoint falls after the predictions it would still join: the pending ones are the
+    # one thing not kept, so the labels of later predictions only are fed after it.
+    rows = list(serving_records(4_000, rate=10.0, start=T0, slices=True))
+    mixed = list(
+        interleave(rows, feedback_records(rows, delay=lambda rng: 0.05, flips=[LabelFlip(2_000)]))
+    )
+    cut = next(
+        i
+        for i, r in enumerate(mixed)
+        if "features" not in r and r["request_id"] == rows[1_500]["request_id"]
+    )
+    original = Engine([ctr_baseline], OPTIONS, LABELS)
+    feed_all(original, mixed[: cut + 1])
+    plain = json.loads(json.dumps(snapshot(original)))
+    restored = Engine([ctr_baseline], OPTIONS, LABELS)
+    assert restore(restored, plain) == []
+    later = [
+        r
+        for r in mixed[cut + 1 :]
+        if "features" in r
+        or r["request_id"] in {x["request_id"] for x in mixed[cut + 1 :] if "features" in x}
+    ]
+    expected, got = feed_all(original, later), feed_all(restored, later)
+    expected.extend(original.close_all())
+    got.extend(restored.close_all())
+    assert summary(got) == summary(expected)
+    assert [r.line() for r in got.labels] == [r.line() for r in expected.labels]
+    assert expected.labels, "windows of labels were judged after the checkpoint"
