@@ -250,6 +250,33 @@ class IncidentSettings(_Section):
     quiet_terminal: bool = True
 
 
+class EventTimeSettings(_Section):
+    """Records stamped too far ahead of the receiving clock or older than the horizon are
+    dead-lettered (future_timestamp, too_old) by both runners."""
+
+    future_tolerance_seconds: float = Field(300.0, ge=0)
+    max_age_seconds: float = Field(365 * 86_400.0, gt=0)
+
+
+class DeadLetterSettings(_Section):
+    """The embedded store's dead letters: the oldest go first past either bound (counted)."""
+
+    max_count: int = Field(100_000, ge=1)
+    max_age_days: float = Field(30.0, gt=0)
+
+
+class JournalSettings(_Section):
+    """The embedded runner's journal of accepted records and checkpoints of its state: a chunk
+    is acknowledged once it is in the journal (docs/durability.md)."""
+
+    dir: Path | None = None  # default: beside the store, <store>.journal
+    checkpoint_seconds: float = Field(10.0, gt=0)
+    checkpoint_records: int = Field(10_000, ge=1)
+    # always: each chunk fsynced before its ack; interval: once a second; never: by the kernel.
+    # Every chunk is written to the OS before its ack: all three survive kill -9.
+    fsync: Literal["always", "interval", "never"] = "interval"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -266,6 +293,9 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     labels: LabelSettings = LabelSettings()
     incidents: IncidentSettings = IncidentSettings()
+    event_time: EventTimeSettings = EventTimeSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
+    journal: JournalSettings = JournalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ threads that share the connection.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -44,6 +45,8 @@ from detectors.rollups import RollUp
 APPLICATION_ID = 0x4C44_5354  # "LDST"
 SCHEMA_VERSION = 2  # 2: incidents and window roll-ups (connectors/incident_store.py)
 TRACKER_META = "incident_tracker"  # the runner's incident state, plain JSON, in meta
+DROPPED_META = "dead_letters_dropped"  # dropped by the bounds, over the store's life
+AGE_CHECK_SECONDS = 1.0  # the dead letters' age bound is applied at most this often
 # Ranks are stored with each anomaly: "low" stays 0 as in files written before "info" (-1)
 # existed, so no stored row needs rewriting and an older logdrift reads the file the same.
 SEVERITY_RANK = {name: rank - SEVERITIES.index("low") for rank, name in enumerate(SEVERITIES)}
@@ -101,6 +104,7 @@ ON CONFLICT (model, model_version, feature, window_start) DO UPDATE SET
     window_end = excluded.window_end, body = excluded.body, partial = excluded.partial
 """
 
+_GET_META = "SELECT COALESCE(MAX(value), 0) FROM meta WHERE key = ?"
 _SET_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -133,6 +137,18 @@ class StoredScore:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetterBounds:
+    max_count: int = 100_000
+    max_age_seconds: float = 30 * 86_400.0
+
+    def __post_init__(self) -> None:
+        if self.max_count < 1:
+            raise ValueError(f"dead letters max_count must be at least 1, got {self.max_count}")
+        if not self.max_age_seconds > 0:
+            raise ValueError(f"max_age_seconds must be positive, got {self.max_age_seconds}")
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record that could not be decoded, kept with why and where it came from."""
 
@@ -149,6 +165,10 @@ class AnomalyStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._dead_bounds: DeadLetterBounds | None = None
+        self._aged_at = -math.inf
+        self._trimmed_to = 0
+        self.dropped_dead_letters = 0  # by this process (the metric); meta keeps the total
         # check_same_thread=False: the runner may write from a worker thread; self._lock
         # keeps one statement sequence at a time on the shared connection.
         self._conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
@@ -277,24 +297,75 @@ class AnomalyStore:
 
     def put_dead_letter(self, *, reason: str, raw: bytes, source: str, ts: float) -> None:
         """Keep an undecodable record; it is counted, never dropped silently."""
-        sql = "INSERT INTO dead_letters (ts, reason, source, raw) VALUES (?, ?, ?, ?)"
+        self.put_dead_letters([DeadLetter(ts=ts, reason=reason, source=source, raw=raw)])
+
+    def bound_dead_letters(self, bounds: DeadLetterBounds) -> None:
+        """Keep at most ``bounds.max_count`` dead letters, none older (by arrival) than
+        ``bounds.max_age_seconds``; applied at every write and now."""
+        self._dead_bounds = bounds
         with self._lock, self._conn:
-            self._conn.execute(sql, (ts, reason, source, bytes(raw)))
+            self._trim_dead_letters(time.time())
+
+    def dead_letters_dropped(self) -> int:
+        """How many dead letters the bounds have dropped, over the store's life."""
+        return int(self.get_meta(DROPPED_META) or 0)
+
+    def _trim_dead_letters(self, now: float) -> None:
+        bounds = self._dead_bounds
+        if bounds is None:
+            return
+        # Rows arrive in seq order, so both bounds cut a prefix of seq: rowid range deletes.
+        newest = self._conn.execute("SELECT MAX(seq) FROM dead_letters").fetchone()[0] or 0
+        cut = newest - bounds.max_count
+        if now - self._aged_at >= AGE_CHECK_SECONDS:  # the age bound needs an index lookup
+            self._aged_at = now
+            row = self._conn.execute(
+                "SELECT MAX(seq) FROM dead_letters WHERE received < ?",
+                (now - bounds.max_age_seconds,),
+            ).fetchone()
+            cut = max(cut, row[0] or 0)
+        if cut <= self._trimmed_to:
+            return
+        dropped = self._conn.execute("DELETE FROM dead_letters WHERE seq <= ?", (cut,)).rowcount
+        self._trimmed_to = cut
+        if dropped:
+            total = int(self._conn.execute(_GET_META, (DROPPED_META,)).fetchone()[0] or 0)
+            self._conn.execute(_SET_META, (DROPPED_META, str(total + dropped)))
+            self.dropped_dead_letters += dropped
 
     def put_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep many undecodable records in one transaction: a poisoned frame's bad entries
-        cost one commit, not one each."""
-        sql = "INSERT INTO dead_letters (ts, reason, source, raw) VALUES (?, ?, ?, ?)"
-        rows = [(d.ts, d.reason, d.source, bytes(d.raw)) for d in letters]
+        """Keep many undecodable records in one transaction (a poisoned frame's bad entries cost
+        one commit, not one each). Past the bounds (``bound_dead_letters``) the oldest go first,
+        counted in meta."""
+        sql = "INSERT INTO dead_letters (ts, reason, source, raw, received) VALUES (?, ?, ?, ?, ?)"
+        now = time.time()
+        rows = [(d.ts, d.reason, d.source, bytes(d.raw), now) for d in letters]
         with self._lock, self._conn:
             self._conn.executemany(sql, rows)
+            self._trim_dead_letters(now)
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """Dead letters in the order they arrived; ``limit`` keeps the oldest."""
-        params: list[Any] = []
-        sql = "SELECT ts, reason, source, raw FROM dead_letters ORDER BY seq"
-        rows = self._fetch(sql + _limit_clause(limit, params), params)
-        return [DeadLetter(ts, reason, source, bytes(raw)) for ts, reason, source, raw in rows]
+        return list(self.iter_dead_letters(limit))
+
+    def iter_dead_letters(self, limit: int | None = None, page: int = 200) -> Iterator[DeadLetter]:
+        """Dead letters in the order they arrived, read a page at a time: memory is bounded by
+        the page, however many the store holds."""
+        after, left = 0, limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            rows = self._fetch(
+                "SELECT seq, ts, reason, source, raw FROM dead_letters WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                [after, size],
+            )
+            for seq, ts, reason, source, raw in rows:
+                after = seq
+                yield DeadLetter(ts, reason, source, bytes(raw))
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < size:
+                return
 
     def dead_letter_counts(self) -> dict[str, int]:
         """How many dead letters there are for each reason."""
@@ -352,6 +423,13 @@ class AnomalyStore:
     def _migrate(self) -> None:
         """Additive changes that came without a version bump, each safe to run again if a crash
         stopped it halfway."""
+        dead = {row[1] for row in self._conn.execute("PRAGMA table_info(dead_letters)")}
+        if "received" not in dead:  # arrival time, for the age bound (NULL: before it existed)
+            with self._conn:
+                self._conn.execute("ALTER TABLE dead_letters ADD COLUMN received REAL")
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received)"
+        )
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(scores)")}
         if "partial" not in columns:
             with self._conn:

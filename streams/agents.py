@@ -46,9 +46,10 @@ from connectors.es_documents import score_documents
 from connectors.kafka_source import Batch, PartitionBatches, SourceRecord
 from detectors.anomaly import Anomaly
 from detectors.engine import WindowReport
+from detectors.event_time import EventTimeLimits, check_event_time
 from detectors.feature_state import FeatureState
 from detectors.incidents import IncidentTracker, Step
-from detectors.records import DecodeError, decode_record
+from detectors.records import DecodeError, decode_record, is_feedback
 from detectors.stages import (
     MAX_RECORD_BYTES,
     SummaryBuilder,
@@ -71,7 +72,7 @@ from streams.indexing import (
     new_sink,
     source_of,
 )
-from streams.metrics import reason_kind
+from streams.metrics import reason_kind, record_feedback_ignored
 from streams.payloads import ANOMALY, DRIFT_SCORE, ROLLUP
 from streams.tables import decode_state, encode_state, feature_to_state
 from streams.topics import (
@@ -102,6 +103,7 @@ class Counters:
     incidents_indexed: int = 0
     dead_letters: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
+    feedback_ignored: int = 0  # on serving-logs with labels off
 
     def line(self) -> str:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.dead_by_reason.items()))
@@ -109,7 +111,9 @@ class Counters:
             f"records={self.records} summaries={self.summaries} anomalies={self.anomalies} "
             f"indexed={self.indexed} scores_indexed={self.scores_indexed} "
             f"incidents={self.incidents} incidents_indexed={self.incidents_indexed} "
-            f"dead_letters={self.dead_letters}" + (f" ({reasons})" if reasons else "")
+            + (f"feedback_ignored={self.feedback_ignored} " if self.feedback_ignored else "")
+            + f"dead_letters={self.dead_letters}"
+            + (f" ({reasons})" if reasons else "")
         )
 
 
@@ -118,6 +122,10 @@ INDEXING = settings.elasticsearch.url is not None  # then windows' drift scores 
 MAX_DEAD_VALUE_BYTES = 900_000  # a dead letter's value; over it, the head and a digest
 MAX_REASON_CHARS = 4_096
 MAX_STATE_BYTES = 768 * 1024  # a feature's state; the producer refuses messages over 1,000,000
+EVENT_TIME = EventTimeLimits(
+    settings.event_time.future_tolerance_seconds, settings.event_time.max_age_seconds
+)
+IGNORED = ("", "")  # feedback with labels off: counted and said once, not a dead letter
 SUMMARY_BATCH = 1_000  # summaries per stage-two batch (a feature's state is written once per batch)
 
 
@@ -195,6 +203,8 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
             if problem is None:
                 good += 1
                 continue
+            if problem is IGNORED:
+                continue
             where = f"{record.topic}/{record.partition}/{record.offset}"
             sending.append(dead_letter(record.key, record.value or b"", *problem, where))
         summaries += builder.drain()
@@ -214,7 +224,13 @@ def _profile_one(
 ) -> tuple[str, str] | None:
     """Add one record to the builder; or (reason, kind) to dead-letter it with. Never raises."""
     try:
-        record = decode_record(orjson.loads(message.value or b""), found.mapping)
+        value = orjson.loads(message.value or b"")
+        if not settings.labels.enabled and is_feedback(value, found.mapping):
+            return _labels_off()
+        record = decode_record(value, found.mapping)
+        late = check_event_time(record.ts, time.time(), EVENT_TIME)
+        if late is not None:
+            return str(late), late.code
         baseline = found.engine.baseline_for(record.model)
         observations = observe(baseline, record)
         size, feature = largest_text(observations)
@@ -233,6 +249,14 @@ def _profile_one(
         logger.exception("stage one failed on a record")
         return repr(exc), "internal_error"
     return None
+
+
+def _labels_off() -> tuple[str, str]:
+    counters.feedback_ignored += 1
+    record_feedback_ignored(1)
+    if counters.feedback_ignored == 1:
+        logger.warning("labels are off: 1 feedback records ignored; set labels.enabled")
+    return IGNORED
 
 
 # ---- stage two ---------------------------------------------------------------------------

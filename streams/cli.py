@@ -243,6 +243,7 @@ def run(
     the prediction logged with the same request id: performance per window, concept drift per
     model and per slice (`labels.slices.key`), and group fairness (`labels.fairness.groups`)."""
     from connectors.forward_listener import forward_listener
+    from streams.durable import dead_letter_bounds, durable_from_settings, event_time_limits
     from streams.embedded import EmbeddedRunner, Pipeline
     from streams.forward_letters import ForwardDeadLetters
     from streams.incident_options import incident_options
@@ -279,7 +280,9 @@ def run(
         documents=shipper.documents if shipper else None,
         incidents=incident_options(settings.incidents),
         every_anomaly=not settings.incidents.quiet_terminal,
+        event_time=event_time_limits(settings),
     )
+    anomaly_store.bound_dead_letters(dead_letter_bounds(settings))
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
     try:
         runner = EmbeddedRunner(
@@ -291,6 +294,7 @@ def run(
             window.idle_close_seconds,
             background=shipper,
             endpoint=endpoint,
+            durable=durable_from_settings(settings, pipeline, store or settings.store),
         )
     except (OSError, ValueError) as exc:  # a TLS or shared-key file that does not load
         raise click.ClickException(str(exc)) from None
@@ -350,7 +354,7 @@ def anomalies(
         raise click.ClickException(f"{path}: no anomaly store here (run `logdrift run` first)")
     with AnomalyStore(path) as s:
         if dead_letters:
-            for d in s.dead_letters(limit):
+            for d in s.iter_dead_letters(limit):  # a page at a time: bounded memory
                 console.print(f"{iso(d.ts)} {d.source} {d.reason}", soft_wrap=True)
             return
         found = s.query(

@@ -9,9 +9,13 @@
           one readable line on stdout per incident opened or resolved, and per closed window
       --> with Elasticsearch configured: the store's outbox --> a background shipper
 
-A forward chunk is acknowledged only after its records are accounted and every anomaly they
-raised is committed to the store. SIGTERM or SIGINT stops accepting, lets in-flight chunks
-finish, judges every open window and stores the result: nothing acknowledged is lost.
+A forward chunk is acknowledged only after its records are accounted, every anomaly they
+raised is committed to the store and the records it accepted are in the journal
+(streams/durable.py, connectors/journal.py): after ``kill -9`` the last checkpoint and the journal
+rebuild the windows and detectors as they were. SIGTERM or SIGINT stops accepting, lets
+in-flight chunks finish, judges every open window and stores the result: nothing acknowledged is
+lost. Records stamped too far ahead of the clock or older than the horizon are dead-lettered
+(detectors/event_time.py); feedback with labels off is counted and said once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client.registry import Collector
@@ -35,6 +39,8 @@ from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore, DeadLetter
 from detectors.anomaly import iso
 from detectors.engine import Engine, Result, WindowReport
+from detectors.event_time import EventTimeError, EventTimeLimits, check_event_time
+from detectors.feedback import PendingStats
 from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.privacy import redact
@@ -59,11 +65,19 @@ class RunnerStats:
     labels: int = 0  # feedback records accounted
     incidents_opened: int = 0
     incidents_resolved: int = 0
+    feedback_ignored: int = 0  # feedback records that came with labels off
+    replayed: int = 0  # records replayed from the journal at start
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def _short_reason(exc: DecodeError) -> str:
+    if isinstance(exc, EventTimeError):
+        return exc.code
     return f"{exc.field}: {exc.problem.split(' (')[0]}"
+
+
+LABELS_OFF = "labels are off: %d feedback records ignored; set labels.enabled"
+Entry = list[Any]  # [default time, raw record]: what the journal keeps of an accepted record
 
 
 class Pipeline:
@@ -79,6 +93,8 @@ class Pipeline:
         documents: Callable[[Result], list[OutboxItem]] | None = None,
         incidents: IncidentOptions | None = None,
         every_anomaly: bool = False,
+        event_time: EventTimeLimits | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -87,6 +103,11 @@ class Pipeline:
         self.documents = documents  # what goes to the outbox for Elasticsearch, if anything
         self.every_anomaly = every_anomaly  # a line per anomaly too, not only per incident
         self.stats = RunnerStats()
+        self.event_time = event_time  # None: event time is not checked against the clock
+        self.clock = clock
+        self.accepted: list[Entry] = []  # the last chunk's accepted records, for the journal
+        self._quiet = False  # replaying the journal: what it prints was printed before
+        self._told_labels_off = 0  # feedback ignored when that was last said
         self.tracker = _restored(store, incidents or IncidentOptions())
         # Dead letters keep the original record, less any sensitive value in it.
         self._sensitive = [
@@ -96,24 +117,73 @@ class Pipeline:
 
     def handle(self, events: list[ForwardEvent]) -> Result:
         result = Result()
+        self.accepted = []
         metrics.record_in("forward", len(events))
         letters: list[DeadLetter] = []  # one transaction for the batch, not one each
+        now = self.clock() if self.event_time is not None else None
+        ignored = self.stats.feedback_ignored
         for event in events:
             try:
-                if is_feedback(event.record, self.mapping):
-                    label = decode_feedback(event.record, self.mapping, default_ts=event.time)
-                    result.extend(self.engine.feedback(label))
-                    self.stats.labels += 1
-                    continue
-                record = decode_record(event.record, self.mapping, default_ts=event.time)
-                result.extend(self.engine.process(record))
-                self.stats.records += 1
+                if self._account(event.record, event.time, now, result):
+                    self.accepted.append([event.time, event.record])
             except DecodeError as exc:
                 letters.append(self._dead_letter(event, exc))
         if letters:
+            dropped = self.store.dropped_dead_letters
             self.store.put_dead_letters(letters)
+            metrics.record_dead_letters_dropped(self.store.dropped_dead_letters - dropped)
+        if self.stats.feedback_ignored > ignored:
+            metrics.record_feedback_ignored(self.stats.feedback_ignored - ignored)
         self.publish(result)
         return result
+
+    def tell_labels_off(self, final: bool = False) -> None:
+        """Say once that feedback is being ignored (the runner calls this on its one-second
+        tick, so the count covers a first burst); at shutdown again only if more came since."""
+        n = self.stats.feedback_ignored
+        if n and (not self._told_labels_off or (final and n > self._told_labels_off)):
+            logger.warning(LABELS_OFF, n)
+            self._told_labels_off = n
+
+    def replay(self, entries: list[Entry]) -> None:
+        """Account records the journal kept (accepted before a crash): not checked against
+        today's clock again, not counted as new, and nothing printed a second time."""
+        result = Result()
+        for default_ts, record in entries:
+            with contextlib.suppress(DecodeError):  # accepted once, so it is accepted again
+                self._account(record, float(default_ts), None, result, counted=False)
+            self.stats.replayed += 1
+        self._quiet = True
+        try:
+            self.publish(result)
+        finally:
+            self._quiet = False
+
+    def _account(
+        self, raw: Any, default_ts: float, now: float | None, result: Result, counted: bool = True
+    ) -> bool:
+        """Decode one record and hand it to the engine; False when labels are off and it is
+        feedback. Raises DecodeError for a record to dead-letter."""
+        if is_feedback(raw, self.mapping):
+            if self.engine.labels is None:
+                self.stats.feedback_ignored += counted
+                return False
+            label = decode_feedback(raw, self.mapping, default_ts=default_ts)
+            self._check_time(label.ts, now)
+            result.extend(self.engine.feedback(label))
+            self.stats.labels += counted
+            return True
+        record = decode_record(raw, self.mapping, default_ts=default_ts)
+        self._check_time(record.ts, now)
+        result.extend(self.engine.process(record))
+        self.stats.records += counted
+        return True
+
+    def _check_time(self, ts: float, now: float | None) -> None:
+        if now is not None and self.event_time is not None:
+            problem = check_event_time(ts, now, self.event_time)
+            if problem is not None:
+                raise problem
 
     def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> DeadLetter:
         reason = _short_reason(exc)
@@ -156,6 +226,8 @@ class Pipeline:
         metrics.record_anomalies(result.anomalies)
         metrics.record_out("anomalies", len(result.anomalies))
         metrics.record_windows(result.reports)
+        if self._quiet:
+            return
         if self.every_anomaly:
             for anomaly in result.anomalies:
                 self.emit(anomaly.line())
@@ -207,6 +279,16 @@ class Background(Protocol):
     async def run(self, done: asyncio.Event) -> None: ...
 
 
+class Journalled(Protocol):
+    """What makes an acknowledged chunk durable (streams/durable.py)."""
+
+    def recover(self) -> int: ...
+    def append(self) -> None: ...
+    def maybe_checkpoint(self) -> None: ...
+    def checkpoint(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class EmbeddedRunner:
     def __init__(
         self,
@@ -215,8 +297,10 @@ class EmbeddedRunner:
         idle_close_seconds: float,
         background: Background | None = None,
         endpoint: metrics.Endpoint | None = None,
+        durable: Journalled | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.durable = durable  # None: acked once in memory (tests, the demo)
         self.background = background
         self.endpoint = endpoint  # /metrics, /healthz, /readyz: ready once the listener is up
         self.server = server_factory(self._on_events)
@@ -227,6 +311,8 @@ class EmbeddedRunner:
     async def _on_events(self, events: list[ForwardEvent]) -> None:
         self._last_arrival = time.monotonic()
         self.pipeline.handle(events)
+        if self.durable is not None:
+            self.durable.append()  # on disk before the server acks the chunk
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -236,8 +322,14 @@ class EmbeddedRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=1.0)
             if time.monotonic() - self._last_arrival >= self.idle_close_seconds:
-                self.pipeline.publish(self.pipeline.engine.close_until(float("inf")))
+                closed = self.pipeline.engine.close_until(float("inf"))
+                self.pipeline.publish(closed)
                 self._last_arrival = time.monotonic()
+                if self.durable is not None and closed.reports:
+                    self.durable.checkpoint()  # closing is not journalled: fold it in now
+            if self.durable is not None:
+                self.durable.maybe_checkpoint()
+            self.pipeline.tell_labels_off()
 
     async def run(self, ready: Callable[[int], None] | None = None) -> RunnerStats:
         loop = asyncio.get_running_loop()
@@ -245,6 +337,8 @@ class EmbeddedRunner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         watched = await self._start_endpoint()
+        if self.durable is not None:
+            self.durable.recover()  # before the listener: nothing new lands on stale state
         await self.server.start()
         logger.info(
             "listening for the forward protocol on %s:%d", self.server.host, self.server.port
@@ -262,6 +356,10 @@ class EmbeddedRunner:
         await idle
         await self.server.stop()  # in-flight chunks finish (and are acked) before this returns
         self.pipeline.publish(self.pipeline.engine.close_all())
+        self.pipeline.tell_labels_off(final=True)
+        if self.durable is not None:
+            self.durable.checkpoint()  # the judged windows: a restart goes on from here
+            self.durable.close()
         done.set()
         if companion is not None:
             await companion  # ships what the last windows produced, within its drain time
@@ -277,10 +375,13 @@ class EmbeddedRunner:
             return []
         self.endpoint.health.mark("listener_up", False)
         await self.endpoint.start()
-        labels = self.pipeline.engine.labels
+        engine = self.pipeline.engine  # its label monitor is replaced when a checkpoint loads
+
+        def label_join() -> tuple[PendingStats, int] | None:
+            labels = engine.labels
+            return None if labels is None else (labels.pending.stats, len(labels.pending))
+
         return [
             metrics.watch_forward(lambda: self.server.stats),
-            metrics.watch_label_join(
-                lambda: None if labels is None else (labels.pending.stats, len(labels.pending))
-            ),
+            metrics.watch_label_join(label_join),
         ]

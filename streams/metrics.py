@@ -58,6 +58,16 @@ DEAD_LETTERS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+DEAD_LETTERS_DROPPED = Counter(
+    "logdrift_dead_letters_dropped",
+    "Stored dead letters dropped, oldest first, past the dead_letters count or age bound.",
+    registry=REGISTRY,
+)
+FEEDBACK_IGNORED = Counter(
+    "logdrift_feedback_ignored",
+    "Feedback records that arrived with labels off (set labels.enabled to join them).",
+    registry=REGISTRY,
+)
 ANOMALIES = Counter(
     "logdrift_anomalies",
     "Anomalies raised, by kind and severity.",
@@ -130,6 +140,15 @@ def record_out(topic: str, n: int = 1) -> None:
 
 def record_dead_letter(reason: str) -> None:
     DEAD_LETTERS.labels(reason_kind(reason)).inc()
+
+
+def record_dead_letters_dropped(n: int) -> None:
+    if n:
+        DEAD_LETTERS_DROPPED.inc(n)
+
+
+def record_feedback_ignored(n: int) -> None:
+    FEEDBACK_IGNORED.inc(n)
 
 
 def record_anomalies(anomalies: Iterable[Anomaly]) -> None:

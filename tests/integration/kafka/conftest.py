@@ -48,6 +48,8 @@ WORKER_ENV = {
     # event time; no partition is ever silent, so the merge may wait for every one of them.
     "LOGDRIFT_KAFKA__MAX_LATENESS": "3600",
     "LOGDRIFT_KAFKA__MAX_BUFFER": "10000",
+    # Synthetic event time starts in 2027 (START): ahead of the clock, within three years.
+    "LOGDRIFT_EVENT_TIME__FUTURE_TOLERANCE_SECONDS": "1e8",
 }
 
 

@@ -56,11 +56,48 @@ def test_redact_follows_a_dotted_features_path() -> None:
     assert redacted == {"payload": {"inputs": {"email": keyed_hash(KEY, "a@b.c")}, "id": 7}}
 
 
-def test_redact_leaves_records_it_cannot_read_or_need_not_touch_as_they_are() -> None:
-    assert redact("not json", "features", SENSITIVE, KEY) == "not json"
-    assert redact({"features": [1, 2]}, "features", SENSITIVE, KEY) == {"features": [1, 2]}
+def test_redact_leaves_records_alone_when_no_feature_is_sensitive() -> None:
     record = {"features": {"email": "a@b.c"}}
     assert redact(record, "features", frozenset(), KEY) == record
+    assert redact({"features": {"price": 1}}, "features", SENSITIVE, KEY) == {
+        "features": {"price": 1}
+    }
+
+
+def test_features_that_are_a_list_have_every_value_hashed() -> None:
+    # Issue 14 row 9: a list says nothing of which value is the sensitive one.
+    redacted = redact({"features": ["a@b.c", 2, None]}, "features", SENSITIVE, KEY)
+    assert redacted == {"features": [keyed_hash(KEY, "a@b.c"), keyed_hash(KEY, "2"), None]}
+
+
+def test_a_sensitive_name_is_hashed_wherever_it_sits() -> None:
+    record = {"features": [{"email": "a@b.c", "price": 1}], "meta": {"country": "DE"}}
+    redacted = redact(record, "features", SENSITIVE, KEY)
+    assert "a@b.c" not in str(redacted) and "DE" not in str(redacted)
+    assert redacted["meta"] == {"country": keyed_hash(KEY, "DE")}  # type: ignore[index]
+
+
+def test_a_record_that_is_not_a_map_is_hashed_whole() -> None:
+    assert redact("a@b.c", "features", SENSITIVE, KEY) == keyed_hash(KEY, "a@b.c")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.sampled_from(["email", "x", "features"]), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_no_secret_survives_in_any_shape(shape: object) -> None:
+    secret = "s3cr3t@example.com"
+    record = {"features": {"email": secret, "other": shape}, "list": [{"email": secret}]}
+    for features in (record, {"features": [shape, secret]}, {"features": {"x": [secret]}}):
+        redacted = redact(features, "features", frozenset({"email", "x"}), KEY)
+        assert secret not in str(redacted)
 
 
 def test_no_raw_sensitive_value_survives_redaction_whatever_its_type() -> None:

@@ -91,10 +91,20 @@ def test_a_bad_feedback_record_is_a_dead_letter_naming_the_field(
     assert only.startswith(f"{reason}:")
 
 
-def test_without_labels_enabled_feedback_is_accounted_and_ignored(
-    baseline: Baseline, tmp_path: Path
+def test_without_labels_enabled_feedback_is_counted_ignored_and_said_once(
+    baseline: Baseline, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Issue 14 row 12: ignored, but never silently.
     engine = Engine([baseline], EngineOptions(window_seconds=60, min_count=1))
     p = Pipeline(engine, AnomalyStore(tmp_path / "a.db"), FieldMapping(), emit=print)
-    p.handle([prediction(0), label(0)])
-    assert (p.stats.records, p.stats.labels, p.stats.dead_letters) == (1, 1, 0)
+    p.handle([prediction(0), label(0), label(1)])
+    p.tell_labels_off()  # the runner's one-second tick
+    p.handle([label(2)])
+    p.tell_labels_off()
+    assert (p.stats.records, p.stats.labels, p.stats.dead_letters) == (1, 0, 0)
+    assert p.stats.feedback_ignored == 3
+    said = [r.getMessage() for r in caplog.records if "labels are off" in r.getMessage()]
+    assert said == ["labels are off: 2 feedback records ignored; set labels.enabled"]
+    p.tell_labels_off(final=True)  # at shutdown, the total if it grew
+    said = [r.getMessage() for r in caplog.records if "labels are off" in r.getMessage()]
+    assert said[-1] == "labels are off: 3 feedback records ignored; set labels.enabled"
