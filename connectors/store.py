@@ -32,6 +32,8 @@ from connectors.incident_store import (
     rollup_row,
     rollups_query,
 )
+from connectors.label_store import LABEL_SCHEMA
+from connectors.label_store import MIGRATION as LABEL_MIGRATION
 from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
 from detectors.compare import FeatureScore
@@ -42,7 +44,8 @@ from detectors.rollups import RollUp
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
-SCHEMA_VERSION = 2  # 2: incidents and window roll-ups (connectors/incident_store.py)
+SCHEMA_VERSION = 3  # 2: incidents and window roll-ups; 3: labelling (connectors/label_store.py)
+_MIGRATIONS = {**MIGRATIONS, 2: LABEL_MIGRATION}
 TRACKER_META = "incident_tracker"  # the runner's incident state, plain JSON, in meta
 # Ranks are stored with each anomaly: "low" stays 0 as in files written before "info" (-1)
 # existed, so no stored row needs rewriting and an older logdrift reads the file the same.
@@ -337,8 +340,8 @@ class AnomalyStore:
         self._conn.execute("PRAGMA synchronous = NORMAL")
         for old in range(max(version, 1), SCHEMA_VERSION):  # an empty file is created whole
             if tables:
-                self._conn.executescript(MIGRATIONS[old] + f"PRAGMA user_version = {old + 1};")
-        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA + INCIDENT_SCHEMA)
+                self._conn.executescript(_MIGRATIONS[old] + f"PRAGMA user_version = {old + 1};")
+        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA + INCIDENT_SCHEMA + LABEL_SCHEMA)
         self._migrate()
 
     def _migrate(self) -> None:
