@@ -164,9 +164,13 @@ class Sampler:
         self.baseline = baseline
         self.options = options
         self.queued = queued  # request ids already in the queue: never chosen twice
+        # A change local to one slice often shows in the whole model too: where a model has
+        # slice triggers, its model-wide ones are dropped, so the budget goes where it moved.
+        sliced = {t.model for t in triggers if t.slice is not None}
         self.triggers: dict[tuple[str, str | None], Trigger] = {}
         for t in triggers:
-            self.triggers.setdefault((t.model, t.slice), t)
+            if t.slice is not None or t.model not in sliced:
+                self.triggers.setdefault((t.model, t.slice), t)
         left: dict[str, int] = {}
         for t in self.triggers.values():
             day = int(t.ts // DAY)

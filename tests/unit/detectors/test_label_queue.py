@@ -66,6 +66,14 @@ def test_the_queue_holds_the_budget_from_the_triggered_slice_only(ctr_baseline: 
     assert far / len(items) > 0.4
 
 
+def test_a_slices_trigger_takes_the_budget_from_a_model_wide_one(ctr_baseline: Baseline) -> None:
+    triggers = [Trigger("ctr", "model-wide", 0.0), Trigger("ctr", "in shoes", 0.0, "shoes")]
+    sampler = Sampler(triggers, ctr_baseline, QueueOptions(budget=30), used={})
+    for c in candidates(600):
+        sampler.offer(c)
+    assert {i.slice for i in sampler.take()} == {"shoes"} and len(sampler.take()) == 30
+
+
 def test_the_days_budget_already_spent_is_not_spent_again(ctr_baseline: Baseline) -> None:
     trigger = Trigger("ctr", "drift", ts=3 * DAY + 5, slice=None)
     used = {("ctr", 3): 45}
