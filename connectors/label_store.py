@@ -146,6 +146,21 @@ def put_answers(
         )
 
 
+def set_task_ids(store: Transacting, task_ids: dict[str, int]) -> None:
+    """Label Studio's task id per request id, as its export told: where to look an item up."""
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE label_queue SET task_id = ? WHERE request_id = ?",
+            [(t, r) for r, t in task_ids.items()],
+        )
+
+
+def task_ids(store: Transacting) -> dict[str, int]:
+    with store.transaction() as conn:
+        rows = conn.execute("SELECT request_id, task_id FROM label_queue WHERE task_id IS NOT NULL")
+        return {r: int(t) for r, t in rows}
+
+
 def human_labels(store: Transacting, *, resolved_only: bool = True) -> list[HumanLabel]:
     sql = "SELECT request_id, model, choice, share, raters, flagged, batch FROM human_labels"
     if resolved_only:

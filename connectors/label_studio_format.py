@@ -119,6 +119,8 @@ def _task(
         raise _Bad("data.request_id missing: not a task logdrift exported")
     if rid not in known:
         raise _Bad(f"unknown task: request id {rid!r} is not in the labelling queue")
+    if rid in out.task_ids or rid in out.answers:
+        raise _Bad(f"request id {rid!r} is in the export twice (also task {out.task_ids.get(rid)})")
     if isinstance(t.get("id"), int):
         out.task_ids[rid] = t["id"]
     annotations = t.get("annotations", [])

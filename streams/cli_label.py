@@ -23,10 +23,12 @@ from detectors.agreement import AgreementOptions
 from detectors.label_queue import QueueOptions
 from streams.cli import _load_baselines, _mapping, _settings, console, err
 from streams.labelling import (
+    LabellingIndexError,
     dataset_rows,
     fill_queue,
     human_feedback,
     import_answers,
+    index_queue,
     json_lines,
     read_feedback,
 )
@@ -44,6 +46,18 @@ def _store(settings: Settings, path: Path | None) -> AnomalyStore:
         return AnomalyStore(path or settings.store)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _index(settings: Settings, db: AnomalyStore) -> None:
+    """The queue into Elasticsearch when one is configured (elasticsearch.url)."""
+    try:
+        n = index_queue(settings.elasticsearch, db)
+    except LabellingIndexError as exc:
+        raise click.ClickException(str(exc)) from None
+    if n is not None:
+        console.print(
+            f"indexed {n} queue items into {settings.elasticsearch.index_prefix}-label-queue"
+        )
 
 
 def _client(settings: Settings, url: str | None, token: str | None) -> LabelStudio | None:
@@ -100,6 +114,7 @@ def queue_command(
             min_coverage=settings.labelling.min_coverage,
             feedback=read_feedback(feedback, mapping),
         )
+        _index(settings, db)
     for line in filled.bad_lines:
         err.print(f"[yellow]skipped[/yellow] {line}")
     for t in filled.triggers:
@@ -153,6 +168,7 @@ def export_command(
             except LabelStudioError as exc:
                 raise click.ClickException(str(exc)) from None
         label_store.set_state(db, [i.request_id for i in items], "exported")
+        _index(settings, db)
     where = f" into Label Studio project {project}" if client is not None else ""
     console.print(f"exported {len(items)} items{where}")
 
@@ -206,6 +222,7 @@ def import_command(
         options = AgreementOptions(s.min_share, s.careless_kappa)
         fb = read_feedback(feedback, _mapping(settings))
         done = import_answers(db, parsed, s.choices, fb, options, name)
+        _index(settings, db)
     for problem in done.errors:
         err.print(f"[yellow]error[/yellow] {problem}")
     for r in done.figures.flagged:

@@ -9,6 +9,7 @@ agreement, resolved labels, feedback marked human, a training set (docs/labellin
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,9 @@ from typing import Any
 
 import orjson
 
-from connectors import label_store
+from config.settings import ElasticsearchSettings
+from connectors import es_labelling, label_store
+from connectors.elasticsearch import ElasticSink, Rejection
 from connectors.files import FileFormatError, iter_json_lines
 from connectors.label_store import HumanLabel
 from connectors.label_studio_format import ParsedExport
@@ -184,6 +187,7 @@ def import_answers(
         for r in figures.resolutions
     ]
     label_store.put_answers(store, parsed.answers, labels)
+    label_store.set_task_ids(store, parsed.task_ids)
     return Imported(batch, figures, labels, list(parsed.errors))
 
 
@@ -226,6 +230,35 @@ def dataset_rows(store: AnomalyStore, choices: Mapping[str, float]) -> list[dict
         )
         rows.append(row)
     return rows
+
+
+def index_queue(settings: ElasticsearchSettings, store: AnomalyStore) -> int | None:
+    """Every queue item, with its resolution where there is one, into ``<prefix>-label-queue``;
+    None when Elasticsearch is not configured. Raises ``LabellingIndexError`` on rejections."""
+    if settings.url is None:
+        return None
+    items = label_store.queue(store)
+    resolved = {h.request_id: h for h in label_store.human_labels(store, resolved_only=False)}
+
+    async def send() -> list[Rejection]:
+        sink = ElasticSink.from_settings(settings)
+        try:
+            return await es_labelling.index_queue(sink, items, resolved)
+        finally:
+            await sink.close()
+
+    rejected = asyncio.run(send())
+    if rejected:
+        first = rejected[0]
+        raise LabellingIndexError(
+            f"Elasticsearch refused {len(rejected)} queue documents "
+            f"(first: {first.doc.doc_id}: {first.reason})"
+        )
+    return len(items)
+
+
+class LabellingIndexError(RuntimeError):
+    pass
 
 
 def json_lines(rows: Sequence[Mapping[str, Any]]) -> bytes:

@@ -58,3 +58,5 @@ def test_answers_and_resolutions_move_the_items_state(tmp_path: Path) -> None:
         }
         assert label_store.human_labels(store) == labels[:1]
         assert len(label_store.human_labels(store, resolved_only=False)) == 2
+        label_store.set_task_ids(store, {"a": 7})
+        assert label_store.task_ids(store) == {"a": 7}

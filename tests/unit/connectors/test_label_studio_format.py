@@ -80,6 +80,7 @@ def test_bad_tasks_are_named_and_the_rest_is_kept() -> None:
         exported("ghost", [(1, "positive")], task_id=13),  # unknown task
         exported("r2", [(1, "maybe"), (2, "negative")], task_id=14),  # outside the label set
         {"id": 15, "data": {"request_id": "r3"}, "annotations": [{"result": []}]},  # whose?
+        exported("r1", [(3, "negative")], task_id=16),  # the same record twice
     ]
     parsed = parse_export(orjson.dumps(tasks), CHOICES, {"r1": 1, "r2": 1, "r3": 1}, {})
     assert parsed.answers == {"r1": {"user 1": "positive", "user 2": "positive"},
@@ -92,7 +93,8 @@ def test_bad_tasks_are_named_and_the_rest_is_kept() -> None:
     )
     assert "task #4 (id 14) request r2: rater user 1 answered 'maybe', not one of" in errors
     assert "task #5 (id 15) request r3 annotation #0: completed_by missing" in errors
-    assert len(parsed.errors) == 5
+    assert "task #6 (id 16): request id 'r1' is in the export twice (also task 10)" in errors
+    assert len(parsed.errors) == 6
 
 
 def test_cancelled_or_empty_annotations_are_no_answer_not_an_error() -> None:

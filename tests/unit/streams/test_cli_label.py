@@ -20,8 +20,7 @@ from streams.traffic import serving_records
 LOW, FULL = "mens_dress_shoes", "womens_boots"
 
 
-@pytest.fixture
-def logs_and_feedback(tmp_path: Path) -> tuple[Path, Path, dict[str, float]]:
+def write_logs(tmp_path: Path) -> tuple[Path, Path, dict[str, float]]:
     """Two slices: one fully labelled by feedback, the other 1% labelled."""
     records = []
     for k, r in enumerate(serving_records(2_000, rate=100.0, start=0.0, seed=5)):
@@ -42,6 +41,11 @@ def logs_and_feedback(tmp_path: Path) -> tuple[Path, Path, dict[str, float]]:
         )
     )
     return logs, fb, feedback
+
+
+@pytest.fixture
+def logs_and_feedback(tmp_path: Path) -> tuple[Path, Path, dict[str, float]]:
+    return write_logs(tmp_path)
 
 
 def invoke(*args: str | Path) -> tuple[int, str, str]:
