@@ -39,6 +39,7 @@ class Trigger:
     ts: float  # event time the need was seen: the day its budget counts against
     slice: str | None = None
     since: float = -math.inf  # only records at or after this event time
+    until: float = math.inf  # and at or before this one (a resolved incident's end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,9 @@ class Sampler:
 
     def offer(self, c: Candidate) -> None:
         trigger = self.triggers.get((c.model, c.slice)) or self.triggers.get((c.model, None))
-        if trigger is None or c.ts < trigger.since or c.request_id in self.queued:
+        if trigger is None or not trigger.since <= c.ts <= trigger.until:
+            return
+        if c.request_id in self.queued:
             return
         self.offered += 1
         d = distance(self.baseline, c.features) if self.baseline is not None else 0.0
@@ -226,7 +229,10 @@ def incident_trigger(incident: Incident, slice_key: str | None) -> Trigger | Non
     slice_ = incident.slice.get(slice_key) if slice_key else None
     where = f" in slice {slice_key}={slice_}" if slice_ is not None else ""
     reason = f"{incident.kind} incident {incident.id} on {incident.feature}{where}"
-    return Trigger(incident.model, reason, incident.opened_at, slice_, incident.opened_window)
+    until = math.inf if incident.resolved_at is None else incident.resolved_at
+    return Trigger(
+        incident.model, reason, incident.opened_at, slice_, incident.opened_window, until
+    )
 
 
 def coverage_triggers(

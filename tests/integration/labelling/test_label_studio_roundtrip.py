@@ -93,6 +93,7 @@ def test_a_concept_change_goes_to_raters_and_comes_back_as_human_labels(
     assert imported.returncode == 1, imported.stdout + imported.stderr  # one answer was bad
     assert re.search(r"request \S+: rater rater3@logdrift.test answered 'maybe'", imported.stderr)
     line = next(x for x in imported.stdout.splitlines() if x.startswith("batch b1:"))
+    print(queued, imported.stdout, imported.stderr, sep="\n")  # shown with -s: the figures
     assert f"{BUDGET} items, 3 raters" in line, line
     check_figures(line, posted)
     careless = re.findall(r"(rater\d)@logdrift.test \d+ \([^)]*careless\?", line)

@@ -74,6 +74,16 @@ def test_a_slices_trigger_takes_the_budget_from_a_model_wide_one(ctr_baseline: B
     assert {i.slice for i in sampler.take()} == {"shoes"} and len(sampler.take()) == 30
 
 
+def test_only_records_while_the_trigger_lasted_are_offered(ctr_baseline: Baseline) -> None:
+    trigger = Trigger("ctr", "drift", 0.0, since=2.0, until=4.0)
+    sampler = Sampler([trigger], ctr_baseline, QueueOptions(budget=1_000), used={})
+    for c in candidates(1_000):  # 10 s at 100 per second
+        sampler.offer(c)
+    times = [i.ts for i in sampler.take()]
+    assert sampler.offered == len(times) and 190 <= len(times) <= 201
+    assert min(times) >= 2.0 and max(times) <= 4.0
+
+
 def test_the_days_budget_already_spent_is_not_spent_again(ctr_baseline: Baseline) -> None:
     trigger = Trigger("ctr", "drift", ts=3 * DAY + 5, slice=None)
     used = {("ctr", 3): 45}
@@ -142,6 +152,9 @@ def test_triggers_from_incidents_and_from_coverage() -> None:
     t = incident_trigger(incident, "category")
     assert t is not None and (t.model, t.slice, t.since, t.ts) == ("ctr", "shoes", 300.0, 500.0)
     assert "concept_drift incident inc1" in t.reason and "category=shoes" in t.reason
+    assert t.until == math.inf
+    resolved = incident_trigger(replace(incident, status="resolved", resolved_at=900.0), None)
+    assert resolved is not None and (resolved.slice, resolved.until) == (None, 900.0)
     assert incident_trigger(replace(incident, kind="schema_skew"), "category") is None
     low = coverage_triggers(
         "ctr", {"shoes": 1000, "hats": 1000}, {"shoes": 10, "hats": 500}, 0.05, 9.0
