@@ -97,7 +97,7 @@ class LabelStudio:
     def _authorization(self) -> str:
         if self._auth is None:
             if self._token.count(".") == 2:  # a JWT: a personal access (refresh) token
-                found = self._send("POST", "/api/token/refresh", {"refresh": self._token}, None)
+                found = self._send("POST", "/api/token/refresh/", {"refresh": self._token}, None)
                 self._auth = f"Bearer {found['access']}"
             else:
                 self._auth = f"Token {self._token}"

@@ -9,6 +9,7 @@ label dataset  resolved labels + features --> Parquet / CSV training set
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -200,8 +201,6 @@ def import_command(
 ) -> None:
     """Read the raters' answers back: agreement, majority labels, flagged items and raters.
     Exit 0: imported; 1: imported, with items in error (each named on stderr)."""
-    import time
-
     settings = _settings(ctx)
     s = settings.labelling
     client = _client(settings, url, token) if path is None else None
