@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from config.settings import Settings
 from connectors import label_store
@@ -117,9 +118,9 @@ def queue_command(
         )
         _index(settings, db)
     for line in filled.bad_lines:
-        err.print(f"[yellow]skipped[/yellow] {line}")
+        err.print(f"[yellow]skipped[/yellow] {escape(line)}", soft_wrap=True)
     for t in filled.triggers:
-        console.print(f"trigger {t.model}: {t.reason}")
+        console.print(escape(f"trigger {t.model}: {t.reason}"), soft_wrap=True)
     left = ", ".join(f"{m} {n} left today" for m, n in sorted(filled.budget_left.items()))
     console.print(
         f"queued {filled.queued} of {filled.offered:,} candidate records "
@@ -223,11 +224,11 @@ def import_command(
         done = import_answers(db, parsed, s.choices, fb, options, name)
         _index(settings, db)
     for problem in done.errors:
-        err.print(f"[yellow]error[/yellow] {problem}")
+        err.print(f"[yellow]error[/yellow] {escape(problem)}", soft_wrap=True)
     for r in done.figures.flagged:
         why = "tie" if r.tie else f"majority {r.votes} of {r.raters}"
-        console.print(f"review {r.item}: {why}")
-    console.print(done.figures.line(name))
+        console.print(escape(f"review {r.item}: {why}"), soft_wrap=True)
+    console.print(escape(done.figures.line(name)), soft_wrap=True)
     if feedback_out is not None:
         feedback_out.write_bytes(json_lines(human_feedback(done.labels, s.choices)))
     sys.exit(1 if done.errors else 0)

@@ -67,7 +67,7 @@ def test_the_loop_on_files(
     assert code == 0, out + err
     assert f"label coverage 1.0% < 5.0% in slice {LOW}" in out
     assert "queued 12 of 1,000 candidate records" in out and "1 bad lines" in out
-    assert "serving.jsonl line" in err and "2001: invalid JSON" in err  # the bad line, named
+    assert f"{logs} line 2001: invalid JSON" in err  # the bad line, named
 
     code, out, err = invoke(
         "label",
@@ -88,7 +88,7 @@ def test_the_loop_on_files(
     for n, t in enumerate(tasks):
         answers = ["positive", "positive", "negative" if n % 4 else "positive"]
         if n == 0:
-            answers[2] = "maybe"  # outside the label set
+            answers[2] = "[maybe]"  # outside the label set (and markup to a terminal)
         t["id"] = 100 + n
         t["annotations"] = [
             {"completed_by": {"email": f"r{k}@x"}, "result": answer_result(a)}
@@ -110,7 +110,7 @@ def test_the_loop_on_files(
         tmp_path / "human.jsonl",
     )
     assert code == 1, out + err  # imported, with items in error
-    assert "task #0 (id 100) request" in err and "answered 'maybe'" in err
+    assert "task #0 (id 100) request" in err and "answered '[maybe]'" in err
     assert "task #12 (id 999): unknown task: request id 'nobody'" in err
     assert "batch b1: 12 items, 3 raters" in out
     human = [orjson.loads(x) for x in (tmp_path / "human.jsonl").read_bytes().splitlines()]
