@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: help install browser demo test unit scenarios integration lint typecheck bench clean
+.PHONY: help install browser label-studio demo test unit scenarios integration lint typecheck bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,10 +20,13 @@ browser: ## headless Chromium for the report's screenshot test (Debian's chromiu
 	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
+label-studio: install ## Label Studio from PyPI in its own cached venv, for the labelling tests
+	$(BIN)/python tools/label_studio.py install
+
 demo: install ## make training data, build a baseline, send drifting traffic, show what is caught
 	$(BIN)/logdrift demo
 
-test: install lint typecheck browser container-check ## everything CI runs: lint, types, unit, scenario and integration tests
+test: install lint typecheck browser container-check label-studio ## everything CI runs: lint, types, unit, scenario and integration tests
 	$(BIN)/pytest
 
 unit: install ## the fast unit tests (seconds)
@@ -32,7 +35,7 @@ unit: install ## the fast unit tests (seconds)
 scenarios: install ## seeded drift scenarios scored for detection delay and false alarms
 	$(BIN)/pytest tests/scenarios
 
-integration: install browser container-check ## real fluent-logger client against the real runner
+integration: install browser container-check label-studio ## real fluent-logger client against the real runner
 	$(BIN)/pytest tests/integration
 
 lint: install ## ruff lint and format check

@@ -277,6 +277,25 @@ class JournalSettings(_Section):
     fsync: Literal["always", "interval", "never"] = "interval"
 
 
+class LabellingSettings(_Section):
+    """Human labelling (docs/labelling.md): what to hand raters, and how their answers resolve."""
+
+    budget_per_day: int = Field(200, ge=0)  # records queued per model per day
+    min_coverage: float = Field(0.05, ge=0, le=1)  # a slice labelled below this share: queue
+    overlap: int = Field(3, ge=1, le=20)  # raters per item
+    choices: dict[str, float] = Field(
+        default_factory=lambda: {"positive": 1.0, "negative": 0.0}
+    )  # the label set: each choice and the label value it stands for
+    min_share: float = Field(0.6, gt=0, le=1)  # an item's majority below this share: review
+    careless_kappa: float = Field(0.4, ge=-1, le=1)  # a rater below it against the others
+    label_studio_url: str | None = None
+    label_studio_token: SecretStr | None = None
+    label_studio_token_file: Path | None = None
+
+    def token(self) -> str | None:
+        return _secret(self.label_studio_token, self.label_studio_token_file)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOGDRIFT_", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -296,6 +315,7 @@ class Settings(BaseSettings):
     event_time: EventTimeSettings = EventTimeSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
     journal: JournalSettings = JournalSettings()
+    labelling: LabellingSettings = LabellingSettings()
 
     @classmethod
     def settings_customise_sources(

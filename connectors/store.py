@@ -33,6 +33,8 @@ from connectors.incident_store import (
     rollup_row,
     rollups_query,
 )
+from connectors.label_store import LABEL_SCHEMA
+from connectors.label_store import MIGRATION as LABEL_MIGRATION
 from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
 from detectors.compare import FeatureScore
@@ -43,7 +45,8 @@ from detectors.rollups import RollUp
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"
-SCHEMA_VERSION = 2  # 2: incidents and window roll-ups (connectors/incident_store.py)
+SCHEMA_VERSION = 3  # 2: incidents and window roll-ups; 3: labelling (connectors/label_store.py)
+_MIGRATIONS = {**MIGRATIONS, 2: LABEL_MIGRATION}
 TRACKER_META = "incident_tracker"  # the runner's incident state, plain JSON, in meta
 DROPPED_META = "dead_letters_dropped"  # dropped by the bounds, over the store's life
 AGE_CHECK_SECONDS = 1.0  # the dead letters' age bound is applied at most this often
@@ -416,8 +419,8 @@ class AnomalyStore:
         self._conn.execute("PRAGMA synchronous = NORMAL")
         for old in range(max(version, 1), SCHEMA_VERSION):  # an empty file is created whole
             if tables:
-                self._conn.executescript(MIGRATIONS[old] + f"PRAGMA user_version = {old + 1};")
-        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA + INCIDENT_SCHEMA)
+                self._conn.executescript(_MIGRATIONS[old] + f"PRAGMA user_version = {old + 1};")
+        self._conn.executescript(_SCHEMA + OUTBOX_SCHEMA + INCIDENT_SCHEMA + LABEL_SCHEMA)
         self._migrate()
 
     def _migrate(self) -> None:

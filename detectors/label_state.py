@@ -105,7 +105,9 @@ def _fill(m: LabelMonitor, data: dict[str, Any]) -> list[str]:
         m.reference[(_model_id(m, r["model"]), _text(r["attr"]))] = (_count(r["count"]), windows)
     if m.slice_keys is not None:
         _restore_slice_keys(m, data["slice_keys"])
-    m.stats = LabelStats(*(_count(data["stats"][f.name]) for f in dataclasses.fields(LabelStats)))
+    # A counter added later (human_labels) reads as 0 from an older snapshot, not as corrupt.
+    stats = data["stats"]
+    m.stats = LabelStats(*(_count(stats.get(f.name, 0)) for f in dataclasses.fields(LabelStats)))
     m.watermark = _number(data["watermark"], infinite=True)
     wait = m.options.wait_seconds
     m._next_close = min((b.end + wait for b in m.buckets.values()), default=math.inf)

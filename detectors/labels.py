@@ -124,6 +124,7 @@ class LabelStats:
     skipped: int = 0  # predictions without a request id or a usable number
     bad_labels: int = 0  # classification labels other than 0 and 1
     late_labels: int = 0  # labels whose window was already judged (still feed the detectors)
+    human_labels: int = 0  # joined labels that came from raters (source "human"), not process
 
 
 class Interner:
@@ -283,6 +284,8 @@ class LabelMonitor:
         if classify and fb.label not in (0.0, 1.0):
             self.stats.bad_labels += 1
             return []
+        if fb.source == "human":
+            self.stats.human_labels += 1
         slice_ = self.slice_names.values[joined.slice_]
         size = self.options.window_seconds
         start = math.floor(joined.ts / size) * size

@@ -54,6 +54,7 @@ class ServingRecord:
 
 
 _ABSENT = object()
+LABEL_SOURCE = "label_source"  # a feedback record's field: "human" for raters' resolved labels
 
 
 def _lookup(obj: dict[str, object], path: str) -> object:
@@ -203,6 +204,8 @@ class FeedbackRecord:
     ts: float
     request_id: str
     label: float
+    # "human": resolved from raters' answers (docs/labelling.md); "process": clicks, ratings
+    source: str = field(default="process", repr=False)
 
 
 def is_feedback(raw: object, mapping: FieldMapping = FieldMapping()) -> bool:
@@ -234,7 +237,9 @@ def decode_feedback(
         raise DecodeError(
             mapping.label, f"expected a finite number or bool, got {type_name(label)}"
         )
-    return FeedbackRecord(_event_time(raw, mapping.ts, default_ts), request_id, float(label))
+    source = "human" if raw.get(LABEL_SOURCE) == "human" else "process"
+    ts = _event_time(raw, mapping.ts, default_ts)
+    return FeedbackRecord(ts, request_id, float(label), source)
 
 
 def _event_time(raw: dict[str, object], path: str, default_ts: float | None) -> float:

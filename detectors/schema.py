@@ -76,6 +76,9 @@ class FeatureSpec(_Frozen):
         default_factory=list, description="sentinels that mean 'missing', e.g. 0 or -1"
     )
     sensitive: bool = False
+    raters_may_see: bool = Field(
+        False, description="a sensitive feature's raw value may be shown to human raters"
+    )
     thresholds: ThresholdOverrides = ThresholdOverrides()
 
     @model_validator(mode="after")

@@ -554,3 +554,7 @@ main.add_command(report)
 from streams.cli_incidents import incidents  # noqa: E402
 
 main.add_command(incidents)
+
+from streams.cli_label import label  # noqa: E402
+
+main.add_command(label)

@@ -89,15 +89,15 @@ def test_a_version_1_store_is_migrated_keeping_its_anomalies(tmp_path: Path) -> 
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     conn.close()
-    assert version == SCHEMA_VERSION == 2
-    assert {"incidents", "rollups", "anomalies", "outbox"} <= tables
+    assert version == SCHEMA_VERSION == 3
+    assert {"incidents", "rollups", "anomalies", "outbox", "label_queue"} <= tables
 
 
 def test_a_newer_store_is_refused_naming_the_versions(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     conn = sqlite3.connect(path)
-    conn.executescript(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3;")
+    conn.executescript(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 4;")
     conn.execute("CREATE TABLE x (y)")
     conn.close()
-    with pytest.raises(ValueError, match="schema version 3"):
+    with pytest.raises(ValueError, match="schema version 4"):
         AnomalyStore(path)

@@ -263,3 +263,13 @@ def test_a_damaged_detector_entry_gives_fresh_detectors_and_a_note(
     else:
         seen = {c.name: c.seen for c in restored.detectors[key].detectors}
         assert seen.pop(fresh) == 0 and all(n > 0 for n in seen.values())
+
+
+def test_a_snapshot_from_before_human_labels_were_counted_restores_them_as_zero(
+    plain: dict[str, Any],
+) -> None:
+    older = json.loads(json.dumps(plain))
+    older["stats"].pop("human_labels")
+    restored, notes = from_plain(OPTIONS, older)
+    assert notes == [] and restored.stats.human_labels == 0
+    assert restored.stats.late_labels == plain["stats"]["late_labels"]
