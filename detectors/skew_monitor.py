@@ -27,7 +27,7 @@ from typing import Any
 
 from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
 from detectors.baseline import Baseline
-from detectors.feature_skew import SkewWindow, judge
+from detectors.feature_skew import SkewWindow, judge, skew_threshold
 from detectors.keyed_join import KeyedJoin, MemoryStore, PendingStore, watermark
 from detectors.records import PipelineRecord, ServingRecord
 
@@ -207,9 +207,12 @@ def judge_bucket(baseline: Baseline, model: ModelKey, bucket: SkewBucket) -> Ske
                     found.current,
                 )
             )
-    summaries = {name: w.summary() for name, w in sorted(bucket.features.items())}
-    for name, s in summaries.items():
-        if baseline.references[name].spec.sensitive:
+    summaries = {}
+    for name, w in sorted(bucket.features.items()):
+        ref = baseline.references[name]
+        s = summaries[name] = w.summary()
+        s["threshold"] = skew_threshold(ref.thresholds, ref.null.effective("missing", w.joined))
+        if ref.spec.sensitive:
             s["median_difference"] = None  # counts and ratios only
     return SkewReport(*model, bucket.start, bucket.end, bucket.joined, summaries, anomalies)
 

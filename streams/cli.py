@@ -249,6 +249,7 @@ def run(
     from streams.label_options import label_options
     from streams.metrics import runner_endpoint
     from streams.shipper import shipper_from_settings
+    from streams.skew_options import skew_options
 
     settings = _settings(ctx)
     fwd = settings.forward.model_copy(
@@ -265,6 +266,7 @@ def run(
         _load_baselines(list(baselines) or settings.baselines, settings),
         EngineOptions(window.seconds, window.min_count),
         label_options(settings.labels),
+        skew_options(settings.feature_skew),
     )
     anomaly_store = AnomalyStore(store or settings.store)
     try:
@@ -279,6 +281,7 @@ def run(
         documents=shipper.documents if shipper else None,
         incidents=incident_options(settings.incidents),
         every_anomaly=not settings.incidents.quiet_terminal,
+        pipeline_tag=settings.feature_skew.forward_tag if settings.feature_skew.enabled else None,
     )
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
     runner = EmbeddedRunner(
@@ -324,7 +327,15 @@ def _since(value: str | None) -> float | None:
 @click.option(
     "--kind",
     type=click.Choice(
-        ["schema_skew", "distribution_skew", "drift", "concept_drift", "data_quality", "fairness"]
+        [
+            "schema_skew",
+            "distribution_skew",
+            "drift",
+            "concept_drift",
+            "data_quality",
+            "fairness",
+            "feature_skew",
+        ]
     ),
 )
 @click.option(
@@ -383,6 +394,11 @@ def anomalies(
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--window-seconds", type=float, help="Event-time window length [60].")
 @click.option("--min-count", type=int, help="Fewest records a window is judged on [200].")
+@click.option(
+    "--pipeline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON lines of the pipeline's features for logged requests: check feature skew.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -391,11 +407,13 @@ def check(
     fmt: str,
     window_seconds: float | None,
     min_count: int | None,
+    pipeline: Path | None,
 ) -> None:
     """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
     before a deploy). Exit 0: clean; 1: anomalies found; 2: usage or input error."""
     from streams.incident_options import incident_options
     from streams.offline import check_logs
+    from streams.skew_options import skew_options_for_check
 
     settings = _settings(ctx)
     options = EngineOptions(
@@ -407,6 +425,8 @@ def check(
         options,
         _mapping(settings),
         incidents=incident_options(settings.incidents),
+        pipeline=pipeline,
+        skew=skew_options_for_check(settings.feature_skew),
     )
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")

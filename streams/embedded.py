@@ -4,6 +4,8 @@
       --> decode_record --> Engine.process (the same step the Faust agents call)
           (a record with a label and no features is feedback: Engine.feedback joins it to
           the prediction logged with its request id, when labels are enabled)
+          (a record under ``feature_skew.forward_tag`` is the pipeline's features of a
+          request: Engine.pipeline joins it to the serving record, feature skew)
       --> IncidentTracker (detectors/incidents.py): anomalies are evidence, incidents page
       --> AnomalyStore (SQLite): anomalies, incidents, roll-ups and the tracker's state;
           one readable line on stdout per incident opened or resolved, and per closed window
@@ -42,6 +44,7 @@ from detectors.records import (
     DecodeError,
     FieldMapping,
     decode_feedback,
+    decode_pipeline,
     decode_record,
     is_feedback,
 )
@@ -57,6 +60,7 @@ class RunnerStats:
     anomalies: int = 0
     windows: int = 0
     labels: int = 0  # feedback records accounted
+    pipeline: int = 0  # pipeline feature records accounted (feature skew)
     incidents_opened: int = 0
     incidents_resolved: int = 0
     dead_by_reason: dict[str, int] = field(default_factory=dict)
@@ -79,8 +83,10 @@ class Pipeline:
         documents: Callable[[Result], list[OutboxItem]] | None = None,
         incidents: IncidentOptions | None = None,
         every_anomaly: bool = False,
+        pipeline_tag: str | None = None,
     ) -> None:
         self.engine = engine
+        self.pipeline_tag = pipeline_tag  # forward tag of pipeline feature records (skew on)
         self.store = store
         self.mapping = mapping
         self.emit = emit
@@ -99,6 +105,11 @@ class Pipeline:
         metrics.record_in("forward", len(events))
         for event in events:
             try:
+                if self.pipeline_tag is not None and event.tag == self.pipeline_tag:
+                    features = decode_pipeline(event.record, self.mapping, default_ts=event.time)
+                    result.extend(self.engine.pipeline(features))
+                    self.stats.pipeline += 1
+                    continue
                 if is_feedback(event.record, self.mapping):
                     label = decode_feedback(event.record, self.mapping, default_ts=event.time)
                     result.extend(self.engine.feedback(label))
@@ -165,6 +176,8 @@ class Pipeline:
             self.emit(window_line(report))
         for labelled in result.labels:
             self.emit(labelled.line())
+        for skewed in result.skew:
+            self.emit(skewed.line())
 
 
 def _when(incident: Incident) -> float:
