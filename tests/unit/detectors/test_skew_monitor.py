@@ -105,3 +105,22 @@ def test_the_engine_hands_serving_and_pipeline_records_to_its_monitor(
     assert [a.feature for a in skewed] == ["country"]
     assert "serving's 'DE' is the pipeline's 'de' in 100% of them" in skewed[0].message
     assert [r.joined for r in result.skew] == [500]
+
+
+def test_the_judges_state_round_trips_and_judges_the_same(ctr_baseline: Baseline) -> None:
+    import json
+
+    from detectors.skew_state import from_plain, to_plain
+
+    options = SkewOptions(window_seconds=60.0, wait_seconds=0.0)
+    first = SkewWindows(options, lambda model: ctr_baseline)
+    for i in range(500):
+        price = 1250.0 if i % 20 == 0 else 12.5
+        first.add(("ctr", "3"), i * 0.1, FEATURES, {**FEATURES, "price": price})
+    plain = json.loads(json.dumps(to_plain(first)))
+    second, notes = from_plain(options, lambda model: ctr_baseline, plain)
+    assert notes == []
+    a, b = first.advance_to(1_000.0), second.advance_to(1_000.0)
+    assert [x.message for x in a.anomalies] == [x.message for x in b.anomalies] != []
+    plain["buckets"][0]["features"]["price"]["ratios"] = "AAAA"
+    assert "damaged" in from_plain(options, lambda model: ctr_baseline, plain)[1][0]
