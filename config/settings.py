@@ -119,6 +119,7 @@ class KafkaTopics(_Section):
     pipeline_features: str = "pipeline-features"
     feature_summaries: str = "feature-summaries"
     label_outcomes: str = "label-outcomes"
+    skew_outcomes: str = "skew-outcomes"
     anomalies: str = "anomalies"
     incidents: str = "incidents"
     rollups: str = "rollups"

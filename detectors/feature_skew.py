@@ -189,7 +189,7 @@ def judge(w: SkewWindow, t: Thresholds, effective: float, sensitive: bool) -> Sk
         summary["median_difference"] = None
     message = (
         f"{share:.1%} of {w.joined:,} joined requests differ between serving and the pipeline"
-        f"{_how(w, sensitive)} (tolerated up to {threshold:.2%})"
+        f"{_how(w, sensitive)}, tolerated up to {threshold:.2%}"
     )
     return SkewFinding(share, threshold, message, summary)
 
