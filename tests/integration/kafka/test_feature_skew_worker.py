@@ -1,11 +1,13 @@
 """Issue 15, feature skew against the real broker: the worker joins the pipeline's feature
 records (pipeline-features, co-partitioned with serving-logs by request id, waiting entries in a
 changelog table) to the serving records, and its judge raises the same feature_skew anomalies,
-with the same ids and messages, as the embedded runner's Engine over the same records."""
+with the same ids and messages, as the embedded runner (`logdrift run`, fed the same records by
+the real fluent-logger client, pipeline records under their own tag)."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,10 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 
+from connectors.fluent import FluentClient
+from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
-from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions, Result
-from detectors.records import decode_pipeline, decode_record, parse_ts
-from detectors.skew_monitor import SkewOptions
+from detectors.records import parse_ts
 from streams.traffic import serving_records
 from tests.integration.kafka.conftest import (
     START,
@@ -29,11 +30,11 @@ from tests.integration.kafka.conftest import (
     start_worker_process,
     wait_until,
 )
+from tests.integration.test_embedded_labels import Output
 from tools.servers import ServerInfo
 
 pytestmark = pytest.mark.timeout(900)
 
-SKEW = SkewOptions(window_seconds=60.0, wait_seconds=30.0, horizon=600.0, max_pending=100_000)
 SKEW_ENV = {
     "LOGDRIFT_FEATURE_SKEW__ENABLED": "true",
     "LOGDRIFT_FEATURE_SKEW__WINDOW_SECONDS": "60",
@@ -85,22 +86,32 @@ def messages(rows: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
     return [(r["request_id"].encode(), orjson.dumps(r)) for r in rows]
 
 
-def embedded(
-    baseline: Baseline, serving: list[dict[str, Any]], computed: list[dict[str, Any]]
-) -> Result:
-    """The Engine the embedded runner drives, the two inputs in event-time order."""
-    engine = Engine([baseline], EngineOptions(10.0, 200), skew=SKEW)
-    tagged = [(parse_ts(r["ts"]), 0, r) for r in serving] + [
-        (parse_ts(r["ts"]), 1, r) for r in computed
-    ]
-    out = Result()
-    for _, side, raw in sorted(tagged, key=lambda t: (t[0], t[1])):
-        if side == 0:
-            out.extend(engine.process(decode_record(raw)))
-        else:
-            out.extend(engine.pipeline(decode_pipeline(raw)))
-    out.extend(engine.close_all())
-    return out
+def run_embedded(
+    start_runner: Any, store: Path, stream: list[tuple[str, dict[str, Any]]]
+) -> list[Anomaly]:
+    """`logdrift run` fed (tag, record) in event-time order through fluent-logger; stopped, it
+    judges every open window; its store's anomalies."""
+    runner = start_runner(store)
+    output = Output(runner.proc)
+    with FluentClient("127.0.0.1", runner.port) as client:
+        for i, (tag, record) in enumerate(stream):
+            client.emit(tag, record, parse_ts(record["ts"]))
+            if i % 500 == 499:
+                time.sleep(0.1)  # paced: fluent-logger's 3 s timeout must not meet a backlog
+    # the tail moved both clocks: the last window before it is judged, everything was read
+    output.wait_for(f"feature skew ctr v3 {iso(START + 60)}..", 300)
+    out = output.stop()
+    assert "feature skew ctr v3" in out
+    with AnomalyStore(store) as s:
+        return s.query(kind="feature_skew")
+
+
+def in_time_order(
+    serving: list[dict[str, Any]], computed: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    tagged = [(parse_ts(r["ts"]), 0, "serving", r) for r in serving]
+    tagged += [(parse_ts(r["ts"]), 1, "pipeline", r) for r in computed]
+    return [(tag, r) for _, _, tag, r in sorted(tagged, key=lambda t: (t[0], t[1]))]
 
 
 def skew_of(found: list[Anomaly]) -> list[tuple[str, str]]:
@@ -113,7 +124,11 @@ def join_counts(worker: WorkerProcess) -> dict[str, int]:
 
 
 def test_the_worker_and_the_embedded_runner_raise_the_same_feature_skew_anomalies(
-    kafka: ServerInfo, baseline_dir: Path, ctr_baseline: Baseline, tmp_path: Path
+    kafka: ServerInfo,
+    baseline_dir: Path,
+    start_runner: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app_id = f"skew{uuid.uuid4().hex[:8]}"
     for topic in ("serving-logs", "pipeline-features"):
@@ -121,9 +136,10 @@ def test_the_worker_and_the_embedded_runner_raise_the_same_feature_skew_anomalie
     serving = list(serving_records(EVENTS, rate=100.0, start=START, seed=5))
     computed = pipeline_rows(serving)
     later = tail()
-    expected = skew_of(
-        embedded(ctr_baseline, serving + later, computed + agreeing(later)).anomalies
-    )
+    for key, value in SKEW_ENV.items():
+        monkeypatch.setenv(key, value)
+    stream = in_time_order(serving + later, computed + agreeing(later))
+    expected = skew_of(run_embedded(start_runner, tmp_path / "runner.db", stream))
     assert {m.split(" (")[0] for _, m in expected} == {"price", "country"}, expected
     worker = start_worker_process(kafka, [baseline_dir], tmp_path / "worker", app_id, SKEW_ENV)
     try:

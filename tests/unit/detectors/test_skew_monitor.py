@@ -124,3 +124,25 @@ def test_the_judges_state_round_trips_and_judges_the_same(ctr_baseline: Baseline
     assert [x.message for x in a.anomalies] == [x.message for x in b.anomalies] != []
     plain["buckets"][0]["features"]["price"]["ratios"] = "AAAA"
     assert "damaged" in from_plain(options, lambda model: ctr_baseline, plain)[1][0]
+
+
+def test_a_skew_opens_one_incident_resolved_by_quiet_windows_of_joined_requests(
+    ctr_baseline: Baseline,
+) -> None:
+    from detectors.incident_feed import track
+    from detectors.incidents import IncidentOptions, IncidentTracker
+
+    engine = Engine([ctr_baseline], EngineOptions(window_seconds=60.0), skew=OPTIONS)
+    tracker = IncidentTracker(IncidentOptions(quiet_windows=2))
+    actions = []
+    for i in range(2_400):  # four 60 s windows; the first has a unit change in 10%
+        ts = i * 0.1
+        price = 1250.0 if ts < 60 and i % 10 == 0 else 12.5
+        for result in (
+            engine.process(serving(i, ts)),
+            engine.pipeline(pipeline(i, ts, price=price)),
+        ):
+            actions += [(c.action, c.incident.kind) for c in track(tracker, result).changes]
+    actions += [(c.action, c.incident.kind) for c in track(tracker, engine.close_all()).changes]
+    skew = [a for a in actions if a[1] == "feature_skew"]
+    assert skew == [("opened", "feature_skew"), ("resolved", "feature_skew")]
