@@ -13,9 +13,13 @@ worker joins per partition and feeds the joined pairs to a SkewWindows per model
 ``SkewWindows.add`` and ``advance_to``: the same comparisons, the same anomalies.
 
 >>> from detectors.records import PipelineRecord, ServingRecord
->>> windows = SkewWindows(SkewOptions(window_seconds=60.0, wait_seconds=0.0), lambda m: None)
->>> windows.buckets, windows.stats.late
-({}, 0)
+>>> m = FeatureSkewMonitor(SkewOptions(window_seconds=60.0, wait_seconds=0.0), lambda m: None)
+>>> m.serving(ServingRecord(0.0, "ctr", "3", {"price": 12.5}, 0.1, "r1")).reports
+[]
+>>> m.pipeline(PipelineRecord(5.0, "r1", "ctr", {"price": 1250.0})).reports  # joined, waits
+[]
+>>> m.join.stats.joined, m.windows.stats.no_baseline  # (no baseline here: not compared)
+(1, 1)
 """
 
 from __future__ import annotations

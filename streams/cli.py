@@ -309,6 +309,13 @@ def run(
         f"{stats.incidents_opened:,} incidents opened ({stats.incidents_resolved:,} resolved), "
         f"{stats.windows:,} windows, {stats.dead_letters:,} dead letters"
     )
+    if engine.skew is not None:  # feature skew: what became of the records joined by request id
+        j = engine.skew.join.stats
+        console.print(
+            f"feature skew join: {stats.pipeline:,} pipeline records, {j.joined:,} joined, "
+            f"{j.expired:,} expired, {j.evicted:,} evicted, {j.unmatched:,} unmatched, "
+            f"{engine.skew.join.live:,} waiting"
+        )
 
 
 def _since(value: str | None) -> float | None:

@@ -49,6 +49,7 @@ from detectors.records import (
     is_feedback,
 )
 from streams import metrics
+from streams.skew_metrics import watch_skew_join
 
 logger = logging.getLogger(__name__)
 
@@ -288,9 +289,11 @@ class EmbeddedRunner:
         self.endpoint.health.mark("listener_up", False)
         await self.endpoint.start()
         labels = self.pipeline.engine.labels
+        skew = self.pipeline.engine.skew
         return [
             metrics.watch_forward(lambda: self.server.stats),
             metrics.watch_label_join(
                 lambda: None if labels is None else (labels.pending.stats, len(labels.pending))
             ),
+            watch_skew_join(lambda: None if skew is None else (skew.join.stats, skew.join.live)),
         ]

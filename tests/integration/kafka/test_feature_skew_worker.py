@@ -102,6 +102,11 @@ def run_embedded(
     output.wait_for(f"feature skew ctr v3 {iso(START + 60)}..", 300)
     out = output.stop()
     assert "feature skew ctr v3" in out
+    counts = re.search(
+        r"feature skew join: .*?([\d,]+) joined, ([\d,]+) expired, ([\d,]+) evicted", out
+    )
+    assert counts is not None, out[-2000:]
+    assert counts.groups() == (f"{EVENTS + 40:,}", "0", "0"), counts.group(0)
     with AnomalyStore(store) as s:
         return s.query(kind="feature_skew")
 
