@@ -24,7 +24,6 @@ features keep counts and ratios only: no difference in their units, no value pai
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import datasketches as ds
 
 from detectors.distances import rate_increase_null_threshold
+from detectors.privacy import keyed_hash
 from detectors.profile import category_text
 from detectors.schema import Thresholds
 
@@ -97,8 +97,16 @@ class SkewWindow:
         return self.mismatches / self.joined if self.joined else 0.0
 
     def add(
-        self, serving: object, pipeline: object, t: Thresholds, numeric: bool, sensitive: bool
+        self,
+        serving: object,
+        pipeline: object,
+        t: Thresholds,
+        numeric: bool,
+        sensitive: bool,
+        key: bytes = b"",
     ) -> Outcome:
+        """Count one joined request's two values; ``key`` (the baseline's privacy key) hashes
+        a sensitive feature's value pairs."""
         self.joined += 1
         found = outcome(serving, pipeline, t, numeric)
         if found == "serving_only":
@@ -107,10 +115,12 @@ class SkewWindow:
             self.pipeline_only += 1
         elif found == "differ":
             self.differ += 1
-            self._describe(serving, pipeline, numeric, sensitive)
+            self._describe(serving, pipeline, numeric, sensitive, key)
         return found
 
-    def _describe(self, serving: object, pipeline: object, numeric: bool, sensitive: bool) -> None:
+    def _describe(
+        self, serving: object, pipeline: object, numeric: bool, sensitive: bool, key: bytes
+    ) -> None:
         s, p = _number(serving), _number(pipeline)
         if numeric and s is not None and p is not None:
             self.numeric_differ += 1
@@ -121,8 +131,8 @@ class SkewWindow:
                 self._count(f"{s / p:.3g}")
             return
         pair = f"{category_text(serving)}\x1f{category_text(pipeline)}"
-        if sensitive:  # the pair's identity, never its values
-            pair = "h:" + hashlib.blake2b(pair.encode(), digest_size=8).hexdigest()
+        if sensitive:  # the pair's identity, never its values (keyed: no dictionary attack)
+            pair = keyed_hash(key, pair)
         self._count(pair)
 
     def _count(self, key: str) -> None:

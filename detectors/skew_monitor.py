@@ -163,13 +163,9 @@ class SkewWindows:
             w = bucket.features.get(name)
             if w is None:
                 w = bucket.features[name] = SkewWindow()
-            w.add(
-                serving.get(name),
-                pipeline.get(name),
-                ref.thresholds,
-                ref.numeric,
-                ref.spec.sensitive,
-            )
+            sensitive = ref.spec.sensitive
+            t, key = ref.thresholds, baseline.privacy_key
+            w.add(serving.get(name), pipeline.get(name), t, ref.numeric, sensitive, key)
 
     def advance_to(self, watermark: float) -> SkewResult:
         """Judge every window both sides have passed by ``wait_seconds``."""
