@@ -34,6 +34,7 @@ from detectors.baseline import Baseline
 from detectors.feature_skew import SkewWindow, judge, skew_threshold
 from detectors.keyed_join import KeyedJoin, MemoryStore, PendingStore, watermark
 from detectors.records import PipelineRecord, ServingRecord
+from detectors.schema import PREDICTION
 
 KIND = "feature_skew"
 DETECTOR = "request_join"
@@ -160,6 +161,8 @@ class SkewWindows:
             bucket = self.buckets[(model, start)] = SkewBucket(start, start + width)
         bucket.joined += 1
         for name, ref in baseline.references.items():
+            if name == PREDICTION:
+                continue  # the model's output is not a feature either pipeline computes
             w = bucket.features.get(name)
             if w is None:
                 w = bucket.features[name] = SkewWindow()
@@ -193,6 +196,8 @@ def judge_bucket(baseline: Baseline, model: ModelKey, bucket: SkewBucket) -> Ske
     anomalies = []
     for name, w in sorted(bucket.features.items()):
         ref = baseline.references[name]
+        # A disagreement is a per-record rate, as a missing value is: the training's measured
+        # clustering of missing values says what a window of joined requests is worth.
         effective = ref.null.effective("missing", w.joined)
         found = judge(w, ref.thresholds, effective, ref.spec.sensitive)
         if found is not None:
