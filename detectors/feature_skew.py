@@ -108,6 +108,8 @@ class SkewWindow:
         """Count one joined request's two values; ``key`` (the baseline's privacy key) hashes
         a sensitive feature's value pairs."""
         self.joined += 1
+        if type(serving) is type(pipeline) and serving == pipeline:
+            return "same"  # the usual case, decided without the tolerances
         found = outcome(serving, pipeline, t, numeric)
         if found == "serving_only":
             self.serving_only += 1

@@ -221,6 +221,26 @@ def watermark(clocks: dict[int, tuple[float, float]]) -> float:
     return min(seen, default=-math.inf)
 
 
+def complete_watermark(
+    clocks: dict[int, tuple[float, float]], partitions: int, lateness: float
+) -> float:
+    """What every one of ``partitions`` partitions has passed on both sides, so no pair of an
+    earlier window can still be joined: a partition or side not read yet holds it back (the
+    first batches read some partitions only). Bounded: never more than ``lateness`` behind the
+    newest record read, so a partition one side never reaches cannot hold windows forever.
+
+    >>> complete_watermark({0: (100.0, 95.0), 1: (80.0, 70.0)}, 2, 600.0)
+    70.0
+    >>> complete_watermark({0: (1000.0, 995.0)}, 2, 600.0)  # partition 1 not read: held back
+    400.0
+    """
+    low = min((min(pair) for pair in clocks.values()), default=-math.inf)
+    if len(clocks) < partitions:
+        low = -math.inf
+    newest = max((t for pair in clocks.values() for t in pair), default=-math.inf)
+    return max(low, newest - lateness)
+
+
 def _advance(clock: dict[int, float], partition: int, ts: float) -> None:
     if ts > clock.get(partition, -math.inf):
         clock[partition] = ts

@@ -5,7 +5,8 @@ request id, compared per feature, judged per window.
     pipeline record ─┘   evicted, unmatched counted)
       ──▶ SkewWindows: per model, version and window of the serving time, per feature a
           SkewWindow (detectors/feature_skew.py)
-      ──▶ when every side has passed the window's end by ``wait_seconds``: the test per
+      ──▶ when every partition's two sides have passed the window's end by ``wait_seconds``
+          (``keyed_join.complete_watermark``; at most ``horizon`` behind the newest): the test per
           feature, feature_skew anomalies and a SkewReport per window
 
 The embedded runner's Engine owns a FeatureSkewMonitor (join and windows in one); the Kafka
@@ -32,7 +33,7 @@ from typing import Any
 from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
 from detectors.baseline import Baseline
 from detectors.feature_skew import SkewWindow, judge, skew_threshold
-from detectors.keyed_join import KeyedJoin, MemoryStore, PendingStore, watermark
+from detectors.keyed_join import KeyedJoin, MemoryStore, PendingStore, complete_watermark
 from detectors.records import PipelineRecord, ServingRecord
 from detectors.schema import PREDICTION
 
@@ -302,4 +303,5 @@ class FeatureSkewMonitor:
         self.windows.add(model, serving.ts, serving.features, pipeline.features)
 
     def _advance(self) -> SkewResult:
-        return self.windows.advance_to(watermark(self.join.clocks()))
+        clocks = self.join.clocks()
+        return self.windows.advance_to(complete_watermark(clocks, 1, self.options.horizon))

@@ -20,7 +20,7 @@ from faust.types import EventT
 from connectors.es_documents import skew_documents
 from detectors.anomaly import Anomaly
 from detectors.incidents import SKEW, Close, IncidentTracker, Step
-from detectors.keyed_join import watermark
+from detectors.keyed_join import complete_watermark
 from detectors.records import DecodeError
 from detectors.skew_monitor import SkewReport, SkewWindows
 from detectors.skew_state import from_plain, to_plain
@@ -49,7 +49,8 @@ class Judged:
             old = self.clocks.get(int(p), (-math.inf, -math.inf))
             new = [-math.inf if t is None else t for t in pair]
             self.clocks[int(p)] = (max(old[0], new[0]), max(old[1], new[1]))
-        return watermark(self.clocks)
+        # every partition of serving-logs (kafka.partitions) on both sides, as the runner's one
+        return complete_watermark(self.clocks, kafka.partitions, self.windows.options.horizon)
 
     def fresh(self, side: str, partition: int, offset: int) -> bool:
         key = f"{side}{partition}"
