@@ -146,8 +146,10 @@ class ElasticsearchSettings(_Section):
 class KafkaTopics(_Section):
     serving_logs: str = "serving-logs"
     feedback: str = "feedback"
+    pipeline_features: str = "pipeline-features"
     feature_summaries: str = "feature-summaries"
     label_outcomes: str = "label-outcomes"
+    skew_outcomes: str = "skew-outcomes"
     anomalies: str = "anomalies"
     incidents: str = "incidents"
     rollups: str = "rollups"
@@ -240,6 +242,18 @@ class LabelSettings(_Section):
     fairness: FairnessSettings = FairnessSettings()
 
 
+class FeatureSkewSettings(_Section):
+    """Feature skew: the training pipeline's features for logged requests (``{ts, request_id,
+    model, features}``) joined to what serving logged for them, compared value by value."""
+
+    enabled: bool = False
+    forward_tag: str = Field("logdrift.pipeline", min_length=1)  # the runner's pipeline input
+    window_seconds: float = Field(300.0, gt=0)  # by the serving record's event time
+    wait_seconds: float = Field(600.0, ge=0)  # judged once both inputs are this far past it
+    horizon_seconds: float = Field(3_600.0, gt=0)  # a serving record waits this long
+    max_pending: int = Field(100_000, ge=1)  # hard cap on waiting records, per side
+
+
 class IncidentSettings(_Section):
     """Anomalies are evidence; an incident (per model, version, feature, kind and slice) pages."""
 
@@ -311,6 +325,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     labels: LabelSettings = LabelSettings()
+    feature_skew: FeatureSkewSettings = FeatureSkewSettings()
     incidents: IncidentSettings = IncidentSettings()
     event_time: EventTimeSettings = EventTimeSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()

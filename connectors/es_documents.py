@@ -8,7 +8,8 @@ day works on every distribution):
 * ``<prefix>-drift-scores-YYYY.MM.DD``: one document per model, feature and window, anomaly or
   not, ``_id`` = hash of model, version, feature and window start; and with labels on, one per
   judged window of labels (feature ``labels``) for the model, each slice and each group, with
-  its performance, label coverage and latency;
+  its performance, label coverage and latency; and with feature skew on, one per feature and
+  judged window of joined serving and pipeline features (``feature_skew``: counts and shares);
 * ``<prefix>-incidents-YYYY.MM.DD`` and ``<prefix>-rollups-YYYY.MM.DD``: incidents (``_id`` =
   the incident id, the day the incident opened) and per-window roll-ups, built in
   ``connectors/es_incidents.py``.
@@ -42,6 +43,7 @@ from detectors.engine import WindowReport
 from detectors.labels import LabelReport
 from detectors.records import parse_ts
 from detectors.report_data import window_summary
+from detectors.skew_monitor import SkewReport
 
 ANOMALIES = "anomalies"
 DRIFT_SCORES = "drift-scores"
@@ -168,6 +170,7 @@ def _score_doc(report: WindowReport, s: FeatureScore) -> dict[str, Any]:
 
 
 LABELS_FEATURE = "labels"  # feature.name of label-window documents
+SKEW_FEATURE = "feature_skew"  # apart in the id: a feature's skew document is not its score
 
 
 def label_documents(report: LabelReport) -> list[tuple[str, dict[str, Any]]]:
@@ -205,6 +208,29 @@ def _label_doc(
         "performance": performance,
         "anomalies": {"count": len(flagged), "kinds": sorted({a.kind for a in flagged})},
     }
+
+
+def skew_documents(report: SkewReport) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per feature of a judged window of joined serving and pipeline features:
+    counts and shares (a sensitive feature's median difference is already left out)."""
+    out = []
+    for feature, summary in report.features.items():
+        doc_id = score_id(
+            report.model, report.version, f"{SKEW_FEATURE}\x1f{feature}", report.start
+        )
+        flagged = [a for a in report.anomalies if a.feature == feature]
+        doc = {
+            "@timestamp": iso(report.end),
+            "model": {"name": report.model, "version": report.version},
+            "feature": {"name": feature},
+            "window": {"start": iso(report.start), "end": iso(report.end), "count": report.joined},
+            "feature_skew": {
+                k: _finite(v) if isinstance(v, float) else v for k, v in summary.items()
+            },
+            "anomalies": {"count": len(flagged), "kinds": sorted({a.kind for a in flagged})},
+        }
+        out.append((doc_id, doc))
+    return out
 
 
 def window_start_of(document: dict[str, Any]) -> float:

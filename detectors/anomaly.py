@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 Kind = Literal[
-    "schema_skew", "distribution_skew", "drift", "concept_drift", "data_quality", "fairness"
+    "schema_skew",
+    "distribution_skew",
+    "drift",
+    "concept_drift",
+    "data_quality",
+    "fairness",
+    "feature_skew",
 ]
 # Least to most severe. "info" records a change worth keeping that pages nobody (errors fell,
 # an improvement); every paging rule starts at "high", every listing filter at a named level.

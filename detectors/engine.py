@@ -18,9 +18,10 @@ from detectors.change import Change
 from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
 from detectors.rates import RateAlarm
-from detectors.records import DecodeError, FeedbackRecord, ServingRecord
+from detectors.records import DecodeError, FeedbackRecord, PipelineRecord, ServingRecord
 from detectors.schema import PREDICTION
 from detectors.scores import ScoreMap
+from detectors.skew_monitor import FeatureSkewMonitor, SkewOptions, SkewReport, SkewResult
 from detectors.slice_windows import SliceWindows, sliced
 from detectors.stages import NEW_COLUMNS, observe
 from detectors.stats import OTHER, FeatureWindow
@@ -68,11 +69,18 @@ class Result:
     anomalies: list[Anomaly] = field(default_factory=list)
     reports: list[WindowReport] = field(default_factory=list)
     labels: list[LabelReport] = field(default_factory=list)  # judged windows of labels
+    skew: list[SkewReport] = field(default_factory=list)  # judged windows of feature skew
 
     def extend(self, other: Result) -> None:
         self.anomalies += other.anomalies
         self.reports += other.reports
         self.labels += other.labels
+        self.skew += other.skew
+
+    def add_skew(self, other: SkewResult) -> Result:
+        self.anomalies += other.anomalies
+        self.skew += other.reports
+        return self
 
     def add_labels(self, other: LabelResult) -> Result:
         self.anomalies += other.anomalies
@@ -108,6 +116,7 @@ class Engine:
         baselines: list[Baseline],
         options: EngineOptions = EngineOptions(),
         labels: LabelOptions | None = None,
+        skew: SkewOptions | None = None,
     ) -> None:
         if not baselines:
             raise ValueError("at least one baseline is required")
@@ -116,6 +125,11 @@ class Engine:
         self.states: dict[tuple[str, str], ModelState] = {}
         # Delayed labels (performance, slices, fairness): on when configured.
         self.labels = LabelMonitor(labels) if labels is not None else None
+        # Feature skew (serving against the pipeline's features, by request id): when configured.
+        self.skew = FeatureSkewMonitor(skew, self._known) if skew is not None else None
+
+    def _known(self, model: str) -> Baseline | None:
+        return self.baselines.get(model) or self.baselines.get(None)
 
     def baseline_for(self, model: str) -> Baseline:
         baseline = self.baselines.get(model) or self.baselines.get(None)
@@ -147,7 +161,14 @@ class Engine:
                 result.anomalies.append(signal_anomaly(state, name, signal, record.ts))
         if self.labels is not None:
             result.add_labels(self._hold_for_label(self.labels, state, record))
+        if self.skew is not None:
+            result.add_skew(self.skew.serving(record))
         return result
+
+    def pipeline(self, record: PipelineRecord) -> Result:
+        """Join the pipeline's features of a request to what serving logged (a no-op unless
+        feature skew is configured)."""
+        return Result() if self.skew is None else Result().add_skew(self.skew.pipeline(record))
 
     def feedback(self, record: FeedbackRecord) -> Result:
         """Join one label to its prediction (a no-op unless labels are configured)."""
@@ -190,6 +211,8 @@ class Engine:
                 result.extend(self._close(state, final=True))
         if self.labels is not None:
             result.add_labels(self.labels.close_until(math.inf))
+        if self.skew is not None:
+            result.add_skew(self.skew.close_all())
         return result
 
     def _align(self, ts: float) -> float:

@@ -16,18 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from detectors.engine import Result, WindowReport
-from detectors.incidents import FEATURES, LABELS, Close, IncidentTracker, Step
+from detectors.incidents import FEATURES, LABELS, SKEW, Close, IncidentTracker, Step
 from detectors.labels import LabelReport
 
 
 def engine_closes(result: Result) -> list[Close]:
     """Every window a step closed: feature windows (all of a model's features at once, so the
-    roll-up is whole) and windows of labels."""
+    roll-up is whole), windows of labels and windows of feature skew."""
     closes = [
         Close(r.model, r.version, r.start, r.end, FEATURES, tuple(s.feature for s in r.scores))
         for r in result.reports
     ]
     closes += [Close(r.model, r.version, r.start, r.end, LABELS) for r in result.labels]
+    closes += [Close(r.model, r.version, r.start, r.end, SKEW) for r in result.skew]
     return closes
 
 

@@ -10,7 +10,8 @@ anomalies rebuilds the same incidents and overwrites them instead of duplicating
 
 Which windows count: feature windows (``WindowReport``) for schema_skew, distribution_skew,
 drift and data_quality; windows of labels (``LabelReport``) for concept_drift and fairness,
-since labels keep their own clock. An anomaly whose severity is not low, medium, high or
+since labels keep their own clock; windows of joined pipeline features (``SkewReport``) for
+feature_skew. An anomaly whose severity is not low, medium, high or
 critical ("info": an improvement) is kept on an open incident as evidence and opens none.
 
 Pure and clock-free: time is the anomalies' and windows' event time. Feeding the same anomalies
@@ -49,7 +50,8 @@ PAGED = SEVERITIES[SEVERITIES.index("low") :]  # "info" (an improvement) never p
 
 STATE_VERSION = 1
 LABEL_KINDS = frozenset({"concept_drift", "fairness"})
-FEATURES, LABELS = "features", "labels"  # the two clocks windows close by
+FEATURES, LABELS = "features", "labels"  # the two clocks windows close by ...
+SKEW = "feature_skew"  # ... and the third: windows of joined serving and pipeline features
 # A key, its slice as sorted "k=v" text: (model, version, feature, kind, slice)
 Key = tuple[str, str, str, str, str]
 
@@ -65,6 +67,8 @@ def severity_rank(severity: str) -> int:
 
 def clock_of(kind: str) -> str:
     """Whose closed windows count towards resolving an incident of ``kind``."""
+    if kind == SKEW:
+        return SKEW
     return LABELS if kind in LABEL_KINDS else FEATURES
 
 

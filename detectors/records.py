@@ -242,6 +242,45 @@ def decode_feedback(
     return FeedbackRecord(ts, request_id, float(label), source)
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineRecord:
+    """The training pipeline's (or feature store's) features for a logged request: compared
+    with what serving logged for the same request id (feature skew)."""
+
+    ts: float
+    request_id: str
+    model: str
+    features: dict[str, object]
+
+
+def decode_pipeline(
+    raw: object,
+    mapping: FieldMapping = FieldMapping(),
+    default_ts: float | None = None,
+    default_model: str | None = None,
+) -> PipelineRecord:
+    """Decode one pipeline feature record or raise DecodeError.
+
+    >>> decode_pipeline({"ts": 10, "request_id": "a1", "model": "ctr", "features": {"x": 1}})
+    PipelineRecord(ts=10.0, request_id='a1', model='ctr', features={'x': 1})
+    """
+    if not isinstance(raw, dict):
+        raise DecodeError("<record>", f"expected an object, got {type_name(raw)}")
+    request_id = _text(raw, mapping.request_id, None)
+    if request_id is None:
+        raise DecodeError(mapping.request_id, "missing: pipeline features join serving by it")
+    model = _text(raw, mapping.model, default_model)
+    if model is None:
+        raise DecodeError(mapping.model, "missing")
+    features = _lookup(raw, mapping.features)
+    if features is _ABSENT:
+        raise DecodeError(mapping.features, "missing")
+    if not isinstance(features, dict):
+        raise DecodeError(mapping.features, f"expected an object, got {type_name(features)}")
+    ts = _event_time(raw, mapping.ts, default_ts)
+    return PipelineRecord(ts, request_id, model, {str(k): v for k, v in features.items()})
+
+
 def _event_time(raw: dict[str, object], path: str, default_ts: float | None) -> float:
     """The record's time, else the transport's (``default_ts``), checked alike: a transport in
     milliseconds or out of range is caught here, not in a window a millennium away."""

@@ -35,6 +35,12 @@ class Thresholds(_Frozen):
         0.01, gt=0, le=1, description="share of values outside the training range"
     )
     false_alarm_rate: float = Field(1e-6, gt=0, lt=0.5, description="per test, per window")
+    # Feature skew (serving against the training pipeline, per request): two numbers agree
+    # within max(skew_absolute, skew_relative x the larger magnitude), as math.isclose; a
+    # window flags when more than skew_rate of joined requests disagree, past chance.
+    skew_absolute: float = Field(1e-9, ge=0, description="feature skew: absolute tolerance")
+    skew_relative: float = Field(1e-6, ge=0, lt=1, description="feature skew: relative tolerance")
+    skew_rate: float = Field(0.001, ge=0, lt=1, description="tolerated share that disagrees")
 
 
 class ThresholdOverrides(_Frozen):
@@ -44,6 +50,9 @@ class ThresholdOverrides(_Frozen):
     violation_rate: float | None = Field(None, ge=0, le=1)
     out_of_support: float | None = Field(None, gt=0, le=1)
     false_alarm_rate: float | None = Field(None, gt=0, lt=0.5)
+    skew_absolute: float | None = Field(None, ge=0)
+    skew_relative: float | None = Field(None, ge=0, lt=1)
+    skew_rate: float | None = Field(None, ge=0, lt=1)
 
     def apply(self, base: Thresholds) -> Thresholds:
         return base.model_copy(update=self.model_dump(exclude_none=True))

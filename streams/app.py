@@ -41,7 +41,12 @@ app = faust.App(
     broker=[f"kafka://{server}" for server in bootstrap_servers(kafka)],
     broker_credentials=_credentials(),
     store="memory://",
-    autodiscover=["streams.agents", "streams.label_agents", "streams.rollup_agents"],
+    autodiscover=[
+        "streams.agents",
+        "streams.label_agents",
+        "streams.rollup_agents",
+        "streams.skew_agents",
+    ],
     origin="streams",
     datadir=str(kafka.data_dir) if kafka.data_dir else None,
     web_enabled=False,  # no HTTP port to collide when several workers share a host

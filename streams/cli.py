@@ -250,6 +250,7 @@ def run(
     from streams.label_options import label_options
     from streams.metrics import runner_endpoint
     from streams.shipper import shipper_from_settings
+    from streams.skew_options import skew_options
 
     settings = _settings(ctx)
     fwd = settings.forward.model_copy(
@@ -266,6 +267,7 @@ def run(
         _load_baselines(list(baselines) or settings.baselines, settings),
         EngineOptions(window.seconds, window.min_count),
         label_options(settings.labels),
+        skew_options(settings.feature_skew),
     )
     anomaly_store = AnomalyStore(store or settings.store)
     try:
@@ -281,6 +283,7 @@ def run(
         incidents=incident_options(settings.incidents),
         every_anomaly=not settings.incidents.quiet_terminal,
         event_time=event_time_limits(settings),
+        pipeline_tag=settings.feature_skew.forward_tag if settings.feature_skew.enabled else None,
     )
     anomaly_store.bound_dead_letters(dead_letter_bounds(settings))
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
@@ -314,6 +317,13 @@ def run(
         f"{stats.incidents_opened:,} incidents opened ({stats.incidents_resolved:,} resolved), "
         f"{stats.windows:,} windows, {stats.dead_letters:,} dead letters"
     )
+    if engine.skew is not None:  # feature skew: what became of the records joined by request id
+        j = engine.skew.join.stats
+        console.print(
+            f"feature skew join: {stats.pipeline:,} pipeline records, {j.joined:,} joined, "
+            f"{j.expired:,} expired, {j.evicted:,} evicted, {j.unmatched:,} unmatched, "
+            f"{engine.skew.join.live:,} waiting"
+        )
 
 
 @main.command(short_help="List stored anomalies (or dead letters).")
@@ -323,7 +333,15 @@ def run(
 @click.option(
     "--kind",
     type=click.Choice(
-        ["schema_skew", "distribution_skew", "drift", "concept_drift", "data_quality", "fairness"]
+        [
+            "schema_skew",
+            "distribution_skew",
+            "drift",
+            "concept_drift",
+            "data_quality",
+            "fairness",
+            "feature_skew",
+        ]
     ),
 )
 @click.option(
@@ -382,6 +400,11 @@ def anomalies(
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--window-seconds", type=float, help="Event-time window length [60].")
 @click.option("--min-count", type=int, help="Fewest records a window is judged on [200].")
+@click.option(
+    "--pipeline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON lines of the pipeline's features for logged requests: check feature skew.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -390,6 +413,7 @@ def check(
     fmt: str,
     window_seconds: float | None,
     min_count: int | None,
+    pipeline: Path | None,
 ) -> None:
     """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
     before a deploy).
@@ -402,6 +426,7 @@ def check(
          or the input, a baseline or the settings are unusable; or a usage error"""
     from streams.incident_options import incident_options
     from streams.offline import check_logs
+    from streams.skew_options import skew_options_for_check
 
     with _input_errors():
         settings = _settings(ctx)
@@ -415,6 +440,8 @@ def check(
             options,
             _mapping(settings),
             incidents=incident_options(settings.incidents),
+            pipeline=pipeline,
+            skew=skew_options_for_check(settings.feature_skew),
         )
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")

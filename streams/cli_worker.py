@@ -88,6 +88,8 @@ def _ensure_own_topics() -> None:
     from streams.app import kafka
 
     names = [kafka.topic(n) for n in ("feature_summaries", "anomalies", "dead_letters")]
+    if load_settings().feature_skew.enabled:  # before the group joins: a topic missing at the
+        names.append(kafka.topic("skew_outcomes"))  # first assignment leaves its agent idle
     created = asyncio.run(ensure_topics(kafka, names, kafka.partitions))
     if created:
         logger.info("created topics %s", ", ".join(created))

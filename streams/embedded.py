@@ -4,6 +4,8 @@
       --> decode_record --> Engine.process (the same step the Faust agents call)
           (a record with a label and no features is feedback: Engine.feedback joins it to
           the prediction logged with its request id, when labels are enabled)
+          (a record under ``feature_skew.forward_tag`` is the pipeline's features of a
+          request: Engine.pipeline joins it to the serving record, feature skew)
       --> IncidentTracker (detectors/incidents.py): anomalies are evidence, incidents page
       --> AnomalyStore (SQLite): anomalies, incidents, roll-ups and the tracker's state;
           one readable line on stdout per incident opened or resolved, and per closed window
@@ -48,10 +50,12 @@ from detectors.records import (
     DecodeError,
     FieldMapping,
     decode_feedback,
+    decode_pipeline,
     decode_record,
     is_feedback,
 )
 from streams import metrics
+from streams.skew_metrics import watch_skew_join
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ class RunnerStats:
     anomalies: int = 0
     windows: int = 0
     labels: int = 0  # feedback records accounted
+    pipeline: int = 0  # pipeline feature records accounted (feature skew)
     incidents_opened: int = 0
     incidents_resolved: int = 0
     feedback_ignored: int = 0  # feedback records that came with labels off
@@ -77,7 +82,10 @@ def _short_reason(exc: DecodeError) -> str:
 
 
 LABELS_OFF = "labels are off: %d feedback records ignored; set labels.enabled"
-Entry = list[Any]  # [default time, raw record]: what the journal keeps of an accepted record
+# [default time, raw record] (+ PIPELINE for a pipeline feature record): what the journal keeps
+# of an accepted record.
+Entry = list[Any]
+PIPELINE = "pipeline"
 
 
 class Pipeline:
@@ -95,8 +103,10 @@ class Pipeline:
         every_anomaly: bool = False,
         event_time: EventTimeLimits | None = None,
         clock: Callable[[], float] = time.time,
+        pipeline_tag: str | None = None,
     ) -> None:
         self.engine = engine
+        self.pipeline_tag = pipeline_tag  # forward tag of pipeline feature records (skew on)
         self.store = store
         self.mapping = mapping
         self.emit = emit
@@ -124,8 +134,13 @@ class Pipeline:
         ignored = self.stats.feedback_ignored
         for event in events:
             try:
-                if self._account(event.record, event.time, now, result):
-                    self.accepted.append([event.time, event.record])
+                pipeline = event.tag == self.pipeline_tag
+                if self._account(event.record, event.time, now, result, pipeline=pipeline):
+                    self.accepted.append(
+                        [event.time, event.record, PIPELINE]
+                        if pipeline
+                        else [event.time, event.record]
+                    )
             except DecodeError as exc:
                 letters.append(self._dead_letter(event, exc))
         if letters:
@@ -149,9 +164,10 @@ class Pipeline:
         """Account records the journal kept (accepted before a crash): not checked against
         today's clock again, not counted as new, and nothing printed a second time."""
         result = Result()
-        for default_ts, record in entries:
+        for default_ts, record, *kind in entries:
             with contextlib.suppress(DecodeError):  # accepted once, so it is accepted again
-                self._account(record, float(default_ts), None, result, counted=False)
+                pipeline = kind == [PIPELINE]
+                self._account(record, float(default_ts), None, result, False, pipeline)
             self.stats.replayed += 1
         self._quiet = True
         try:
@@ -160,10 +176,22 @@ class Pipeline:
             self._quiet = False
 
     def _account(
-        self, raw: Any, default_ts: float, now: float | None, result: Result, counted: bool = True
+        self,
+        raw: Any,
+        default_ts: float,
+        now: float | None,
+        result: Result,
+        counted: bool = True,
+        pipeline: bool = False,
     ) -> bool:
         """Decode one record and hand it to the engine; False when labels are off and it is
         feedback. Raises DecodeError for a record to dead-letter."""
+        if pipeline:
+            features = decode_pipeline(raw, self.mapping, default_ts=default_ts)
+            self._check_time(features.ts, now)
+            result.extend(self.engine.pipeline(features))
+            self.stats.pipeline += counted
+            return True
         if is_feedback(raw, self.mapping):
             if self.engine.labels is None:
                 self.stats.feedback_ignored += counted
@@ -240,6 +268,8 @@ class Pipeline:
             self.emit(window_line(report))
         for labelled in result.labels:
             self.emit(labelled.line())
+        for skewed in result.skew:
+            self.emit(skewed.line())
 
 
 def _when(incident: Incident) -> float:
@@ -381,7 +411,12 @@ class EmbeddedRunner:
             labels = engine.labels
             return None if labels is None else (labels.pending.stats, len(labels.pending))
 
+        def skew_join() -> tuple[PendingStats, int] | None:
+            skew = engine.skew
+            return None if skew is None else (skew.join.stats, skew.join.live)
+
         return [
             metrics.watch_forward(lambda: self.server.stats),
             metrics.watch_label_join(label_join),
+            watch_skew_join(skew_join),
         ]

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import math
 import zlib
-from collections.abc import AsyncIterable, Awaitable, MutableMapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,23 +84,31 @@ STATE_WARN_BYTES = 512 * 1024  # a changelog record over max.message.bytes (1 MB
 
 # ---- the join ----------------------------------------------------------------------------
 class TableStore:
-    """``detectors.label_join.PendingStore`` over the pending_labels table. Deletes wait for
-    the batch's outcomes to be acknowledged (``apply_deletes``): a batch read again after a
-    crash finds its predictions still waiting and joins them again (the judge's offset guards
-    drop the repeats); deleted first, its labels would have found nothing."""
+    """``detectors.keyed_join.PendingStore`` over a table (pending_labels; pending_features
+    with the feature-skew join's codec). Deletes wait for the batch's outcomes to be
+    acknowledged (``apply_deletes``): a batch read again after a crash finds its predictions
+    still waiting and joins them again (the judge's offset guards drop the repeats); deleted
+    first, its labels would have found nothing."""
 
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, bytes],
+        encode: Callable[[Any], bytes] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> None:
         self.table = table
+        self.encode = encode or encode_pending
+        self.decode = decode or decode_pending
         self.deleting: dict[str, int] = {}  # key -> partition, deleted once the batch is done
 
-    def get(self, key: str) -> Pending | Label | None:
+    def get(self, key: str) -> Any:
         raw = None if key in self.deleting else self.table.get(key)
-        return None if raw is None else decode_pending(raw)
+        return None if raw is None else self.decode(raw)
 
-    def put(self, key: str, entry: Pending | Label) -> None:
+    def put(self, key: str, entry: Any) -> None:
         self.deleting.pop(key, None)
         with writing_to(entry.partition):
-            self.table[key] = encode_pending(entry)
+            self.table[key] = self.encode(entry)
 
     def delete(self, partition: int, key: str) -> None:
         self.deleting[key] = partition

@@ -29,6 +29,8 @@ from detectors.infer_schema import infer_schema, merge_edits
 from detectors.records import DecodeError, FieldMapping, decode_record
 from detectors.rollups import RollUp
 from detectors.schema import Schema, schema_errors
+from detectors.skew_monitor import SkewOptions
+from streams.offline_skew import PipelineFeed
 
 
 def _rows_with_progress(
@@ -156,25 +158,35 @@ def check_logs(
     mapping: FieldMapping | None = None,
     on_bad: Callable[[str], None] | None = None,
     incidents: IncidentOptions | None = None,
+    pipeline: Path | None = None,
+    skew: SkewOptions | None = None,
 ) -> CheckReport:
     """Run the engine over a JSON-lines file of serving records; bad lines are reported with
     their line number and reason, and the walk goes on. Anomalies are gathered into incidents
     as the embedded runner gathers them (the file's end judges the open windows, and an
     incident still alarming then is reported open)."""
-    engine = Engine(baselines, options)
+    engine = Engine(baselines, options, skew=(skew or SkewOptions()) if pipeline else None)
     tracker = IncidentTracker(incidents or IncidentOptions())
     report = CheckReport()
+    # --pipeline: the pipeline's feature records, fed in event-time order (feature skew)
+    feed = PipelineFeed(pipeline, engine, mapping or FieldMapping()) if pipeline else None
     for number, item in iter_json_lines(logs):
         if isinstance(item, FileFormatError):
             report.bad_lines.append(str(item))
             continue
         try:
-            result = engine.process(decode_record(item, mapping or FieldMapping()))
+            record = decode_record(item, mapping or FieldMapping())
+            if feed is not None:
+                report.add(feed.until(record.ts), tracker)
+            result = engine.process(record)
         except DecodeError as exc:
             report.bad_lines.append(f"{logs} line {number}: {exc}")
             continue
         report.records += 1
         report.add(result, tracker)
+    if feed is not None:
+        report.add(feed.rest(), tracker)
+        report.bad_lines += feed.bad_lines
     report.add(engine.close_all(), tracker)
     if on_bad is not None:
         for line in report.bad_lines:

@@ -23,7 +23,13 @@ import orjson
 
 from config.settings import ElasticsearchSettings
 from connectors.elasticsearch import Backoff, BulkOutcome, Doc, ElasticSink, describe
-from connectors.es_documents import ANOMALIES, DRIFT_SCORES, label_documents, score_documents
+from connectors.es_documents import (
+    ANOMALIES,
+    DRIFT_SCORES,
+    label_documents,
+    score_documents,
+    skew_documents,
+)
 from connectors.outbox import Outbox, OutboxItem, OutboxRow
 from connectors.store import AnomalyStore
 from detectors.engine import Result
@@ -47,6 +53,9 @@ def documents_for(result: Result) -> list[OutboxItem]:
     for labelled in result.labels:
         for doc_id, doc in label_documents(labelled):
             items.append(OutboxItem(DRIFT_SCORES, doc_id, labelled.start, orjson.dumps(doc)))
+    for skewed in result.skew:
+        for doc_id, doc in skew_documents(skewed):
+            items.append(OutboxItem(DRIFT_SCORES, doc_id, skewed.start, orjson.dumps(doc)))
     return items
 
 

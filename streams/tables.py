@@ -105,3 +105,23 @@ model_to_labels = app.Table(
     partitions=kafka.partitions,
     use_partitioner=True,  # as feature_to_state: its keys hash like label-outcomes' JSON keys
 )
+
+# Feature skew (feature_skew.enabled): request id -> a serving record's features waiting for the
+# pipeline's (or the pipeline's for serving's), partitioned like serving-logs and
+# pipeline-features; and model/version -> the feature-skew judge's state (detectors/skew_state).
+pending_features = PartitionedTable(
+    app,
+    name="pending_features",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    beacon=app.tables.beacon,
+)
+app.tables.add(pending_features)
+model_to_skew = app.Table(
+    "model_to_skew",
+    key_type=str,
+    value_type=bytes,
+    partitions=kafka.partitions,
+    use_partitioner=True,  # as model_to_labels: its keys hash like skew-outcomes' JSON keys
+)

@@ -54,6 +54,16 @@ predictions_and_labels = app.topic(
     value_serializer="raw",
 )
 
+pipeline_features = _raw(kafka.topic("pipeline_features"))
+# The feature-skew join reads serving-logs and pipeline-features, co-partitioned like feedback.
+serving_and_pipeline = app.topic(
+    serving_logs.get_topic_name(),
+    pipeline_features.get_topic_name(),
+    key_type=bytes,
+    value_type=bytes,
+    value_serializer="raw",
+)
+
 
 def _keyed_like_state(name: str) -> faust.TopicT:
     """Keys in JSON, as a state table's changelog writes them: such a table picks partitions
@@ -64,6 +74,7 @@ def _keyed_like_state(name: str) -> faust.TopicT:
 
 feature_summaries = _keyed_like_state(kafka.topic("feature_summaries"))  # model/version/feature
 label_outcomes = _keyed_like_state(kafka.topic("label_outcomes"))  # model/version: LabelOutcomes
+skew_outcomes = _keyed_like_state(kafka.topic("skew_outcomes"))  # model/version: joined pairs
 rollups = _keyed_like_state(kafka.topic("rollups"))  # model/version: per-feature roll-up parts
 anomalies = _own(kafka.topic("anomalies"), key_type=str, value_type=bytes, value_serializer="raw")
 # incidents, keyed by incident id: each version (opened, updated, resolved) overwrites the last

@@ -88,7 +88,7 @@ def test_there_is_a_data_view_per_index_on_the_event_time() -> None:
     assert {v["timeFieldName"] for v in views.values()} == {"@timestamp"}
 
 
-def test_the_dashboard_shows_the_four_charts_and_the_latest_anomalies() -> None:
+def test_the_dashboard_shows_the_five_charts_and_the_latest_anomalies() -> None:
     (dashboard,) = by_type("dashboard")
     panels = orjson.loads(dashboard["attributes"]["panelsJSON"])
     shown = {r["id"] for r in dashboard["references"]}
@@ -97,6 +97,7 @@ def test_the_dashboard_shows_the_four_charts_and_the_latest_anomalies() -> None:
         "logdrift-anomalies-by-kind",
         "logdrift-top-drifting-features",
         "logdrift-drift-score-over-time",
+        "logdrift-feature-skew-share",
         "logdrift-latest-anomalies",
     }
     assert len(panels) == len(shown)

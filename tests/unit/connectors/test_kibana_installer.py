@@ -194,7 +194,7 @@ def test_the_command_line_installs_with_the_elasticsearch_credentials(
     monkeypatch.setenv("LOGDRIFT_ELASTICSEARCH__INDEX_PREFIX", "team-a")
     result = CliRunner().invoke(main, ["kibana", "install", "--url", kibana.url])
     assert result.exit_code == 0, result.output
-    assert "imported 10 saved objects" in result.output
+    assert "imported 11 saved objects" in result.output
     assert "2 created, 0 updated" in result.output
     assert API_KEY not in result.output
     views = [o for o in kibana.seen[0].body if o["type"] == "index-pattern"]

@@ -1,0 +1,151 @@
+"""The feature-skew judge (stage two of streams/skew_agents.py): per model/version, the joined
+pairs of skew-outcomes into ``detectors.skew_monitor.SkewWindows`` (the Engine's windows),
+judged once every partition's two clocks passed a window by ``wait_seconds``; the state (with
+the model's incident tracker and offset guards) in model_to_skew, written after what the batch
+raised was acknowledged (a crash raises it again, with the same ids).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from faust.types import EventT
+
+from connectors.es_documents import skew_documents
+from detectors.anomaly import Anomaly
+from detectors.incidents import SKEW, Close, IncidentTracker, Step
+from detectors.keyed_join import complete_watermark
+from detectors.records import DecodeError
+from detectors.skew_monitor import SkewReport, SkewWindows
+from detectors.skew_state import from_plain, to_plain
+from streams import worker_incidents
+from streams import worker_metrics as measured
+from streams.agents import INDEXING, SUMMARY_BATCH, dead_letter, in_batches, publish
+from streams.app import detection, kafka, settings
+from streams.skew_options import skew_options
+from streams.tables import decode_state, encode_state, model_to_skew
+from streams.topics import skew_outcomes
+
+logger = logging.getLogger("logdrift.worker")
+OPTIONS = skew_options(settings.feature_skew)
+JUDGE_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class Judged:
+    windows: SkewWindows
+    guards: dict[str, int] = field(default_factory=dict)  # "s3"/"p3": side and partition
+    clocks: dict[int, tuple[float, float]] = field(default_factory=dict)
+    incidents: IncidentTracker = field(default_factory=lambda: worker_incidents.restore("", None))
+
+    def tick(self, clocks: dict[str, list[float | None]]) -> float:
+        for p, pair in clocks.items():
+            old = self.clocks.get(int(p), (-math.inf, -math.inf))
+            new = [-math.inf if t is None else t for t in pair]
+            self.clocks[int(p)] = (max(old[0], new[0]), max(old[1], new[1]))
+        # every partition of serving-logs (kafka.partitions) on both sides, as the runner's one
+        return complete_watermark(self.clocks, kafka.partitions, self.windows.options.horizon)
+
+    def fresh(self, side: str, partition: int, offset: int) -> bool:
+        key = f"{side}{partition}"
+        if offset <= self.guards.get(key, -1):
+            return False
+        self.guards[key] = offset
+        return True
+
+
+_judged: dict[str, tuple[bytes, Judged]] = {}
+
+
+def _windows() -> SkewWindows:
+    assert OPTIONS is not None
+    return SkewWindows(OPTIONS, _baseline)
+
+
+def _baseline(model: str) -> Any:
+    try:
+        return detection().engine.baseline_for(model)
+    except DecodeError:
+        return None
+
+
+def _load(key: str) -> Judged:
+    assert OPTIONS is not None
+    stored = model_to_skew.get(key)
+    cached = _judged.get(key)
+    if cached is not None and stored is cached[0]:
+        return cached[1]
+    if stored is None:
+        return Judged(_windows())
+    try:
+        plain = decode_state(zlib.decompress(stored))
+        windows, notes = from_plain(OPTIONS, _baseline, plain["windows"])
+        guards = {k: int(v) for k, v in plain["guards"].items()}
+        clocks = {int(p): (float(a), float(b)) for p, (a, b) in plain["clocks"].items()}
+    except (KeyError, TypeError, ValueError, zlib.error) as exc:
+        logger.warning("%s: feature skew state unreadable (%s); judging afresh", key, exc)
+        return Judged(_windows())
+    for note in notes:
+        logger.warning("%s: %s", key, note)
+    return Judged(windows, guards, clocks, worker_incidents.restore(key, plain.get("incidents")))
+
+
+async def judge_feature_skew(stream: AsyncIterable[Any]) -> None:
+    within = max(kafka.batch_max_seconds, JUDGE_SECONDS)
+    await in_batches(stream, SUMMARY_BATCH, within, _judge_batch, _judged.clear)
+
+
+async def _judge_batch(events: Sequence[EventT[Any]]) -> None:
+    measured.consumed(skew_outcomes.get_topic_name(), len(events))
+    raised: list[Anomaly] = []
+    reports: list[SkewReport] = []
+    touched: dict[str, Judged] = {}
+    changed = Step()
+    for event in events:
+        key = str(event.key)
+        value = event.value if isinstance(event.value, bytes) else b""
+        try:
+            judged = touched.get(key) or _load(key)
+            touched[key] = judged
+            changed.extend(_apply(judged, orjson.loads(value), raised, reports))
+        except Exception as exc:
+            logger.exception("the feature skew judge failed on a message of %s", key)
+            await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
+    scores = [doc for r in reports for doc in skew_documents(r)] if INDEXING else []
+    found_incidents = worker_incidents.messages(changed.incidents())
+    if raised or scores or found_incidents:
+        await publish(raised, scores, found_incidents)
+        measured.raised(raised)
+        for a in raised:
+            logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
+        worker_incidents.log_changes(changed)
+    for report in reports:
+        logger.info("%s", report.line(), extra={"model": report.model})
+    for key, judged in touched.items():
+        plain = {"v": 1, "windows": to_plain(judged.windows), "guards": judged.guards}
+        plain["clocks"] = {str(p): list(pair) for p, pair in judged.clocks.items()}
+        plain["incidents"] = judged.incidents.to_plain()
+        raw = zlib.compress(encode_state(plain), 1)
+        model_to_skew[key] = raw
+        _judged[key] = (raw, judged)
+
+
+def _apply(
+    judged: Judged, message: dict[str, Any], raised: list[Anomaly], reports: list[SkewReport]
+) -> Step:
+    """One outcome message into the judge; the incidents its anomalies and windows changed."""
+    model = (str(message["model"]), str(message["version"]))
+    for side, partition, offset, ts, serving, pipeline in message["pairs"]:
+        if judged.fresh(side, partition, offset):
+            judged.windows.add(model, ts, serving, pipeline)
+    result = judged.windows.advance_to(judged.tick(message["clocks"]))
+    raised += result.anomalies
+    reports += result.reports
+    closes = [Close(r.model, r.version, r.start, r.end, SKEW) for r in result.reports]
+    return judged.incidents.apply(result.anomalies, closes)
