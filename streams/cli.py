@@ -431,9 +431,12 @@ def check(
     with _input_errors():
         settings = _settings(ctx)
         loaded = _load_baselines(list(baselines), settings)
-        options = EngineOptions(
-            window_seconds or settings.window.seconds, min_count or settings.window.min_count
-        )
+        try:
+            options = EngineOptions(
+                window_seconds or settings.window.seconds, min_count or settings.window.min_count
+            )
+        except ValueError as exc:  # names the option at fault
+            raise click.BadParameter(str(exc)) from None
         report = check_logs(
             logs,
             loaded,
@@ -478,7 +481,7 @@ def _input_errors() -> Iterator[None]:
         raise
     except click.ClickException as exc:
         raise InputError(exc.message) from None
-    except (FileFormatError, BaselineError, ValueError) as exc:
+    except (FileFormatError, BaselineError) as exc:
         raise InputError(str(exc)) from None
 
 
