@@ -102,7 +102,7 @@ def measure(path: Path, rows: int) -> Build:
 
 def write_training(path: Path, rows: int) -> None:
     from connectors.files import write_csv
-    from streams.traffic import training_rows
+    from streams.simulation.traffic import training_rows
 
     began = time.perf_counter()
     write_csv(path, training_rows(rows, seed=7))

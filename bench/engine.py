@@ -30,7 +30,7 @@ from detectors.infer import BaselineOptions, build_profile
 from detectors.infer_schema import infer_schema
 from detectors.records import ServingRecord, decode_record
 from detectors.schema import Schema
-from streams.traffic import serving_records, training_rows
+from streams.simulation.traffic import serving_records, training_rows
 
 START = 1_795_860_000.0
 RATE = 100.0  # records per second of event time: 6,000 records per 60 s window

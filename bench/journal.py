@@ -24,8 +24,8 @@ from detectors import engine_state
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
-from streams.durable import Durable
-from streams.embedded import Pipeline
+from streams.embedded.durable import Durable
+from streams.embedded.runner import Pipeline
 
 OPTIONS = EngineOptions(window_seconds=60, min_count=200)
 POLICIES: list[FsyncPolicy | None] = [None, "never", "interval", "always"]

@@ -4,8 +4,9 @@ its changelog table once per batch, which must stay under Kafka's 1 MB message l
     .venv/bin/python bench/judge_state.py [--predictions 90000] [--top-k 20]
 
 Feeds synthetic predictions and their labels (slices by category, fairness by gender) through
-the judge's own message handling (``streams.label_agents._apply``) in batches of 1,000, as the
-join sends them, and prints the largest state seen: JSON bytes per part and zlib bytes.
+the judge's own message handling (``streams.worker.label_agents._apply``) in batches of
+1,000, as the join sends them, and prints the largest state seen: JSON bytes per part and zlib
+bytes.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from detectors.schema import PREDICTION
 from detectors.slice_features import SliceFeatures
 from detectors.slice_features import to_plain as slices_plain
 from detectors.slice_windows import observed
-from streams.label_agents import Judged, Outcomes, _apply
-from streams.tables import encode_state
-from streams.traffic import feedback_records, serving_records
+from streams.simulation.traffic import feedback_records, serving_records
+from streams.worker.label_agents import Judged, Outcomes, _apply
+from streams.worker.tables import encode_state
 from tests.unit.detectors.conftest import traffic_baseline
 
 BATCH = 1_000

@@ -23,7 +23,7 @@ from detectors.engine import Engine
 from detectors.feedback import PendingPredictions
 from detectors.labels import LabelOptions
 from detectors.records import decode_feedback, decode_record, is_feedback
-from streams.traffic import feedback_records, interleave, serving_records
+from streams.simulation.traffic import feedback_records, interleave, serving_records
 
 LABELS = LabelOptions(
     window_seconds=300, wait_seconds=900, slice_key="category", groups=("gender",)

@@ -50,8 +50,8 @@ from detectors.feature_state import CompareStep, FeatureState, MergeOptions  # n
 from detectors.records import decode_record  # noqa: E402
 from detectors.stages import SummaryBuilder, observe  # noqa: E402
 from detectors.state_codec import to_plain  # noqa: E402
-from streams.tables import encode_state  # noqa: E402
-from streams.traffic import Injection, serving_records, training_rows  # noqa: E402
+from streams.simulation.traffic import Injection, serving_records, training_rows  # noqa: E402
+from streams.worker.tables import encode_state  # noqa: E402
 from tools.servers import start_kafka  # noqa: E402
 
 RATE = 100.0  # events per second of event time

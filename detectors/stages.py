@@ -36,7 +36,7 @@ SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: column
 # the Engine scores new columns per model, so they need one owner in stage two as well.
 NEW_COLUMNS = "__new_columns__"
 # Kafka refuses messages over 1 MB (max.message.bytes): summaries are cut into parts under half
-# of that (streams.topics.encode_parts), and a record whose observations alone hold more than
+# of that (streams.worker.topics.encode_parts), and a record whose observations alone hold more than
 # MAX_RECORD_BYTES of text (categories, unknown column names) is refused, so every part fits.
 MAX_RECORD_BYTES = 64 * 1024
 

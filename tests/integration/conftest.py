@@ -18,7 +18,7 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from connectors.files import write_csv
-from streams.traffic import training_rows
+from streams.simulation.traffic import training_rows
 from tests.integration.patience import bound
 
 LOGDRIFT = [sys.executable, "-m", "streams"]

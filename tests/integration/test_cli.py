@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ruamel.yaml import YAML
 
-from streams.traffic import Injection, serving_records, training_rows
+from streams.simulation.traffic import Injection, serving_records, training_rows
 from tests.integration.conftest import logdrift
 
 START = 1_795_860_000.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
 from tests.integration.conftest import logdrift
 
 START = 1_795_860_000.0

@@ -17,8 +17,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from connectors.files import write_csv
-from streams.demo import send
-from streams.traffic import serving_records, training_rows
+from streams.simulation.demo import send
+from streams.simulation.traffic import serving_records, training_rows
 from tests.integration.conftest import logdrift
 
 START = 1_795_860_000.0

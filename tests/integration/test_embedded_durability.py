@@ -17,7 +17,7 @@ import msgpack
 import pytest
 
 from connectors.store import AnomalyStore
-from streams.traffic import Injection, serving_records
+from streams.simulation.traffic import Injection, serving_records
 
 RATE = 100.0
 START = 1_795_860_000.0  # a minute boundary

@@ -13,8 +13,8 @@ import pytest
 
 from connectors.fluent import FluentClient
 from connectors.store import AnomalyStore
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.conftest import logdrift
 
 RATE = 100.0

@@ -12,8 +12,14 @@ import time
 import pytest
 
 from connectors.store import AnomalyStore
-from streams.demo import send
-from streams.traffic import LabelFlip, feedback_records, interleave, serving_records, uniform_delay
+from streams.simulation.demo import send
+from streams.simulation.traffic import (
+    LabelFlip,
+    feedback_records,
+    interleave,
+    serving_records,
+    uniform_delay,
+)
 from tests.integration.patience import bound
 
 RATE = 100.0

@@ -6,8 +6,8 @@ import re
 
 from connectors.fluent import FluentClient
 from connectors.store import AnomalyStore
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 
 RATE = 100.0
 START = 1_795_860_000.0  # a minute boundary, so windows are whole minutes

@@ -23,7 +23,7 @@ import msgpack
 import pytest
 
 from connectors.store import AnomalyStore
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
 from tests.integration.conftest import free_port
 
 START = 1_795_860_000.0

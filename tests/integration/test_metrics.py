@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 
 from connectors.fluent import FluentClient
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.patience import bound
 from tests.integration.scrape import scrape, value
 

@@ -1,9 +1,9 @@
 """`logdrift report` on the demo's output and on serving-log files, opened in headless Chromium.
 
-The demo injects five changes (streams/demo.py); the report of its store must open offline and
-show, for the drifted features, the training and latest-window distributions visibly apart. The
-screenshot is read back: the bars of each colour reproduce the chart data's proportions, the
-drifted features' bars are far apart and an unchanged feature's are not, and the threshold and
+The demo injects five changes (streams/simulation/demo.py); the report of its store must open
+offline and show, for the drifted features, the training and latest-window distributions visibly
+apart. The screenshot is read back: the bars of each colour reproduce the chart data's proportions,
+the drifted features' bars are far apart and an unchanged feature's are not, and the threshold and
 anomaly colours are on the timelines where they belong.
 """
 
@@ -20,10 +20,10 @@ from PIL import Image
 
 from connectors.baseline_files import load_baseline
 from detectors.report_data import ReportData, build_report
-from streams.demo import DEMO_PLAN
-from streams.report import ANOMALY, BASELINE, CURRENT, THRESHOLD
-from streams.report_inputs import from_store
-from streams.traffic import SCENARIOS, Injection, serving_records
+from streams.report.charts import ANOMALY, BASELINE, CURRENT, THRESHOLD
+from streams.report.inputs import from_store
+from streams.simulation.demo import DEMO_PLAN
+from streams.simulation.traffic import SCENARIOS, Injection, serving_records
 from tests.integration.browser import Layout, bar_masses, color_mask, layout, screenshot
 from tests.integration.conftest import logdrift
 

@@ -9,7 +9,7 @@ from detectors.baseline import Baseline
 from detectors.infer import BaselineOptions, build_profile
 from detectors.infer_schema import infer_schema
 from detectors.schema import Schema
-from streams.traffic import training_rows
+from streams.simulation.traffic import training_rows
 from tests.scenarios.labelled import LabelBoard
 from tests.scenarios.production_plan import SELF_CHECK_TRAINING, SERVING_TRAINING, TRAINING_1E300
 from tests.scenarios.production_report import examples, tables

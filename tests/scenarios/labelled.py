@@ -17,7 +17,7 @@ from detectors.engine import Engine, EngineOptions, Result
 from detectors.feedback import PendingStats
 from detectors.labels import LabelOptions, LabelReport, LabelStats
 from detectors.records import decode_feedback, decode_record, is_feedback
-from streams.traffic import (
+from streams.simulation.traffic import (
     TEN_MINUTES,
     LabelFlip,
     SliceSurge,

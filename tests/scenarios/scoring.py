@@ -17,7 +17,7 @@ from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import decode_record
-from streams.traffic import SCENARIOS, Injection, serving_records
+from streams.simulation.traffic import SCENARIOS, Injection, serving_records
 
 START = 1_795_860_000.0  # a whole minute, so windows start on the stream's first record
 STATIONARY = "stationary"

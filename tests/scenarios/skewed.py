@@ -14,7 +14,7 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import PipelineRecord, decode_record
 from detectors.skew_monitor import FeatureSkewMonitor, SkewOptions
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
 
 START = 1_800_000_000.0
 RATE = 100.0  # serving records per second

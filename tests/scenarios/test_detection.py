@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from streams.traffic import SCENARIOS
+from streams.simulation.traffic import SCENARIOS
 from tests.scenarios.scoring import STATIONARY, Run, Scoreboard
 
 CHANGES = [name for name in SCENARIOS if name != STATIONARY]

@@ -12,7 +12,7 @@ import pytest
 
 from detectors.baseline import Baseline
 from detectors.feedback import PendingPredictions
-from streams.traffic import CATEGORIES, LabelFlip, SliceSurge, uniform_delay
+from streams.simulation.traffic import CATEGORIES, LabelFlip, SliceSurge, uniform_delay
 from tests.scenarios.labelled import LABELS, LabelBoard, LabelRun, run_labelled
 from tests.scenarios.scoring import START
 

@@ -13,8 +13,8 @@ from elasticsearch import Elasticsearch
 
 from connectors.outbox import Outbox, OutboxItem, OutboxRow
 from connectors.store import AnomalyStore
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.conftest import free_port
 from tests.integration.elasticsearch.conftest import search_all
 from tests.integration.patience import bound

@@ -24,7 +24,7 @@ from connectors.es_documents import (
     score_documents,
 )
 from connectors.es_reader import search_newest
-from streams.cli import main
+from streams.cli.main import main
 from tests.elastic_samples import START, anomaly, report
 from tests.integration.elasticsearch.conftest import Node, search_all
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import time
 
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.conftest import free_port
 from tests.integration.patience import bound
 from tests.integration.scrape import Samples, scrape, value

@@ -23,9 +23,9 @@ from connectors.elasticsearch import ElasticSink
 from connectors.es_documents import IndexNames
 from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
-from streams.cli import main
-from streams.demo import send
-from streams.traffic import Injection, serving_records
+from streams.cli.main import main
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.elasticsearch.conftest import EsRunner, Node, search_all
 from tests.integration.patience import bound, wait_until
 

@@ -13,9 +13,9 @@ from elasticsearch import Elasticsearch
 from config.settings import ElasticsearchSettings
 from connectors.baseline_files import load_baseline
 from detectors.report_data import ReportData, build_report
-from streams.demo import send
-from streams.report_inputs import from_es, from_store
-from streams.traffic import Injection, serving_records
+from streams.report.inputs import from_es, from_store
+from streams.simulation.demo import send
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.conftest import LOGDRIFT
 from tests.integration.elasticsearch.conftest import Node
 from tests.integration.test_report import assert_self_contained

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from detectors.baseline import Baseline
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,
     create_topic,

@@ -11,7 +11,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from detectors.baseline import Baseline
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,
     consume,

@@ -8,7 +8,7 @@ from typing import Any
 
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,
     create_topic,

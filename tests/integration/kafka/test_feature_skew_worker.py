@@ -20,7 +20,7 @@ from connectors.fluent import FluentClient
 from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
 from detectors.records import parse_ts
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
 from tests.integration.kafka.conftest import (
     START,
     WorkerProcess,

@@ -17,7 +17,7 @@ from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.records import decode_record
 from detectors.rollups import RollUp
-from streams.traffic import Injection, serving_records
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.kafka.conftest import (
     RATE,
     START,

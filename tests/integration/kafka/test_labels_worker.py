@@ -17,7 +17,7 @@ from aiokafka.partitioner import murmur2
 from elasticsearch import Elasticsearch
 
 from detectors.anomaly import Anomaly, iso
-from streams.traffic import (
+from streams.simulation.traffic import (
     LabelFlip,
     SliceSurge,
     feedback_records,

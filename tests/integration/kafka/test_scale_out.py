@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from detectors.baseline import Baseline
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     WorkerProcess,
     anomalies_on,

@@ -11,7 +11,7 @@ import time
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,
     consume,

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from streams.traffic import Injection
+from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import create_topic, produce, serving_messages
 from tests.integration.kafka.traffic import rows_with_tail
 from tests.integration.patience import bound

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from detectors.anomaly import Anomaly, iso
-from streams.traffic import Injection, serving_records
+from streams.simulation.traffic import Injection, serving_records
 from tests.integration.kafka.conftest import RATE, START, WINDOW_SECONDS, epoch
 
 TAIL = 400

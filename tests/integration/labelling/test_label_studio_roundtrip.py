@@ -22,8 +22,14 @@ from connectors.label_studio_format import answer_result
 from connectors.store import AnomalyStore
 from detectors.labels import LabelMonitor, LabelOptions
 from detectors.records import decode_feedback, decode_record
-from streams.demo import send
-from streams.traffic import LabelFlip, feedback_records, interleave, serving_records, uniform_delay
+from streams.simulation.demo import send
+from streams.simulation.traffic import (
+    LabelFlip,
+    feedback_records,
+    interleave,
+    serving_records,
+    uniform_delay,
+)
 from tests.integration.conftest import logdrift
 from tests.integration.labelling.conftest import write_lines
 from tests.integration.test_embedded_labels import Output

@@ -26,7 +26,7 @@ from connectors.kibana import (
     render_rule,
     render_saved_objects,
 )
-from streams.cli import main
+from streams.cli.main import main
 
 API_KEY = "a2liYW5hLWtleTpkby1ub3QtbG9n"
 

@@ -12,7 +12,7 @@ import pytest
 from connectors.outbox import Outbox, OutboxCounts, OutboxItem
 from connectors.store import AnomalyStore
 from detectors.engine import Result
-from streams.shipper import documents_for
+from streams.embedded.shipper import documents_for
 from tests.elastic_samples import START, anomaly, report
 
 

@@ -1,5 +1,6 @@
-"""Baselines built in-process (no files): the synthetic CTR traffic of ``streams.traffic``
-profiled with ``detectors.infer.build_profile`` and joined with its inferred schema."""
+"""Baselines built in-process (no files): the synthetic CTR traffic of
+``streams.simulation.traffic`` profiled with ``detectors.infer.build_profile`` and joined with its
+inferred schema."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from detectors.calibrate import CalibrationOptions, calibrate
 from detectors.infer import BaselineOptions, build_profile
 from detectors.infer_schema import infer_schema
 from detectors.schema import Schema
-from streams.traffic import training_rows
+from streams.simulation.traffic import training_rows
 
 PRIVACY_KEY = b"unit-test-key"
 # Smaller replays than the defaults: the same method, a little noisier, a lot faster.

@@ -14,7 +14,7 @@ from detectors.anomaly import Anomaly, iso
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import DecodeError, decode_record
-from streams.traffic import COUNTRIES, Injection, serving_records
+from streams.simulation.traffic import COUNTRIES, Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0  # 2026-11-28T10:00:00Z, a whole minute

@@ -14,7 +14,13 @@ from detectors.engine import Engine, EngineOptions, Result
 from detectors.engine_state import restore, snapshot
 from detectors.labels import LabelOptions
 from detectors.records import decode_feedback, decode_record
-from streams.traffic import Injection, LabelFlip, feedback_records, interleave, serving_records
+from streams.simulation.traffic import (
+    Injection,
+    LabelFlip,
+    feedback_records,
+    interleave,
+    serving_records,
+)
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

@@ -133,7 +133,7 @@ def test_too_few_values_to_calibrate_leave_a_column_uncalibrated() -> None:
 
 
 def test_the_same_training_rows_give_the_same_profile_every_build() -> None:
-    from streams.traffic import training_rows
+    from streams.simulation.traffic import training_rows
 
     def build() -> dict[str, object]:
         rows = list(training_rows(3_000, seed=4))

@@ -23,7 +23,7 @@ from detectors.label_queue import (
     incident_trigger,
 )
 from detectors.records import decode_record
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 

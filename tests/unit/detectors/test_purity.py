@@ -79,7 +79,7 @@ def test_a_detectors_module_does_no_io_and_reads_no_clock(module: Path) -> None:
         "from time import monotonic",
         "import logging",
         "from pathlib import Path",
-        "from streams.traffic import training_rows",
+        "from streams.simulation.traffic import training_rows",
         "from connectors import files",
         "import config",
         "from datetime import datetime\nx = datetime.now()",

@@ -18,7 +18,7 @@ from detectors.schema import PREDICTION
 from detectors.slice_features import SliceFeatures, from_plain, to_plain
 from detectors.slice_windows import observed
 from detectors.slices import SliceKeys
-from streams.traffic import SliceSurge, serving_records
+from streams.simulation.traffic import SliceSurge, serving_records
 
 T0 = 1_795_860_000.0
 OPTIONS = EngineOptions(window_seconds=60, min_count=200)

@@ -12,7 +12,7 @@ from detectors.labels import LabelOptions
 from detectors.records import decode_record
 from detectors.slice_windows import SliceWindows, sliced
 from detectors.stats import OTHER
-from streams.traffic import SliceSurge, serving_records
+from streams.simulation.traffic import SliceSurge, serving_records
 
 T0 = 1_795_860_000.0
 LABELS = LabelOptions(window_seconds=60, wait_seconds=60, slice_key="category")

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from connectors.store import AnomalyStore
-from streams.cli import main
+from streams.cli.main import main
 from tests.unit.connectors.test_store import make_anomaly
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from connectors import label_store
 from connectors.label_studio_format import answer_result
 from connectors.store import AnomalyStore
-from streams.cli import main
-from streams.traffic import serving_records
+from streams.cli.main import main
+from streams.simulation.traffic import serving_records
 
 LOW, FULL = "mens_dress_shoes", "womens_boots"
 

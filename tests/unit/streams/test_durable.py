@@ -1,6 +1,6 @@
-"""streams.durable: a Pipeline whose chunks are journalled, dropped without a word (as kill -9
-leaves it) and rebuilt from the same store and journal, ends with the very anomalies, incidents
-and window counts of a run that never stopped; replay prints nothing a second time."""
+"""streams.embedded.durable: a Pipeline whose chunks are journalled, dropped without a word (as
+kill -9 leaves it) and rebuilt from the same store and journal, ends with the very anomalies,
+incidents and window counts of a run that never stopped; replay prints nothing a second time."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from connectors.store import AnomalyStore
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
-from streams.durable import Durable
-from streams.embedded import Pipeline
-from streams.traffic import Injection, serving_records
+from streams.embedded.durable import Durable
+from streams.embedded.runner import Pipeline
+from streams.simulation.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

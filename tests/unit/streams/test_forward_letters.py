@@ -11,8 +11,8 @@ from connectors.forward import BadEntry
 from connectors.store import AnomalyStore
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
-from streams.embedded import Pipeline
-from streams.forward_letters import ForwardDeadLetters
+from streams.embedded.forward_letters import ForwardDeadLetters
+from streams.embedded.runner import Pipeline
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000

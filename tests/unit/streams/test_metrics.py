@@ -12,8 +12,8 @@ from connectors.store import AnomalyStore
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping, parse_ts
 from streams import metrics
-from streams.embedded import Pipeline
-from streams.traffic import Injection, serving_records
+from streams.embedded.runner import Pipeline
+from streams.simulation.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 

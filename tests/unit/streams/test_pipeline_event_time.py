@@ -15,8 +15,8 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.event_time import EventTimeLimits
 from detectors.records import FieldMapping
-from streams.embedded import Pipeline
-from streams.traffic import Injection, serving_records
+from streams.embedded.runner import Pipeline
+from streams.simulation.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

@@ -19,10 +19,10 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.incidents import IncidentOptions, change_of
 from detectors.records import FieldMapping
-from streams.cli import main
-from streams.embedded import Pipeline
+from streams.cli.main import main
+from streams.embedded.runner import Pipeline
 from streams.offline import check_logs
-from streams.traffic import Injection, serving_records
+from streams.simulation.traffic import Injection, serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

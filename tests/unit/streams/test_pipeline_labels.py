@@ -14,7 +14,7 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.labels import LabelOptions
 from detectors.records import FieldMapping
-from streams.embedded import Pipeline
+from streams.embedded.runner import Pipeline
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

@@ -16,8 +16,8 @@ from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
 from detectors.report_data import build_report
 from detectors.skew_monitor import SkewOptions
-from streams.embedded import Pipeline
-from streams.report_inputs import from_store
+from streams.embedded.runner import Pipeline
+from streams.report.inputs import from_store
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0

@@ -10,8 +10,8 @@ import orjson
 from connectors.store import AnomalyStore
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping, decode_record
-from streams.report_inputs import from_logs, from_store
-from streams.traffic import serving_records
+from streams.report.inputs import from_logs, from_store
+from streams.simulation.traffic import serving_records
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_795_860_000.0
@@ -40,7 +40,7 @@ def test_the_runners_window_line_says_a_window_is_partial() -> None:
     from dataclasses import replace
 
     from detectors.engine import WindowReport
-    from streams.embedded import window_line
+    from streams.embedded.runner import window_line
 
     report = WindowReport("ctr", "3", T0, T0 + 60, 37, 0, [], [])
     assert "partial" not in window_line(report)

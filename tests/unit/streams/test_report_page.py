@@ -4,7 +4,7 @@ feature was past its threshold, and marks partial windows in the tables and on t
 from __future__ import annotations
 
 from detectors.report_data import ReportInput, build_report
-from streams.report import SPAN_STYLES, render_html, timeline_svg
+from streams.report.charts import SPAN_STYLES, render_html, timeline_svg
 from tests.unit.detectors.test_report_data import T0, WEEK, anomaly, baseline, drifting_for_weeks
 
 

@@ -15,7 +15,7 @@ from connectors.store import AnomalyStore
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
 from streams import metrics
-from streams.embedded import EmbeddedRunner, Pipeline
+from streams.embedded.runner import EmbeddedRunner, Pipeline
 from tests.unit.detectors.conftest import traffic_baseline
 
 

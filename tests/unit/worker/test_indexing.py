@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from streams.indexing import ANOMALIES, SCORES, documents_of
+from streams.worker.indexing import ANOMALIES, SCORES, documents_of
 
 SCORE = {"window": {"start": "2027-01-15T08:00:00Z"}, "feature": {"name": "age"}}
 
@@ -57,7 +57,7 @@ def test_a_drift_score_is_not_an_anomaly() -> None:
 def test_an_incident_is_indexed_under_its_id_and_a_stranger_is_dead_lettered() -> None:
     from detectors.anomaly import Anomaly
     from detectors.incidents import IncidentTracker
-    from streams.indexing import INCIDENTS
+    from streams.worker.indexing import INCIDENTS
 
     a = Anomaly("a1", 60.0, "drift", "psi", "high", "ctr", "3", "age", 0.4, 0.1, 0.0, 60.0, 9, "m")
     (inc,) = IncidentTracker().apply([a], []).incidents()

@@ -17,7 +17,7 @@ from detectors.labels import LabelMonitor, LabelOptions, LabelReport
 from detectors.records import FieldMapping
 from detectors.slice_features import SliceFeatures
 from detectors.slice_windows import observed
-from streams.label_agents import (
+from streams.worker.label_agents import (
     Judged,
     Outcomes,
     TableStore,
@@ -26,7 +26,7 @@ from streams.label_agents import (
     encode_pending,
     read_label,
 )
-from streams.payloads import LabelOutcomes, LabelRow, PredictionRow
+from streams.worker.payloads import LabelOutcomes, LabelRow, PredictionRow
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_800_000_000.0

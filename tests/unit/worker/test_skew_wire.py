@@ -9,9 +9,9 @@ import orjson
 
 from detectors.keyed_join import KeyedJoin
 from detectors.skew_monitor import PipelineSide, ServingSide, SkewOptions, SkewWindows
-from streams.label_agents import TableStore
-from streams.skew_agents import decode_side, encode_side
-from streams.skew_judge import Judged, _apply
+from streams.worker.label_agents import TableStore
+from streams.worker.skew_agents import decode_side, encode_side
+from streams.worker.skew_judge import Judged, _apply
 from tests.unit.detectors.conftest import traffic_baseline
 
 T0 = 1_800_000_000.0

@@ -17,8 +17,8 @@ from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record, parse_ts
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, largest_text, observe
 from detectors.state_codec import from_plain, to_plain
-from streams.topics import MAX_SUMMARY_BYTES, encode_parts
-from streams.traffic import Injection, serving_records
+from streams.simulation.traffic import Injection, serving_records
+from streams.worker.topics import MAX_SUMMARY_BYTES, encode_parts
 from tests.unit.detectors.conftest import traffic_baseline
 
 OPTIONS = EngineOptions(window_seconds=10.0, min_count=200)

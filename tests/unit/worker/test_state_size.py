@@ -12,9 +12,9 @@ from detectors.engine import Engine, EngineOptions
 from detectors.feature_state import CompareStep, MergeOptions
 from detectors.records import FieldMapping, decode_record
 from detectors.stages import SummaryBuilder, observe
-from streams import agents
-from streams.app import Detection
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
+from streams.worker import agents
+from streams.worker.app import Detection
 from tests.unit.detectors.conftest import traffic_baseline
 
 OPTIONS = EngineOptions(window_seconds=10.0, min_count=200)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.tables import feature_to_state
-from streams.topics import feature_summaries
+from streams.worker.tables import feature_to_state
+from streams.worker.topics import feature_summaries
 
 
 @pytest.mark.parametrize("key", ["ctr/1/price", "ctr//country", "mödel/v 2/größe"])

@@ -17,8 +17,8 @@ from detectors.feature_state import STATE_VERSION, CompareStep, MergeOptions, en
 from detectors.records import decode_record
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, observe
 from detectors.state_codec import from_plain, to_plain
-from streams.tables import decode_state, encode_state
-from streams.traffic import serving_records
+from streams.simulation.traffic import serving_records
+from streams.worker.tables import decode_state, encode_state
 from tests.unit.detectors.conftest import traffic_baseline
 
 OPTIONS = EngineOptions(window_seconds=10.0, min_count=200)

@@ -1,7 +1,7 @@
 """Helpers every ``logdrift`` command module shares: settings from the command line's context,
 the field mapping, baselines, ``--since`` times.
 
-A leaf module: streams/cli.py and the command groups beside it (cli_elastic, cli_report,
+A leaf module: streams/cli/main.py and the command groups beside it (cli_elastic, cli_report,
 cli_incidents) import these, so no command module has to import cli.py back.
 """
 

@@ -24,7 +24,7 @@ from connectors.journal import Journal
 from connectors.store import DeadLetterBounds
 from detectors import engine_state
 from detectors.event_time import EventTimeLimits
-from streams.embedded import Pipeline
+from streams.embedded.runner import Pipeline
 
 logger = logging.getLogger(__name__)
 

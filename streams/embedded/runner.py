@@ -13,10 +13,10 @@
 
 A forward chunk is acknowledged only after its records are accounted, every anomaly they
 raised is committed to the store and the records it accepted are in the journal
-(streams/durable.py, connectors/journal.py): after ``kill -9`` the last checkpoint and the journal
-rebuild the windows and detectors as they were. SIGTERM or SIGINT stops accepting, lets
-in-flight chunks finish, judges every open window and stores the result: nothing acknowledged is
-lost. Records stamped too far ahead of the clock or older than the horizon are dead-lettered
+(streams/embedded/durable.py, connectors/journal.py): after ``kill -9`` the last checkpoint
+and the journal rebuild the windows and detectors as they were. SIGTERM or SIGINT stops accepting,
+lets in-flight chunks finish, judges every open window and stores the result: nothing acknowledged
+is lost. Records stamped too far ahead of the clock or older than the horizon are dead-lettered
 (detectors/event_time.py); feedback with labels off is counted and said once.
 """
 
@@ -310,7 +310,7 @@ class Background(Protocol):
 
 
 class Journalled(Protocol):
-    """What makes an acknowledged chunk durable (streams/durable.py)."""
+    """What makes an acknowledged chunk durable (streams/embedded/durable.py)."""
 
     def recover(self) -> int: ...
     def append(self) -> None: ...

@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from streams.app import app, kafka
+from streams.worker.app import app, kafka
 
 # model/version/feature -> stage-two state (windows, detectors, merge buffer, offset guards)
 feature_to_state = app.Table(
@@ -29,7 +29,7 @@ feature_to_state = app.Table(
 
 
 # model/version/feature -> that feature's incident tracker (``detectors.incidents``), written
-# with its stage-two state, keyed and partitioned like it (streams/worker_incidents.py)
+# with its stage-two state, keyed and partitioned like it (streams/worker/incidents.py)
 feature_to_incidents = app.Table(
     "feature_to_incidents",
     key_type=str,

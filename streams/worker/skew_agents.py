@@ -7,7 +7,8 @@ serving-logs + pipeline-features (co-partitioned by request id)
                           emits, per batch and model, the joined pairs and the join's clocks
                           (pipeline records that do not decode ──▶ dead-letters)
   ──▶ skew-outcomes       (key = model/version)
-  ──▶ judge_feature_skew  per model (streams/skew_judge.py): detectors.skew_monitor.SkewWindows,
+  ──▶ judge_feature_skew  per model (streams/worker/skew_judge.py):
+                          detectors.skew_monitor.SkewWindows,
                           the Engine's; state in model_to_skew, with the model's incident tracker
   ──▶ anomalies, incidents, drift-scores (with elasticsearch.url), as the other judges
 ```
@@ -31,21 +32,26 @@ from faust.types import EventT, Message
 from detectors.keyed_join import KeyedJoin
 from detectors.records import DecodeError, decode_pipeline, decode_record
 from detectors.skew_monitor import PipelineSide, ServingSide
-from streams import worker_metrics as measured
-from streams.agents import (
+from streams.skew_metrics import watch_skew_join
+from streams.skew_options import skew_options
+from streams.worker import metrics as measured
+from streams.worker.agents import (
     Stopping,
     dead_letter,
     declare_outputs,
     delivered,
     in_batches,
 )
-from streams.app import app, detection, kafka, settings
-from streams.label_agents import TableStore
-from streams.skew_judge import judge_feature_skew
-from streams.skew_metrics import watch_skew_join
-from streams.skew_options import skew_options
-from streams.tables import pending_features
-from streams.topics import pipeline_features, serving_and_pipeline, serving_logs, skew_outcomes
+from streams.worker.app import app, detection, kafka, settings
+from streams.worker.label_agents import TableStore
+from streams.worker.skew_judge import judge_feature_skew
+from streams.worker.tables import pending_features
+from streams.worker.topics import (
+    pipeline_features,
+    serving_and_pipeline,
+    serving_logs,
+    skew_outcomes,
+)
 
 logger = logging.getLogger("logdrift.worker")
 OPTIONS = skew_options(settings.feature_skew)

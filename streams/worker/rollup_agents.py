@@ -20,8 +20,8 @@ from typing import Any
 from faust.types import EventT
 
 from detectors.rollups import PartialRollUps, RollUp
-from streams import worker_metrics as measured
-from streams.agents import (
+from streams.worker import metrics as measured
+from streams.worker.agents import (
     INDEXING,
     SUMMARY_BATCH,
     Stopping,
@@ -31,11 +31,11 @@ from streams.agents import (
     in_batches,
     index_documents,
 )
-from streams.app import app, detection, kafka
-from streams.indexing import ROLLUPS
-from streams.payloads import ROLLUP
-from streams.tables import decode_state, encode_state, model_to_rollups
-from streams.topics import rollups, window_rollups
+from streams.worker.app import app, detection, kafka
+from streams.worker.indexing import ROLLUPS
+from streams.worker.payloads import ROLLUP
+from streams.worker.tables import decode_state, encode_state, model_to_rollups
+from streams.worker.topics import rollups, window_rollups
 
 logger = logging.getLogger("logdrift.worker")
 _merged: dict[str, tuple[bytes, PartialRollUps]] = {}

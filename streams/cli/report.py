@@ -18,7 +18,7 @@ from rich.console import Console
 from config.settings import Settings
 from detectors.engine import EngineOptions
 from detectors.report_data import ReportInput, build_report
-from streams.cli_common import field_mapping, load_baselines, settings_for
+from streams.cli.common import field_mapping, load_baselines, settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -66,8 +66,8 @@ def report(
     past its threshold; the schema violations.
     Read from serving-log files (JSON lines, run through the detectors as `logdrift check`
     does), from `--store` (what `logdrift run` wrote) or from `--from-es`."""
-    from streams.report import write_report
-    from streams.report_inputs import from_logs, from_store
+    from streams.report.charts import write_report
+    from streams.report.inputs import from_logs, from_store
 
     sources = [bool(logs), store is not None, es_url is not None]
     if sum(sources) != 1:
@@ -114,7 +114,7 @@ def _from_es(
     settings: Settings, url: str, model: str | None, features: int, max_windows: int
 ) -> ReportInput:
     from connectors.elasticsearch import ElasticError
-    from streams.report_inputs import from_es
+    from streams.report.inputs import from_es
 
     es = settings.elasticsearch.model_copy(update={"url": url})
     try:

@@ -23,9 +23,9 @@ from detectors.engine import Engine, EngineOptions
 from detectors.incidents import Incident
 from detectors.infer import BaselineOptions
 from detectors.records import FieldMapping, parse_ts
-from streams.embedded import EmbeddedRunner, Pipeline
+from streams.embedded.runner import EmbeddedRunner, Pipeline
 from streams.offline import build_baseline
-from streams.traffic import SCENARIOS, Injection, serving_records, training_rows
+from streams.simulation.traffic import SCENARIOS, Injection, serving_records, training_rows
 
 DEMO_PLAN = (
     ("mean_shift", 0.30),

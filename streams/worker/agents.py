@@ -9,10 +9,11 @@ Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
                         comparisons (detectors.feature_state.CompareStep); state in feature_to_state
   ──▶ anomalies         (key = anomaly id)
   compare_windows: each feature's anomalies and closed windows into its incident tracker
-                        (streams/worker_incidents.py; state in feature_to_incidents)
+                        (streams/worker/incidents.py; state in feature_to_incidents)
   ──▶ incidents         (key = incident id; each version overwrites the last)
   ──▶ index_incidents   (only with elasticsearch.url) into the incidents index
-  ──▶ rollups           each feature's part of a closed window's roll-up (streams/rollup_agents.py)
+  ──▶ rollups           each feature's part of a closed window's roll-up
+                        (streams/worker/rollup_agents.py)
   ──▶ index_anomalies   (only with elasticsearch.url) bulk-index Anomaly documents; a batch is
                         acked once Elasticsearch acknowledged or refused every document, so
                         offsets wait out an outage; refused documents ──▶ dead-letters
@@ -57,10 +58,11 @@ from detectors.stages import (
     observe,
 )
 from detectors.state_codec import from_plain, to_plain
-from streams import worker_incidents
-from streams import worker_metrics as measured  # metrics, /readyz, lag
-from streams.app import Detection, app, detection, kafka, settings
-from streams.indexing import (
+from streams.metrics import reason_kind, record_feedback_ignored
+from streams.worker import incidents as worker_incidents
+from streams.worker import metrics as measured  # metrics, /readyz, lag
+from streams.worker.app import Detection, app, detection, kafka, settings
+from streams.worker.indexing import (
     ANOMALIES,
     INCIDENTS,
     SCORES,
@@ -72,10 +74,9 @@ from streams.indexing import (
     new_sink,
     source_of,
 )
-from streams.metrics import reason_kind, record_feedback_ignored
-from streams.payloads import ANOMALY, DRIFT_SCORE, ROLLUP
-from streams.tables import decode_state, encode_state, feature_to_state
-from streams.topics import (
+from streams.worker.payloads import ANOMALY, DRIFT_SCORE, ROLLUP
+from streams.worker.tables import decode_state, encode_state, feature_to_state
+from streams.worker.topics import (
     anomalies,
     dead_letters,
     drift_scores,

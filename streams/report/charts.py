@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from detectors.anomaly import iso
 from detectors.report_data import Distribution, FeatureChart, Mark, ReportData, Span, Timeline
-from streams.report_page import PAGE
+from streams.report.page import PAGE
 
 BASELINE = "#1f5fbf"  # blue: training
 CURRENT = "#f08c00"  # orange: the last full window

@@ -14,7 +14,7 @@ from connectors.es_incidents import incident_document
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
 from detectors.incidents import Incident
-from streams.cli_common import parse_since, settings_for
+from streams.cli.common import parse_since, settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 RECENT_SECONDS = 24 * 3600.0

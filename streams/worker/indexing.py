@@ -1,7 +1,8 @@
-"""Helpers of the worker's index stage (``streams.agents.index_documents``), one agent per topic:
+"""Helpers of the worker's index stage (``streams.worker.agents.index_documents``), one agent
+per topic:
 
     anomalies | drift-scores | incidents | window-rollups
-      --take_events(bulk_size, within 1 s)--> (id, document)   (payloads: streams.payloads)
+      --take_events(bulk_size, within 1 s)--> (id, document)   (payloads: streams.worker.payloads)
       --ElasticSink.index_anomalies | index_scores | index_documents (waits out outages)-->
       Elasticsearch
       --every document acknowledged or refused--> the batch is acked, offsets committed
@@ -26,7 +27,7 @@ from connectors.es_documents import INCIDENTS as INCIDENTS_TARGET
 from connectors.es_documents import ROLLUPS as ROLLUPS_TARGET
 from connectors.es_documents import window_start_of
 from connectors.es_incidents import incident_document, rollup_document
-from streams.payloads import ANOMALY, INCIDENT, ROLLUP
+from streams.worker.payloads import ANOMALY, INCIDENT, ROLLUP
 
 WITHIN_SECONDS = 1.0  # a batch waits at most this long for bulk_size anomalies
 

@@ -15,7 +15,7 @@ from connectors.forward import BadEntry
 from connectors.store import DeadLetter
 from detectors.privacy import redact
 from streams import metrics
-from streams.embedded import Pipeline
+from streams.embedded.runner import Pipeline
 
 
 class ForwardDeadLetters:

@@ -1,8 +1,8 @@
 """``logdrift worker`` (the Faust worker on Kafka) and ``logdrift forward-to-kafka``.
 
 Both read the ``kafka:`` settings; command-line options become ``LOGDRIFT_*`` variables before
-``streams.app`` (the composition root) is imported, so ``faust -A streams.app worker`` with the
-same variables runs exactly the same worker.
+``streams.worker.app`` (the composition root) is imported, so
+``faust -A streams.worker.app worker`` with the same variables runs exactly the same worker.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def worker(
     _export("KAFKA__TOPIC_PREFIX", topic_prefix)
     try:
         load_settings()
-        from streams.app import app, detection
+        from streams.worker.app import app, detection
 
         detection()  # an unusable baseline fails here, before joining the group
     except (SettingsError, ValueError) as exc:
@@ -73,7 +73,7 @@ def worker(
     _ensure_own_topics()
     from faust import Worker
 
-    import streams.agents  # noqa: F401  (registers the agents)
+    import streams.worker.agents  # noqa: F401  (registers the agents)
     from streams import logs
 
     fmt = (ctx.obj or {}).get("log_format") or load_settings().observability.log_format
@@ -85,7 +85,7 @@ def worker(
 
 def _ensure_own_topics() -> None:
     from connectors.kafka import ensure_topics
-    from streams.app import kafka
+    from streams.worker.app import kafka
 
     names = [kafka.topic(n) for n in ("feature_summaries", "anomalies", "dead_letters")]
     if load_settings().feature_skew.enabled:  # before the group joins: a topic missing at the

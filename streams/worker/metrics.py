@@ -8,7 +8,7 @@
           + tables_recovered (changelogs replayed, no rebalance under way)
           + baseline_loaded
 
-Imported by streams.agents (so ``faust -A streams.app worker`` gets it too).
+Imported by streams.worker.agents (so ``faust -A streams.worker.app worker`` gets it too).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from connectors.kafka_lag import LagProbe
 from detectors.anomaly import Anomaly
 from streams import metrics
-from streams.app import app, detection, kafka, settings
+from streams.worker.app import app, detection, kafka, settings
 
 logger = logging.getLogger("logdrift.worker")
 

@@ -1,6 +1,6 @@
 """What each topic of the worker carries, as types, and how they go over the wire: a leaf
 module (no Faust app), so the agents, stage three's indexing and tests share one declaration.
-streams/topics.py names each topic's payload from here.
+streams/worker/topics.py names each topic's payload from here.
 
 Values are JSON bytes (orjson), not faust Records: a Record rebuilds every field in Python, and
 a message that is not what it claims can still be dead-lettered with its original bytes. Each

@@ -27,10 +27,10 @@ from detectors.engine import WindowReport
 from detectors.incident_feed import feature_closes
 from detectors.incidents import FEATURES, Close, Incident, IncidentTracker, Step
 from detectors.stages import NEW_COLUMNS
-from streams.app import settings
 from streams.incident_options import incident_options
-from streams.payloads import INCIDENT
-from streams.tables import decode_state, encode_state, feature_to_incidents
+from streams.worker.app import settings
+from streams.worker.payloads import INCIDENT
+from streams.worker.tables import decode_state, encode_state, feature_to_incidents
 
 logger = logging.getLogger("logdrift.worker")
 OPTIONS = incident_options(settings.incidents)

@@ -1,5 +1,5 @@
 """Every topic of the worker, with its key and its payload (the types and their codecs are in
-streams/payloads.py, a leaf module):
+streams/worker/payloads.py, a leaf module):
 
 | topic | key | payload |
 |---|---|---|
@@ -29,8 +29,8 @@ import faust
 import orjson
 
 from detectors.stages import summary_part
-from streams.app import app, kafka
-from streams.payloads import FeatureSummary
+from streams.worker.app import app, kafka
+from streams.worker.payloads import FeatureSummary
 
 MAX_SUMMARY_BYTES = 512 * 1024  # half of Kafka's default max.message.bytes (1 MB)
 

@@ -1,5 +1,5 @@
-"""The feature-skew judge (stage two of streams/skew_agents.py): per model/version, the joined
-pairs of skew-outcomes into ``detectors.skew_monitor.SkewWindows`` (the Engine's windows),
+"""The feature-skew judge (stage two of streams/worker/skew_agents.py): per model/version, the
+joined pairs of skew-outcomes into ``detectors.skew_monitor.SkewWindows`` (the Engine's windows),
 judged once every partition's two clocks passed a window by ``wait_seconds``; the state (with
 the model's incident tracker and offset guards) in model_to_skew, written after what the batch
 raised was acknowledged (a crash raises it again, with the same ids).
@@ -24,13 +24,13 @@ from detectors.keyed_join import complete_watermark
 from detectors.records import DecodeError
 from detectors.skew_monitor import SkewReport, SkewWindows
 from detectors.skew_state import from_plain, to_plain
-from streams import worker_incidents
-from streams import worker_metrics as measured
-from streams.agents import INDEXING, SUMMARY_BATCH, dead_letter, in_batches, publish
-from streams.app import detection, kafka, settings
 from streams.skew_options import skew_options
-from streams.tables import decode_state, encode_state, model_to_skew
-from streams.topics import skew_outcomes
+from streams.worker import incidents as worker_incidents
+from streams.worker import metrics as measured
+from streams.worker.agents import INDEXING, SUMMARY_BATCH, dead_letter, in_batches, publish
+from streams.worker.app import detection, kafka, settings
+from streams.worker.tables import decode_state, encode_state, model_to_skew
+from streams.worker.topics import skew_outcomes
 
 logger = logging.getLogger("logdrift.worker")
 OPTIONS = skew_options(settings.feature_skew)

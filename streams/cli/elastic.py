@@ -30,7 +30,7 @@ from connectors.kibana import (
 )
 from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
-from streams.cli_common import settings_for
+from streams.cli.common import settings_for
 
 console = Console(highlight=False, soft_wrap=True)
 

@@ -57,9 +57,11 @@ from detectors.records import (
 from detectors.schema import PREDICTION
 from detectors.slice_features import SliceFeatures
 from detectors.slice_windows import observed
-from streams import metrics, worker_incidents
-from streams import worker_metrics as measured
-from streams.agents import (
+from streams import metrics
+from streams.label_options import label_options
+from streams.worker import incidents as worker_incidents
+from streams.worker import metrics as measured
+from streams.worker.agents import (
     INDEXING,
     SUMMARY_BATCH,
     Stopping,
@@ -69,11 +71,16 @@ from streams.agents import (
     in_batches,
     publish,
 )
-from streams.app import app, detection, kafka, settings
-from streams.label_options import label_options
-from streams.payloads import LabelOutcomes, LabelRow, PartitionClocks, PredictionRow
-from streams.tables import decode_state, encode_state, model_to_labels, pending_labels, writing_to
-from streams.topics import feedback, label_outcomes, predictions_and_labels, serving_logs
+from streams.worker.app import app, detection, kafka, settings
+from streams.worker.payloads import LabelOutcomes, LabelRow, PartitionClocks, PredictionRow
+from streams.worker.tables import (
+    decode_state,
+    encode_state,
+    model_to_labels,
+    pending_labels,
+    writing_to,
+)
+from streams.worker.topics import feedback, label_outcomes, predictions_and_labels, serving_logs
 
 logger = logging.getLogger("logdrift.worker")
 OPTIONS: LabelOptions | None = label_options(settings.labels)
@@ -144,7 +151,7 @@ def decode_pending(raw: bytes) -> Pending | Label:
 @dataclass(slots=True)
 class Outcomes:
     """One model's share of a join batch, as it is gathered: label-outcomes' message
-    (streams.payloads.LabelOutcomes) once the batch's clocks are known."""
+    (streams.worker.payloads.LabelOutcomes) once the batch's clocks are known."""
 
     model: str
     version: str

@@ -24,7 +24,7 @@ from connectors.label_studio_format import label_config, parse_export, task, tas
 from connectors.store import AnomalyStore
 from detectors.agreement import AgreementOptions
 from detectors.label_queue import QueueOptions
-from streams.cli_common import field_mapping, load_baselines, settings_for
+from streams.cli.common import field_mapping, load_baselines, settings_for
 from streams.labelling import (
     LabellingIndexError,
     dataset_rows,

@@ -1,6 +1,6 @@
 """The Faust app, built from settings: the one composition root of the Kafka worker.
 
-``logdrift worker`` and ``faust -A streams.app worker -l info`` both start it; settings come
+``logdrift worker`` and ``faust -A streams.worker.app worker -l info`` both start it; settings come
 from ``config/logdrift.yaml``, ``LOGDRIFT_CONFIG`` and ``LOGDRIFT_*`` variables (the CLI turns
 its options into those). Table state is plain JSON in a memory store rebuilt from the changelog
 at start: no pickle, and no RocksDB needed.
@@ -42,10 +42,10 @@ app = faust.App(
     broker_credentials=_credentials(),
     store="memory://",
     autodiscover=[
-        "streams.agents",
-        "streams.label_agents",
-        "streams.rollup_agents",
-        "streams.skew_agents",
+        "streams.worker.agents",
+        "streams.worker.label_agents",
+        "streams.worker.rollup_agents",
+        "streams.worker.skew_agents",
     ],
     origin="streams",
     datadir=str(kafka.data_dir) if kafka.data_dir else None,

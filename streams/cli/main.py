@@ -27,11 +27,11 @@ from detectors.calibrate import CalibrationOptions
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions
 from streams import logs
-from streams.cli_common import field_mapping as _mapping
-from streams.cli_common import load_baselines as _load_baselines
-from streams.cli_common import parse_since as _since
-from streams.cli_common import settings_for as _settings
-from streams.traffic import SCENARIOS, Injection, serving_records
+from streams.cli.common import field_mapping as _mapping
+from streams.cli.common import load_baselines as _load_baselines
+from streams.cli.common import parse_since as _since
+from streams.cli.common import settings_for as _settings
+from streams.simulation.traffic import SCENARIOS, Injection, serving_records
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -243,13 +243,17 @@ def run(
     the prediction logged with the same request id: performance per window, concept drift per
     model and per slice (`labels.slices.key`), and group fairness (`labels.fairness.groups`)."""
     from connectors.forward_listener import forward_listener
-    from streams.durable import dead_letter_bounds, durable_from_settings, event_time_limits
-    from streams.embedded import EmbeddedRunner, Pipeline
-    from streams.forward_letters import ForwardDeadLetters
+    from streams.embedded.durable import (
+        dead_letter_bounds,
+        durable_from_settings,
+        event_time_limits,
+    )
+    from streams.embedded.forward_letters import ForwardDeadLetters
+    from streams.embedded.runner import EmbeddedRunner, Pipeline
+    from streams.embedded.shipper import shipper_from_settings
     from streams.incident_options import incident_options
     from streams.label_options import label_options
     from streams.metrics import runner_endpoint
-    from streams.shipper import shipper_from_settings
     from streams.skew_options import skew_options
 
     settings = _settings(ctx)
@@ -527,7 +531,7 @@ def simulate(
 ) -> None:
     """Send realistic serving traffic for a click-through model through fluent-logger, with
     named changes injected partway."""
-    from streams.demo import send
+    from streams.simulation.demo import send
 
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
@@ -561,30 +565,30 @@ def demo(workdir: Path, events: int) -> None:
     runner, send traffic through fluent-logger with five changes injected partway, and say
     what was caught. Exit 0 when every change was caught and nothing else raised. The files
     stay in --dir, so the `logdrift anomalies` and `logdrift report` commands it prints work."""
-    from streams.demo import run_demo
+    from streams.simulation.demo import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)
     sys.exit(0 if run_demo(workdir, events) else 1)
 
 
-from streams.cli_elastic import es, kibana  # noqa: E402  (each group in its own module)
+from streams.cli.elastic import es, kibana  # noqa: E402  (each group in its own module)
 
 main.add_command(es)
 main.add_command(kibana)
 
-from streams.cli_worker import forward_to_kafka, worker  # noqa: E402
+from streams.cli.worker import forward_to_kafka, worker  # noqa: E402
 
 main.add_command(worker)
 main.add_command(forward_to_kafka)
 
-from streams.cli_report import report  # noqa: E402
+from streams.cli.report import report  # noqa: E402
 
 main.add_command(report)
 
-from streams.cli_incidents import incidents  # noqa: E402
+from streams.cli.incidents import incidents  # noqa: E402
 
 main.add_command(incidents)
 
-from streams.cli_label import label  # noqa: E402
+from streams.cli.label import label  # noqa: E402
 
 main.add_command(label)
