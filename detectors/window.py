@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from detectors.anomaly import Anomaly
 from detectors.baseline import FeatureReference
 from detectors.compare import FeatureScore, compare_feature, violation_finding
@@ -211,6 +213,10 @@ class Tumbling:
         return [(k, signal_anomaly(self.span(base + k - lo + 1), ref, s, ts[k])) for k, s in found]
 
 
+_NUMBERS = (float, int)  # not bool: type() is exact
+MIN_COLUMN = 16  # a shorter run of numbers costs more to go columnwise than value by value
+
+
 class FeatureTrack:
     """One feature's windows: the open one, the last one judged on enough data, and the
     per-value judgement of every value (``FeatureWatch``)."""
@@ -226,7 +232,34 @@ class FeatureTrack:
     def account(
         self, observations: Sequence[Observation], lo: int, hi: int
     ) -> list[tuple[int, Signal]]:
-        """Observations lo..hi into the open window; (index, signal) of what alarmed."""
+        """Observations lo..hi into the open window; (index, signal) of what alarmed. Runs of
+        valid finite numbers go columnwise (``FeatureWatch.observe_numbers``), the rest (a
+        missing value, a violation, a category) one by one."""
+        if self.window.bins is None:
+            return self._one_by_one(observations, lo, hi)
+        out: list[tuple[int, Signal]] = []
+        run = lo
+        for k in range(lo, hi):
+            o = observations[k]
+            if o.missing or o.codes or type(o.value) not in _NUMBERS:
+                out += self._numbers(observations, run, k)
+                out += self._one_by_one(observations, k, k + 1)
+                run = k + 1
+        return out + self._numbers(observations, run, hi)
+
+    def _numbers(
+        self, observations: Sequence[Observation], lo: int, hi: int
+    ) -> list[tuple[int, Signal]]:
+        if hi - lo < MIN_COLUMN:
+            return self._one_by_one(observations, lo, hi)
+        xs = np.fromiter((o.value for o in observations[lo:hi]), np.float64, hi - lo)
+        if not np.isfinite(xs).all():  # inf and nan take the exact path
+            return self._one_by_one(observations, lo, hi)
+        return [(lo + i, s) for i, s in self.watch.observe_numbers(self.window, xs)]
+
+    def _one_by_one(
+        self, observations: Sequence[Observation], lo: int, hi: int
+    ) -> list[tuple[int, Signal]]:
         win, observe = self.window, self.watch.observe
         out: list[tuple[int, Signal]] = []
         for k in range(lo, hi):

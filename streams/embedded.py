@@ -41,6 +41,7 @@ from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
     FieldMapping,
+    ServingRecord,
     decode_feedback,
     decode_record,
     is_feedback,
@@ -95,22 +96,36 @@ class Pipeline:
         ]
 
     def handle(self, events: list[ForwardEvent]) -> Result:
+        """One forward chunk: its serving records go to the Engine as one batch (cut before
+        each label, which must find every prediction before it already held)."""
         result = Result()
         metrics.record_in("forward", len(events))
+        batch: list[tuple[ForwardEvent, ServingRecord]] = []
         for event in events:
             try:
                 if is_feedback(event.record, self.mapping):
                     label = decode_feedback(event.record, self.mapping, default_ts=event.time)
+                    self._process(batch, result)
                     result.extend(self.engine.feedback(label))
                     self.stats.labels += 1
                     continue
                 record = decode_record(event.record, self.mapping, default_ts=event.time)
-                result.extend(self.engine.process(record))
-                self.stats.records += 1
+                batch.append((event, record))
             except DecodeError as exc:
                 self._dead_letter(event, exc)
+        self._process(batch, result)
         self.publish(result)
         return result
+
+    def _process(self, batch: list[tuple[ForwardEvent, ServingRecord]], result: Result) -> None:
+        if not batch:
+            return
+        found, refused = self.engine.process_batch([record for _, record in batch])
+        result.extend(found)
+        for i, exc in refused:
+            self._dead_letter(batch[i][0], exc)
+        self.stats.records += len(batch) - len(refused)
+        batch.clear()
 
     def _dead_letter(self, event: ForwardEvent, exc: DecodeError) -> None:
         reason = _short_reason(exc)

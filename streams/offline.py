@@ -26,7 +26,7 @@ from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.infer import BaselineBuilder, BaselineOptions
 from detectors.infer_schema import infer_schema, merge_edits
-from detectors.records import DecodeError, FieldMapping, decode_record
+from detectors.records import DecodeError, FieldMapping, ServingRecord, decode_record
 from detectors.rollups import RollUp
 from detectors.schema import Schema, schema_errors
 
@@ -114,6 +114,9 @@ class CheckReport:
         self.rollups += step.rollups
 
 
+CHECK_BATCH = 1_000  # records per Engine batch: columns long enough for numpy, memory bounded
+
+
 def check_logs(
     logs: Path,
     baselines: list[Baseline],
@@ -129,17 +132,28 @@ def check_logs(
     engine = Engine(baselines, options)
     tracker = IncidentTracker(incidents or IncidentOptions())
     report = CheckReport()
-    for number, item in iter_json_lines(logs):
-        if isinstance(item, FileFormatError):
-            report.bad_lines.append(str(item))
-            continue
-        try:
-            result = engine.process(decode_record(item, mapping or FieldMapping()))
-        except DecodeError as exc:
-            report.bad_lines.append(f"{logs} line {number}: {exc}")
-            continue
-        report.records += 1
+    batch: list[tuple[int, ServingRecord]] = []  # records go to the Engine CHECK_BATCH at once
+
+    def flush() -> None:  # before a bad line, so bad lines are reported in the file's order
+        result, refused = engine.process_batch([record for _, record in batch])
+        report.bad_lines += [f"{logs} line {batch[i][0]}: {exc}" for i, exc in refused]
+        report.records += len(batch) - len(refused)
         report.add(result, tracker)
+        batch.clear()
+
+    for number, item in iter_json_lines(logs):
+        bad = str(item) if isinstance(item, FileFormatError) else None
+        if bad is None:
+            try:
+                batch.append((number, decode_record(item, mapping or FieldMapping())))
+            except DecodeError as exc:
+                bad = f"{logs} line {number}: {exc}"
+        if bad is not None:
+            flush()
+            report.bad_lines.append(bad)
+        elif len(batch) >= CHECK_BATCH:
+            flush()
+    flush()
     report.add(engine.close_all(), tracker)
     if on_bad is not None:
         for line in report.bad_lines:
