@@ -138,7 +138,11 @@ class FeatureChange:
             return None
         mean = self.total / self.filled
         self.total, self.filled = 0.0, 0
-        return self._block(mean, self.seen, self.recent)
+        fired = None  # _block, inlined: this runs for every value of a record-by-record stream
+        for d in self.detectors:
+            if d.update(mean) is not None and fired is None and abs(self.recent) >= self.shift / 2:
+                fired = Change(d.name, self.seen, self.recent, self.shift, self.center)
+        return fired
 
     def update_many(self, xs: NDArray[np.float64]) -> list[tuple[int, Change]]:
         """``update`` over finite values in order, as (index, change) of the alarms, to the

@@ -23,7 +23,7 @@ from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResul
 from detectors.records import DecodeError, FeedbackRecord, ServingRecord
 from detectors.schema import PREDICTION
 from detectors.slice_windows import SliceWindows, sliced
-from detectors.stages import NEW_COLUMNS, Observation, observe
+from detectors.stages import NEW_COLUMNS, Observation, observe, observe_batch
 from detectors.window import (
     EngineOptions,
     FeatureTrack,
@@ -115,9 +115,8 @@ class Engine:
     def process(self, record: ServingRecord) -> Result:
         """Account one record. Raises DecodeError (and nothing else) for a record that cannot be
         accounted: a model without a baseline, or one model version too many."""
-        result, refused = self.process_batch([record])
-        if refused:
-            raise refused[0][1]
+        result = Result()
+        self._feed(self._state(record), [record], result)
         return result
 
     def process_batch(
@@ -149,17 +148,20 @@ class Engine:
         return result, refused
 
     def _feed(self, state: ModelState, records: list[ServingRecord], result: Result) -> None:
-        observed = [observe(state.baseline, r) for r in records]
-        columns: dict[str, list[Observation]] = {
-            name: [o[name] for o in observed] for name in (*state.tracks, NEW_COLUMNS)
-        }
+        columns: dict[str, Sequence[Observation]]
+        if len(records) == 1:  # fluent-logger sends records one at a time: no columns to build
+            columns = {n: (o,) for n, o in observe(state.baseline, records[0]).items()}
+        else:
+            columns = observe_batch(state.baseline, records)
         ts = [r.ts for r in records]
         labels = LabelResult()
 
+        tracks = [(f, t, columns[n]) for f, (n, t) in enumerate(state.tracks.items())]
+
         def account(lo: int, hi: int, base: int) -> list[Anomaly]:
             found: list[tuple[int, int, Anomaly]] = []
-            for f, track in enumerate(state.tracks.values()):
-                signals = track.account(columns[track.ref.name], lo, hi)
+            for f, track, column in tracks:
+                signals = track.account(column, lo, hi)
                 if signals:
                     alarms = state.clock.alarms(track.ref, signals, lo, base, ts)
                     found += [(k, f, a) for k, a in alarms]
@@ -172,6 +174,8 @@ class Engine:
                     held = self._hold_for_label(self.labels, state, records[k])
                     labels.anomalies += held.anomalies
                     labels.reports += held.reports
+            if not found:
+                return []
             found.sort(key=lambda e: (e[0], e[1]))  # record by record, features in order
             return [a for _, _, a in found]
 

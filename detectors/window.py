@@ -38,7 +38,7 @@ from detectors.anomaly import Anomaly
 from detectors.baseline import FeatureReference
 from detectors.compare import FeatureScore, compare_feature, violation_finding
 from detectors.schema import Thresholds
-from detectors.stages import Observation
+from detectors.stages import Numbers, Observation
 from detectors.stats import OTHER, FeatureWindow
 from detectors.watch import FeatureWatch, Signal
 from detectors.window_anomalies import FlagKey, Span, signal_anomaly, window_anomaly
@@ -144,14 +144,17 @@ class Tumbling:
         n = len(ts)
         if n and not self.opened:
             self.open(self.align(ts[0]))
+        if n == 1:  # one record: no run to look for
+            if ts[0] >= self.end:
+                out += self._cross(ts[0], contents, reports)
+            base = self.count
+            self.count += 1
+            self.late += ts[0] < self.start
+            return out + account(0, 1, base)
         lo = 0
         while lo < n:
             if ts[lo] >= self.end:
-                out += self.close(contents, False, reports)
-                if self.count == 0:  # closed, not carried over: start the period holding ts
-                    self.open(self.align(ts[lo]))
-                else:  # carried over: it now runs to the end of the period holding ts
-                    self.end = max(self.end, self.align(ts[lo]) + self.options.window_seconds)
+                out += self._cross(ts[lo], contents, reports)
             hi, end, start, late = lo, self.end, self.start, 0
             while hi < n and ts[hi] < end:
                 late += ts[hi] < start
@@ -161,6 +164,17 @@ class Tumbling:
             self.late += late
             out += account(lo, hi, base)
             lo = hi
+        return out
+
+    def _cross(
+        self, ts: float, contents: Contents, reports: list[WindowReport] | None
+    ) -> list[Anomaly]:
+        """A record at or past the window's end: close the window, then make room for ts."""
+        out = self.close(contents, False, reports)
+        if self.count == 0:  # closed, not carried over: start the period holding ts
+            self.open(self.align(ts))
+        else:  # carried over: it now runs to the end of the period holding ts
+            self.end = max(self.end, self.align(ts) + self.options.window_seconds)
         return out
 
     def close(
@@ -235,6 +249,12 @@ class FeatureTrack:
         """Observations lo..hi into the open window; (index, signal) of what alarmed. Runs of
         valid finite numbers go columnwise (``FeatureWatch.observe_numbers``), the rest (a
         missing value, a violation, a category) one by one."""
+        if hi - lo == 1:  # a batch of one record (fluent-logger sends them one at a time)
+            one = self.watch.observe(self.window, observations[lo])
+            return [(lo, s) for s in one] if one else []
+        if isinstance(observations, Numbers):  # checked valid and finite columnwise
+            found = self.watch.observe_numbers(self.window, observations.xs[lo:hi])
+            return [(lo + i, s) for i, s in found]
         if self.window.bins is None:
             return self._one_by_one(observations, lo, hi)
         out: list[tuple[int, Signal]] = []

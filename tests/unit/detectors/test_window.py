@@ -16,7 +16,7 @@ from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import ServingRecord, decode_record, parse_ts
-from detectors.stages import SummaryBuilder, observe
+from detectors.stages import Numbers, SummaryBuilder, observe, observe_batch
 from detectors.window import Judged, Tumbling
 from detectors.window_anomalies import FlagKey, Span
 from streams.traffic import Injection, serving_records
@@ -155,3 +155,21 @@ def test_the_workers_idle_close_is_the_engines(
         got += step.idle(state)
     assert sorted(a.id for a in got) == sorted(a.id for a in want.anomalies)
     assert any(a.window_start == 1.8e9 + 20 for a in want.anomalies)  # closed by the idle rule
+
+
+def test_columns_read_as_the_record_by_record_observations(baseline: Baseline) -> None:
+    """observe_batch: clean columns checked with numpy or sets, any other column exactly as
+    observe checks it (a string where an int belongs, missing values, unknown columns)."""
+    injections = [Injection("schema_break", 300), Injection("missing_surge", 600)]
+    rows = list(serving_records(900, rate=100.0, start=1.8e9, injections=injections, seed=8))
+    for row in rows[::50]:
+        row["features"]["surprise"] = 1
+    got_clean = False
+    for lo in range(0, len(rows), 150):
+        chunk = [decode_record(r) for r in rows[lo : lo + 150]]
+        columns = observe_batch(baseline, chunk)
+        want = [observe(baseline, r) for r in chunk]
+        for name, column in columns.items():
+            assert list(column) == [w[name] for w in want], (lo, name)
+            got_clean |= isinstance(column, Numbers)
+    assert got_clean  # the columnwise path was taken, not only the exact one
