@@ -117,19 +117,37 @@ def observe_batch(
     schema is checked with numpy (numbers) or set operations (categories); any other column
     (a missing value, a violation, a sensitive or bool feature) takes ``observe``'s exact path,
     value by value. Never raises."""
-    slow: list[dict[str, Observation]] | None = None
+    if len(records) < MIN_COLUMN:
+        rows = [observe(baseline, r) for r in records]
+        return {name: [o[name] for o in rows] for name in (*baseline.references, NEW_COLUMNS)}
     out: dict[str, Sequence[Observation]] = {}
     for name, ref in baseline.references.items():
-        column = _column(baseline, ref, name, records) if len(records) >= MIN_COLUMN else None
-        if column is None:
-            if slow is None:
-                slow = [observe(baseline, r) for r in records]
-            column = [o[name] for o in slow]
-        out[name] = column
-    if slow is not None:
-        out[NEW_COLUMNS] = [o[NEW_COLUMNS] for o in slow]
-    else:
-        out[NEW_COLUMNS] = _new_columns(baseline, records)
+        column = _column(baseline, ref, name, records)
+        out[name] = _exact(baseline, ref, name, records) if column is None else column
+    out[NEW_COLUMNS] = _new_columns(baseline, records)
+    return out
+
+
+def _exact(
+    baseline: Baseline, ref: FeatureReference, name: str, records: Sequence[ServingRecord]
+) -> list[Observation]:
+    """One column value by value, as ``observe`` checks it (structural codes first)."""
+    listed = baseline.schema.features.get(name)
+    required = listed is not None and listed.required
+    out: list[Observation] = []
+    for r in records:
+        checked = baseline.check(ref, r.prediction if name == PREDICTION else r.features.get(name))
+        codes: tuple[str, ...] = ()
+        if required and name not in r.features:
+            codes = ("SCHEMA_MISSING_COLUMN",)
+        if checked.violation is not None:
+            codes = (*codes, checked.violation.code)
+        missing = checked.missing
+        out.append(
+            Observation(checked.value, missing, codes)
+            if codes or missing
+            else Observation(checked.value)
+        )
     return out
 
 
