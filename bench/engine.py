@@ -1,12 +1,16 @@
-"""How fast is the engine next to a plain JSON decode of the same serving records, and does its
-memory stay flat as events pile up?
+"""logdrift end to end next to a plain JSON decode and a naive river loop, on the same serving
+lines of 12 features (6 numeric, 6 categorical) plus the prediction; and its memory over a long
+run.
 
-    .venv/bin/python bench/engine.py [--records 200000] [--memory-records 1000000]
-    .venv/bin/python bench/engine.py --profile 50000   # top 10 functions by cumulative time
+    .venv/bin/python bench/engine.py [--records 100000] [--memory-records 10000000]
+    .venv/bin/python bench/engine.py --profile 50000   # top functions by cumulative time
 
-Prints records/s of each stage side by side (orjson.loads, decode_record, Engine.process, and
-all three end to end; best of three), then the process's RSS and peak RSS after a tenth of
-``--memory-records`` and after all of them.
+Prints, in one run and side by side (best of three, records/s and the ratio to orjson.loads):
+``orjson.loads`` of each line; the naive river loop (orjson.loads, then river's ADWIN and
+Page-Hinkley on each of the 6 numerics); logdrift end to end (bytes in: orjson.loads,
+decode_record, ``Engine.process_batch`` on chunks of ``--batch`` lines, verdicts out). Then
+the process's RSS every tenth of ``--memory-records`` while one engine takes a generated
+(never stored) stream.
 """
 
 from __future__ import annotations
@@ -14,53 +18,93 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import math
 import os
 import pstats
+import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+from river.drift import ADWIN, PageHinkley
 
+from detectors.anomaly import iso
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.infer import BaselineOptions, build_profile
 from detectors.infer_schema import infer_schema
-from detectors.records import ServingRecord, decode_record
+from detectors.records import decode_record
 from detectors.schema import Schema
-from streams.simulation.traffic import serving_records, training_rows
 
 START = 1_795_860_000.0
 RATE = 100.0  # records per second of event time: 6,000 records per 60 s window
 OPTIONS = EngineOptions(window_seconds=60, min_count=200)
 REPEATS = 3
+NUMERIC = ("price", "age", "score", "latency_ms", "basket", "distance_km")
+CATEGORICAL = ("country", "device", "browser", "plan", "channel", "language")
+CHOICES = {
+    "country": (("DE", "FR", "US", "GB", "IT", "ES", "NL", "PL"), (5, 4, 8, 3, 2, 2, 1, 1)),
+    "device": (("ios", "android", "web"), (4, 5, 1)),
+    "browser": (("safari", "chrome", "firefox", "edge", "app"), (3, 5, 1, 1, 4)),
+    "plan": (("free", "basic", "pro"), (6, 3, 1)),
+    "channel": (("search", "social", "email", "direct", "ads", "partner"), (5, 3, 1, 4, 2, 1)),
+    "language": (("en", "de", "fr", "es", "it"), (6, 2, 1, 1, 1)),
+}
+
+
+def features(rng: random.Random) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "price": round(math.exp(rng.gauss(3.0, 0.6)), 2),
+        "age": max(18, min(90, int(rng.gauss(40, 12)))),
+        "score": rng.betavariate(4, 3),
+        "latency_ms": rng.expovariate(1 / 120),
+        "basket": float(rng.randint(1, 12)),
+        "distance_km": abs(rng.gauss(0, 15)),
+    }
+    for name, (values, weights) in CHOICES.items():
+        out[name] = rng.choices(values, weights)[0]
+    return out
+
+
+def prediction(f: dict[str, Any]) -> float:
+    return 1 / (1 + math.exp(-(f["score"] * 2 - 1 + (f["device"] == "ios") * 0.3)))
+
+
+def training(n: int, seed: int) -> Iterator[dict[str, Any]]:
+    rng = random.Random(seed)
+    for _ in range(n):
+        f = features(rng)
+        yield {**f, "prediction": prediction(f)}
+
+
+def records(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """Stationary traffic: the everyday case, where nearly every window is judged clean."""
+    rng = random.Random(seed)
+    for i in range(n):
+        f = features(rng)
+        yield {
+            "ts": iso(START + i / RATE),
+            "request_id": f"{i:x}",
+            "model": "bench",
+            "model_version": "1",
+            "features": f,
+            "prediction": prediction(f),
+        }
 
 
 def make_baseline() -> Baseline:
     rows = 30_000, 7
-    profile = build_profile(training_rows(*rows), training_rows(*rows), BaselineOptions(), "ctr")
-    doc, _ = infer_schema(profile, model="ctr", tolerance=0.25, sensitive=frozenset())
+    profile = build_profile(training(*rows), training(*rows), BaselineOptions(), "bench")
+    doc, _ = infer_schema(profile, model="bench", tolerance=0.25, sensitive=frozenset())
     return Baseline.of(Schema.model_validate(doc), profile, b"bench-key")
 
 
-def stream(n: int) -> Iterator[dict[str, Any]]:
-    """Stationary CTR traffic: the everyday case, where nearly every window is judged clean."""
-    return serving_records(n, rate=RATE, start=START, seed=1)
-
-
-def rss_mb() -> tuple[float, float]:
-    """(resident set size now, its peak since the last reset_peak) of this process, in MB."""
+def rss_mb() -> float:
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def reset_peak() -> None:
-    """Restart the peak-RSS count (Linux >= 4.0): building the baseline peaks far above what the
-    engine uses, and that peak would otherwise hide any growth of the engine's."""
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")
+    return int(fields["VmRSS"].split()[0]) / 1024
 
 
 def best_rate(n: int, work: Callable[[], object]) -> float:
@@ -74,80 +118,96 @@ def best_rate(n: int, work: Callable[[], object]) -> float:
     return n / best
 
 
-def engine_over(baseline: Baseline, records: Iterable[ServingRecord]) -> int:
+def naive_river(lines: list[bytes]) -> int:
+    """What a first monitor would write: decode, then ADWIN and Page-Hinkley per numeric."""
+    detectors = {n: (ADWIN(), PageHinkley()) for n in NUMERIC}
+    alarms = 0
+    for line in lines:
+        f = orjson.loads(line)["features"]
+        for name, (adwin, ph) in detectors.items():
+            x = f[name]
+            adwin.update(x)
+            ph.update(x)
+            alarms += adwin.drift_detected + ph.drift_detected
+    return alarms
+
+
+def logdrift(baseline: Baseline, lines: list[bytes], batch: int) -> int:
+    """Bytes in, verdicts out: every line decoded, validated, windowed and judged."""
     engine = Engine([baseline], OPTIONS)
-    anomalies = 0
-    for record in records:
-        anomalies += len(engine.process(record).anomalies)
-    return anomalies + len(engine.close_all().anomalies)
+    verdicts = 0
+    for lo in range(0, len(lines), batch):
+        chunk = [decode_record(orjson.loads(line)) for line in lines[lo : lo + batch]]
+        result, refused = engine.process_batch(chunk)
+        verdicts += len(result.anomalies) + len(result.reports) + len(refused)
+    result = engine.close_all()
+    return verdicts + len(result.anomalies) + len(result.reports)
 
 
-def throughput(baseline: Baseline, n: int) -> list[tuple[str, float]]:
-    lines = [orjson.dumps(r) for r in stream(n)]
-    parsed = [orjson.loads(line) for line in lines]
-    decoded = [decode_record(p) for p in parsed]
-
-    def end_to_end() -> Iterator[ServingRecord]:
-        return (decode_record(orjson.loads(line)) for line in lines)
-
+def throughput(baseline: Baseline, n: int, batch: int) -> list[tuple[str, float]]:
+    lines = [orjson.dumps(r) for r in records(n)]
     return [
         ("orjson.loads", best_rate(n, lambda: [orjson.loads(line) for line in lines])),
-        ("decode_record", best_rate(n, lambda: [decode_record(p) for p in parsed])),
-        ("Engine.process", best_rate(n, lambda: engine_over(baseline, decoded))),
-        ("all three, bytes in", best_rate(n, lambda: engine_over(baseline, end_to_end()))),
+        ("naive river loop", best_rate(n, lambda: naive_river(lines))),
+        ("logdrift end to end", best_rate(n, lambda: logdrift(baseline, lines, batch))),
     ]
 
 
-def memory(baseline: Baseline, checkpoints: list[int]) -> list[tuple[int, float, float]]:
-    """(records, RSS, peak RSS) at each checkpoint of one engine fed a generated (never stored)
-    stream; the first row is before any record."""
-    reset_peak()
+def memory(baseline: Baseline, n: int, batch: int) -> list[tuple[int, float]]:
+    """(records, RSS MB) every tenth of n, one engine fed generated lines in batches."""
     engine = Engine([baseline], OPTIONS)
-    marks = [(0, *rss_mb())]
-    for i, raw in enumerate(stream(checkpoints[-1]), start=1):
-        engine.process(decode_record(raw))
-        if i in checkpoints:
-            marks.append((i, *rss_mb()))
+    marks = [(0, rss_mb())]
+    step = max(batch, n // 10)
+    chunk: list[Any] = []
+    for i, raw in enumerate(records(n, seed=3), start=1):
+        chunk.append(decode_record(orjson.loads(orjson.dumps(raw))))
+        if len(chunk) == batch:
+            engine.process_batch(chunk)
+            chunk = []
+        if i % step == 0:
+            marks.append((i, rss_mb()))
     return marks
 
 
-def profile(baseline: Baseline, n: int) -> None:
-    decoded = [decode_record(r) for r in stream(n)]
+def profile(baseline: Baseline, n: int, batch: int) -> None:
+    lines = [orjson.dumps(r) for r in records(n)]
     profiler = cProfile.Profile()
-    profiler.runcall(engine_over, baseline, decoded)
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(11)
+    profiler.runcall(logdrift, baseline, lines, batch)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
 
 
 def print_throughput(rates: list[tuple[str, float]], n: int) -> None:
-    base = rates[0][1]
-    print(f"throughput over {n:,} serving records ({RATE:g}/s event time, 60 s windows)")
-    print(f"  {'stage':22} {'records/s':>11} {'us/record':>10} {'x orjson time':>14}")
+    base, river = rates[0][1], rates[1][1]
+    print(f"throughput over {n:,} lines of 12 features + prediction ({RATE:g}/s, 60 s windows)")
+    print(f"  {'what':22} {'records/s':>11} {'us/record':>10} {'x orjson':>9} {'x river':>8}")
     for label, rate in rates:
-        print(f"  {label:22} {rate:11,.0f} {1e6 / rate:10.1f} {base / rate:14.1f}")
+        print(
+            f"  {label:22} {rate:11,.0f} {1e6 / rate:10.2f} {rate / base:9.3f} {rate / river:8.2f}"
+        )
 
 
-def print_memory(marks: list[tuple[int, float, float]]) -> None:
-    print("engine memory: RSS of the process, peak counted from the engine's start")
-    print(f"  {'records':>11} {'RSS MB':>8} {'peak RSS MB':>12} {'peak growth MB':>15}")
-    for n, rss, peak in marks:
-        print(f"  {n:11,} {rss:8,.1f} {peak:12,.1f} {peak - marks[0][2]:15.1f}")
+def print_memory(marks: list[tuple[int, float]]) -> None:
+    print("memory: RSS of the process while one engine takes a generated stream")
+    print(f"  {'records':>12} {'RSS MB':>8} {'growth MB':>10}")
+    for n, rss in marks:
+        print(f"  {n:12,} {rss:8,.1f} {rss - marks[0][1]:10.1f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--memory-records", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--memory-records", type=int, default=10_000_000)
+    parser.add_argument("--batch", type=int, default=1_000, help="lines per Engine batch")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile N records and stop")
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, batches of {args.batch}")
     baseline = make_baseline()
     if args.profile:
-        profile(baseline, args.profile)
+        profile(baseline, args.profile, args.batch)
         return
-    # Memory first: the throughput run holds its records in lists, which would mask the peak.
-    marks = memory(baseline, [args.memory_records // 10, args.memory_records])
-    print_throughput(throughput(baseline, args.records), args.records)
-    print_memory(marks)
+    print_throughput(throughput(baseline, args.records, args.batch), args.records)
+    if args.memory_records:
+        print_memory(memory(baseline, args.memory_records, args.batch))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
 from river.base import DriftDetector
 from river.drift import ADWIN, PageHinkley
 
@@ -136,10 +138,40 @@ class FeatureChange:
             return None
         mean = self.total / self.filled
         self.total, self.filled = 0.0, 0
-        fired = None
+        fired = None  # _block, inlined: this runs for every value of a record-by-record stream
         for d in self.detectors:
             if d.update(mean) is not None and fired is None and abs(self.recent) >= self.shift / 2:
                 fired = Change(d.name, self.seen, self.recent, self.shift, self.center)
+        return fired
+
+    def update_many(self, xs: NDArray[np.float64]) -> list[tuple[int, Change]]:
+        """``update`` over finite values in order, as (index, change) of the alarms, to the
+        bit: scores by np.interp (``ScoreMap.z`` does numpy's arithmetic), the running mean
+        and block sums in the same order, the detectors updated once per completed block."""
+        if len(xs) == 0:
+            return []
+        zs = np.interp(xs, self.scores.xs, self.scores.zs).tolist()
+        weight, center, block = self.weight, self.center, self.block
+        recent, total, filled = self.recent, self.total, self.filled
+        out: list[tuple[int, Change]] = []
+        for i, z in enumerate(zs):
+            recent += weight * (z - center - recent)
+            total += z
+            filled += 1
+            if filled == block:
+                fired = self._block(total / filled, self.seen + i + 1, recent)
+                if fired is not None:
+                    out.append((i, fired))
+                total, filled = 0.0, 0
+        self.seen += len(zs)
+        self.recent, self.total, self.filled = recent, total, filled
+        return out
+
+    def _block(self, mean: float, seen: int, recent: float) -> Change | None:
+        fired = None
+        for d in self.detectors:
+            if d.update(mean) is not None and fired is None and abs(recent) >= self.shift / 2:
+                fired = Change(d.name, seen, recent, self.shift, self.center)
         return fired
 
 

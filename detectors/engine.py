@@ -1,67 +1,42 @@
 """The detection engine: serving records in, anomalies and window reports out.
 
-Pure and clock-free: time is the records' event time. Windows are tumbling, per model and
-version, ``window_seconds`` long; a window with fewer than ``min_count`` records stays open into
-the next period rather than being judged on too little data. The Faust worker and the embedded
-runner both drive this same object, so the two paths cannot disagree.
+Pure and clock-free: time is the records' event time. Per model and version the Engine keeps
+one ``Tumbling`` clock over a ``FeatureTrack`` per monitored feature and the unknown columns
+(detectors/window.py, the one window state machine: tumbling windows of ``window_seconds``, a
+window of fewer than ``min_count`` records carried into the next period rather than judged on
+too little data). The embedded runner and `logdrift check` drive this object; the worker's
+stage two drives the same ``Tumbling`` and ``FeatureTrack`` per feature (detectors/
+feature_state.py), fed the partitions' records merged back into event-time order, so both
+paths account, close and judge windows by the same code.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
+from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from detectors.change import Change
-from detectors.compare import FeatureScore, Finding, compare_feature, violation_finding
 from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
-from detectors.rates import RateAlarm
 from detectors.records import DecodeError, FeedbackRecord, PipelineRecord, ServingRecord
 from detectors.schema import PREDICTION
-from detectors.scores import ScoreMap
 from detectors.skew_monitor import FeatureSkewMonitor, SkewOptions, SkewReport, SkewResult
 from detectors.slice_windows import SliceWindows, sliced
-from detectors.stages import NEW_COLUMNS, observe
-from detectors.stats import OTHER, FeatureWindow
-from detectors.validate import CODES
-from detectors.watch import FeatureWatch, Signal
+from detectors.stages import NEW_COLUMNS, Observation, observe, observe_batch
+from detectors.window import (
+    EngineOptions,
+    FeatureTrack,
+    Judged,
+    NewColumns,
+    Tumbling,
+    WindowReport,
+)
+from detectors.window_anomalies import FlagKey, Span, window_anomaly
 
-# (feature, kind, detector) flagged in a window, to say "ongoing since".
-FlagKey = tuple[str, str, str]
-DETECTOR_NAMES = {"page_hinkley": "Page-Hinkley", "adwin": "ADWIN"}
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    window_seconds: float = 60.0
-    min_count: int = 200
-    new_column_cap: int = 32
-    max_model_versions: int = 256  # state per (model, version): bounded even if versions churn
-
-    def __post_init__(self) -> None:
-        if not self.window_seconds > 0:
-            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
-        if self.min_count < 1:
-            raise ValueError(f"min_count must be at least 1, got {self.min_count}")
-
-
-@dataclass(slots=True)
-class WindowReport:
-    model: str
-    version: str
-    start: float
-    end: float
-    count: int
-    late: int
-    scores: list[FeatureScore]
-    anomalies: list[Anomaly]
-    # The closed window's statistics per feature (bins and category counts, never events):
-    # what `logdrift report` draws as the current distribution.
-    windows: dict[str, FeatureWindow] = field(default_factory=dict)
-    # Judged at shutdown on fewer than min_count records: shown, never taken as the verdict.
-    partial: bool = False
+DEFAULTS = EngineOptions()
+__all__ = ["Engine", "EngineOptions", "ModelState", "Result", "WindowReport"]
 
 
 @dataclass(slots=True)
@@ -88,33 +63,46 @@ class Result:
         return self
 
 
-@dataclass(slots=True)
 class ModelState:
-    baseline: Baseline
-    model: str
-    version: str
-    start: float
-    end: float
-    count: int = 0
-    late: int = 0
-    windows: dict[str, FeatureWindow] = field(default_factory=dict)
-    new_columns: dict[str, int] = field(default_factory=dict)
-    previous: dict[str, FeatureWindow] = field(default_factory=dict)
-    watches: dict[str, FeatureWatch] = field(default_factory=dict)
-    ongoing: dict[FlagKey, float] = field(default_factory=dict)
-    slices: SliceWindows | None = None  # per top-K slice feature windows, when slices are on
+    """One model version's windows: the clock, a track per feature, the unknown columns and,
+    when slices are on, per-slice windows closed with the model's."""
 
-    def open_window(self, start: float, end: float) -> None:
-        self.start, self.end, self.count, self.late = start, end, 0, 0
-        self.windows = {n: r.empty_window() for n, r in self.baseline.references.items()}
-        self.new_columns = {}
+    def __init__(
+        self, baseline: Baseline, clock: Tumbling, slices: SliceWindows | None = None
+    ) -> None:
+        self.baseline, self.clock, self.slices = baseline, clock, slices
+        min_count = clock.options.min_count
+        self.tracks = {n: FeatureTrack(r, min_count) for n, r in baseline.references.items()}
+        self.columns = NewColumns(baseline.schema.thresholds.default, clock.options.new_column_cap)
+
+    def judge(self, span: Span, flagged: dict[FlagKey, float]) -> Judged:
+        scores, anomalies = [], []
+        for track in self.tracks.values():
+            score, found = track.judge(span, flagged)
+            scores.append(score)
+            anomalies += found
+        anomalies += self.columns.judge(span, flagged)
+        if self.slices is not None:
+            # "ongoing since" is tracked for the model-wide windows only: start from none here.
+            alone = dataclasses.replace(span, ongoing={})
+            anomalies += [
+                sliced(window_anomaly(alone, name, f, {}), self.slices.key, label)
+                for label, name, f in self.slices.close(self.clock.options.min_count)
+            ]
+        windows = {n: t.window for n, t in self.tracks.items()}  # rotate starts new ones
+        return Judged(scores, anomalies, windows)
+
+    def rotate(self) -> None:
+        for track in self.tracks.values():
+            track.rotate()
+        self.columns.rotate()
 
 
 class Engine:
     def __init__(
         self,
         baselines: list[Baseline],
-        options: EngineOptions = EngineOptions(),
+        options: EngineOptions = DEFAULTS,
         labels: LabelOptions | None = None,
         skew: SkewOptions | None = None,
     ) -> None:
@@ -141,29 +129,75 @@ class Engine:
     def process(self, record: ServingRecord) -> Result:
         """Account one record. Raises DecodeError (and nothing else) for a record that cannot be
         accounted: a model without a baseline, or one model version too many."""
-        state = self._state(record)
         result = Result()
-        if record.ts >= state.end:
-            result.extend(self._close(state, final=False))
-            if state.count == 0:  # closed, not carried over: start the period holding ts
-                start = self._align(record.ts)
-                state.open_window(start, start + self.options.window_seconds)
-            else:  # carried over: it now runs to the end of the period holding ts
-                state.end = max(state.end, self._align(record.ts) + self.options.window_seconds)
-        if record.ts < state.start:
-            state.late += 1
-        state.count += 1
-        observations = observe(state.baseline, record)
-        for name in observations[NEW_COLUMNS].codes:
-            self._count_new_column(state, name)
-        for name, watch in state.watches.items():
-            for signal in watch.observe(state.windows[name], observations[name]):
-                result.anomalies.append(signal_anomaly(state, name, signal, record.ts))
-        if self.labels is not None:
-            result.add_labels(self._hold_for_label(self.labels, state, record))
-        if self.skew is not None:
-            result.add_skew(self.skew.serving(record))
+        self._feed(self._state(record), [record], result)
         return result
+
+    def process_batch(
+        self, records: Sequence[ServingRecord]
+    ) -> tuple[Result, list[tuple[int, DecodeError]]]:
+        """Account a batch of records in arrival order; what it raised, and (index, reason) of
+        each record that could not be accounted (a model without a baseline, or one model
+        version too many), the rest accounted all the same."""
+        result = Result()
+        refused: list[tuple[int, DecodeError]] = []
+        groups: dict[tuple[str, str], list[ServingRecord]] = {}
+        errors: dict[tuple[str, str], DecodeError] = {}
+        for i, record in enumerate(records):
+            key = (record.model, record.version)
+            group = groups.get(key)
+            if group is None:
+                if key not in errors:
+                    try:
+                        self._state(record)
+                        group = groups[key] = []
+                    except DecodeError as exc:
+                        errors[key] = exc
+                if group is None:
+                    refused.append((i, errors[key]))
+                    continue
+            group.append(record)
+        for key, group in groups.items():
+            self._feed(self.states[key], group, result)
+        return result, refused
+
+    def _feed(self, state: ModelState, records: list[ServingRecord], result: Result) -> None:
+        columns: dict[str, Sequence[Observation]]
+        if len(records) == 1:  # fluent-logger sends records one at a time: no columns to build
+            columns = {n: (o,) for n, o in observe(state.baseline, records[0]).items()}
+        else:
+            columns = observe_batch(state.baseline, records)
+        ts = [r.ts for r in records]
+        labels = LabelResult()
+
+        tracks = [(f, t, columns[n]) for f, (n, t) in enumerate(state.tracks.items())]
+
+        def account(lo: int, hi: int, base: int) -> list[Anomaly]:
+            found: list[tuple[int, int, Anomaly]] = []
+            for f, track, column in tracks:
+                signals = track.account(column, lo, hi)
+                if signals:
+                    alarms = state.clock.alarms(track.ref, signals, lo, base, ts)
+                    found += [(k, f, a) for k, a in alarms]
+            new = columns[NEW_COLUMNS]
+            for k in range(lo, hi):
+                if new[k].codes:
+                    state.columns.add(new[k].codes)
+            if self.labels is not None:
+                for k in range(lo, hi):
+                    held = self._hold_for_label(self.labels, state, records[k])
+                    labels.anomalies += held.anomalies
+                    labels.reports += held.reports
+            if not found:
+                return []
+            found.sort(key=lambda e: (e[0], e[1]))  # record by record, features in order
+            return [a for _, _, a in found]
+
+        result.anomalies += state.clock.feed(ts, state, account, result.reports)
+        result.add_labels(labels)
+        if self.skew is not None:
+            for record in records:
+                result.add_skew(self.skew.serving(record))
 
     def pipeline(self, record: PipelineRecord) -> Result:
         """Join the pipeline's features of a request to what serving logged (a no-op unless
@@ -185,7 +219,7 @@ class Engine:
         if state.slices is not None:
             state.slices.observe(label, {**record.features, PREDICTION: record.prediction})
         return monitor.observe(
-            (state.model, state.version),
+            (state.clock.model, state.clock.version),
             record.request_id,
             record.ts,
             record.prediction,
@@ -199,24 +233,20 @@ class Engine:
         labels come hours after the predictions, and a pause in traffic says nothing of them."""
         result = Result()
         for state in self.states.values():
-            if state.count and state.end <= watermark:
-                result.extend(self._close(state, final=False))
+            result.anomalies += state.clock.close_until(watermark, state, result.reports)
         return result
 
     def close_all(self) -> Result:
         """Judge every open window as it is (shutdown): nothing accounted is left unreported."""
         result = Result()
         for state in self.states.values():
-            if state.count:
-                result.extend(self._close(state, final=True))
+            if state.clock.count:
+                result.anomalies += state.clock.close(state, True, result.reports)
         if self.labels is not None:
             result.add_labels(self.labels.close_until(math.inf))
         if self.skew is not None:
             result.add_skew(self.skew.close_all())
         return result
-
-    def _align(self, ts: float) -> float:
-        return math.floor(ts / self.options.window_seconds) * self.options.window_seconds
 
     def _state(self, record: ServingRecord) -> ModelState:
         key = (record.model, record.version)
@@ -229,211 +259,9 @@ class Engine:
                     f"state is kept for at most {self.options.max_model_versions} model "
                     "versions; this record would open one more",
                 )
-            start = self._align(record.ts)
-            state = ModelState(baseline, record.model, record.version, start, start)
-            state.open_window(start, start + self.options.window_seconds)
-            state.watches = {n: FeatureWatch(r) for n, r in baseline.references.items()}
+            slices = None
             if self.labels is not None and self.labels.options.slice_key:
-                state.slices = SliceWindows(baseline, self.labels.options.slice_key)
-            self.states[key] = state
+                slices = SliceWindows(baseline, self.labels.options.slice_key)
+            clock = Tumbling(self.options, record.model, record.version)
+            state = self.states[key] = ModelState(baseline, clock, slices)
         return state
-
-    def _count_new_column(self, state: ModelState, name: str) -> None:
-        if name not in state.new_columns and len(state.new_columns) >= self.options.new_column_cap:
-            name = OTHER
-        state.new_columns[name] = state.new_columns.get(name, 0) + 1
-
-    def _close(self, state: ModelState, final: bool) -> Result:
-        if state.count < self.options.min_count and not final:
-            state.end += self.options.window_seconds  # too little data to judge: carry over
-            return Result()
-        scores, anomalies = [], []
-        flagged: dict[FlagKey, float] = {}
-        for name, ref in state.baseline.references.items():
-            win = state.windows[name]
-            score, findings = compare_feature(
-                ref, win, state.previous.get(name), self.options.min_count, state.end - state.start
-            )
-            scores.append(score)
-            for f in findings:
-                anomalies.append(self._window_anomaly(state, name, f, flagged))
-            if win.valid >= self.options.min_count:
-                state.previous[name] = win
-        thresholds = state.baseline.schema.thresholds.default
-        for column, count in sorted(state.new_columns.items()):
-            new = violation_finding(
-                "SCHEMA_NEW_COLUMN",
-                count,
-                state.count,
-                thresholds.violation_rate,
-                thresholds.false_alarm_rate,
-            )
-            if new is not None:
-                anomalies.append(self._window_anomaly(state, column, new, flagged))
-        state.ongoing = flagged
-        if state.slices is not None:
-            anomalies += self._slice_anomalies(state, state.slices)
-        report = WindowReport(
-            state.model,
-            state.version,
-            state.start,
-            state.end,
-            state.count,
-            state.late,
-            scores,
-            anomalies,
-            windows=state.windows,  # open_window below starts new ones; these stay as closed
-            partial=final and state.count < self.options.min_count,
-        )
-        state.open_window(state.end, state.end + self.options.window_seconds)
-        state.count = 0
-        return Result(list(anomalies), [report])
-
-    def _slice_anomalies(self, state: ModelState, slices: SliceWindows) -> list[Anomaly]:
-        # "ongoing since" is tracked for the model-wide windows only: start from none here.
-        alone = dataclasses.replace(state, ongoing={})
-        return [
-            sliced(window_anomaly(alone, name, f, {}), slices.key, label)
-            for label, name, f in slices.close(self.options.min_count)
-        ]
-
-    # Anomaly construction is module-level (below) so the Faust worker's stage functions
-    # (detectors/stages.py) build exactly the same anomalies; these keep the Engine's API.
-    def _where(self, state: ModelState, feature: str) -> str:
-        return where(state, feature)
-
-    def _window_anomaly(
-        self,
-        state: ModelState,
-        feature: str,
-        f: Finding,
-        flagged: dict[FlagKey, float],
-    ) -> Anomaly:
-        return window_anomaly(state, feature, f, flagged)
-
-
-def where(state: ModelState, feature: str) -> str:
-    """'feature (model vN)': how messages name what changed; the model's own output is named
-    as prediction drift, since its inputs may well be unchanged."""
-    version = f" v{state.version}" if state.version else ""
-    if feature == PREDICTION:
-        return f"prediction drift: the model's output {feature} ({state.model}{version})"
-    return f"{feature} ({state.model}{version})"
-
-
-def window_anomaly(
-    state: ModelState,
-    feature: str,
-    f: Finding,
-    flagged: dict[FlagKey, float],
-) -> Anomaly:
-    key = (feature, f.kind, f.detector)
-    since = state.ongoing.get(key, state.start)
-    flagged[key] = since
-    window = f"window {iso(state.start)} to {iso(state.end)}, {state.count:,} records"
-    if since < state.start:
-        window += f"; ongoing since {iso(since)}"
-    return Anomaly(
-        id=anomaly_id(state.model, state.version, feature, f.kind, f.detector, state.start),
-        timestamp=state.end,
-        kind=f.kind,
-        detector=f.detector,
-        severity=severity_for(f.statistic / f.threshold if f.threshold > 0 else math.inf),
-        model=state.model,
-        model_version=state.version,
-        feature=feature,
-        statistic=f.statistic,
-        threshold=f.threshold,
-        window_start=state.start,
-        window_end=state.end,
-        window_count=state.count,
-        message=f"{where(state, feature)}: {f.message}; {window}",
-        baseline=f.baseline,
-        current={**f.current, "since": iso(since)},
-    )
-
-
-def signal_anomaly(state: ModelState, feature: str, signal: Signal, ts: float) -> Anomaly:
-    if isinstance(signal, RateAlarm):
-        return rate_anomaly(state, feature, signal, ts)
-    return change_anomaly(state, feature, signal, ts)
-
-
-def _per_event(
-    state: ModelState, feature: str, kind: str, detector: str, ts: float
-) -> dict[str, object]:
-    """The fields every per-event anomaly shares: it belongs to the window it fired in."""
-    return {
-        "id": anomaly_id(state.model, state.version, feature, kind, detector, state.start),
-        "timestamp": ts,
-        "kind": kind,
-        "detector": detector,
-        "model": state.model,
-        "model_version": state.version,
-        "feature": feature,
-        "window_start": state.start,
-        "window_end": ts,
-        "window_count": state.count,
-    }
-
-
-def _into_window(state: ModelState, ts: float) -> str:
-    return f"{state.count:,} records into the window that began {iso(state.start)}"
-
-
-def change_anomaly(state: ModelState, feature: str, change: Change, ts: float) -> Anomaly:
-    """A change detector's alarm, said as what moved: the median, in the feature's units."""
-    ref = state.baseline.references[feature]
-    scores = ref.scores or ScoreMap.linear(ref.mean, ref.std)
-    level = change.center + change.shift
-    before, now = scores.x(change.center), scores.x(level)
-    direction = "rose" if change.shift > 0 else "fell"
-    values = "" if ref.spec.sensitive else f" from {before:.4g} to about {now:.4g}"
-    name = DETECTOR_NAMES.get(change.detector, change.detector)
-    return Anomaly(
-        **_per_event(state, feature, "drift", change.detector, ts),  # type: ignore[arg-type]
-        severity=severity_for(abs(change.shift) / change.threshold),
-        statistic=change.shift,
-        threshold=change.threshold,
-        message=(
-            f"{where(state, feature)}: the median {direction}{values} (recent values centre on "
-            f"training's {scores.percentile(level):.0f}th percentile, a shift of "
-            f"{change.shift:+.2f} sd; the detectors target {change.threshold:.2f} sd); {name} "
-            f"change alarm at {iso(ts)}, {_into_window(state, ts)}"
-        ),
-        baseline={} if ref.spec.sensitive else {"median": before},
-        current={"shift_sd": change.shift, **({} if ref.spec.sensitive else {"median": now})},
-    )
-
-
-def rate_anomaly(state: ModelState, feature: str, alarm: RateAlarm, ts: float) -> Anomaly:
-    """A sequential rate test's alarm: a rate that rose, judged as the records arrived."""
-    t = state.baseline.references[feature].thresholds
-    if alarm.test == "missing":
-        kind, what = "data_quality", "missing values"
-    elif alarm.test in ("violation", "range"):
-        kind, meaning = CODES.get(alarm.what, ("schema_skew", alarm.what))
-        what = f"{alarm.what} ({meaning})"
-    else:
-        kind = "distribution_skew"
-        what = "values unseen in training" if alarm.what == OTHER else f"the value {alarm.what!r}"
-    tolerance = alarm.tolerated - alarm.baseline
-    if tolerance > 0:  # a rise past a floor: the effect in floors (detectors/rates.py rise_of)
-        effect = (alarm.rate - alarm.baseline) / (2 * tolerance)
-        tolerated = f"tolerated up to about {alarm.baseline + 2 * tolerance:.2%}"
-    else:  # a break training never had: the effect against the schema's violation floor
-        effect = alarm.rate / max(t.violation_rate, 1e-3)
-        tolerated = "training had none"
-    return Anomaly(
-        **_per_event(state, feature, kind, f"cusum_{alarm.test}", ts),  # type: ignore[arg-type]
-        severity=severity_for(max(1.0, effect)),
-        statistic=alarm.rate,
-        threshold=alarm.tolerated,
-        message=(
-            f"{where(state, feature)}: {what} rose to {alarm.rate:.1%} of the last "
-            f"{alarm.events:,} records vs {alarm.baseline:.2%} in training ({tolerated}); "
-            f"sequential test (CUSUM) alarm at {iso(ts)}, {_into_window(state, ts)}"
-        ),
-        baseline={"rate": alarm.baseline, "test": alarm.test},
-        current={"rate": alarm.rate, "events": alarm.events, "value": alarm.what},
-    )

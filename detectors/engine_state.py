@@ -19,14 +19,13 @@ import math
 from typing import Any
 
 from detectors import label_state
-from detectors.change_state import restore_feature, snapshot_feature
 from detectors.engine import Engine, ModelState
 from detectors.records import DecodeError
 from detectors.slice_windows import SliceWindow, SliceWindows
-from detectors.state_codec import restore_window
-from detectors.watch import FeatureWatch
+from detectors.state_codec import restore_watch, restore_window, watch_plain
+from detectors.window import FeatureTrack, Tumbling
 
-VERSION = 1
+VERSION = 2  # 2: the one window state machine (detectors/window.py)
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
@@ -39,19 +38,28 @@ def snapshot(engine: Engine) -> dict[str, Any]:
 
 
 def _model_plain(state: ModelState) -> dict[str, Any]:
+    clock = state.clock
     return {
-        "model": state.model,
-        "version": state.version,
-        "start": state.start,
-        "end": state.end,
-        "count": state.count,
-        "late": state.late,
-        "windows": {n: w.to_plain() for n, w in state.windows.items()},
-        "previous": {n: w.to_plain() for n, w in state.previous.items()},
-        "new_columns": dict(state.new_columns),
-        "ongoing": [[f, k, d, since] for (f, k, d), since in state.ongoing.items()],
-        "watches": {n: _watch_plain(w) for n, w in state.watches.items()},
+        "model": clock.model,
+        "version": clock.version,
+        "opened": clock.opened,
+        "start": clock.start,
+        "end": clock.end,
+        "count": clock.count,
+        "late": clock.late,
+        "ongoing": [[f, k, d, since] for (f, k, d), since in clock.ongoing.items()],
+        "tracks": {n: _track_plain(t) for n, t in state.tracks.items()},
+        "new_columns": dict(state.columns.counts),
         "slices": None if state.slices is None else _slices_plain(state.slices),
+    }
+
+
+def _track_plain(track: FeatureTrack) -> dict[str, Any]:
+    previous = track.previous
+    return {
+        "window": track.window.to_plain(),
+        "previous": None if previous is None else previous.to_plain(),
+        "detectors": watch_plain(track),
     }
 
 
@@ -80,11 +88,6 @@ def _restore_slices(
     return out
 
 
-def _watch_plain(watch: FeatureWatch) -> dict[str, Any]:
-    change = None if watch.change is None else snapshot_feature(watch.change)
-    return {"change": change, "rates": watch.rates_to_plain()}
-
-
 def restore(engine: Engine, data: Any) -> list[str]:
     """Fill ``engine`` (fresh, without state) from a snapshot; returns what started fresh."""
     if not isinstance(data, dict) or data.get("v") != VERSION:
@@ -101,7 +104,7 @@ def restore(engine: Engine, data: Any) -> list[str]:
             notes.append(f"damaged model state ({exc!r}): that model starts fresh")
             continue
         if state is not None:
-            engine.states[(state.model, state.version)] = state
+            engine.states[(state.clock.model, state.clock.version)] = state
     return notes
 
 
@@ -113,51 +116,36 @@ def _model_state(engine: Engine, plain: dict[str, Any], notes: list[str]) -> Mod
         notes.append(f"{model} v{version}: no baseline for it now; its state is left behind")
         return None
     start, end = float(plain["start"]), float(plain["end"])
-    if not (math.isfinite(start) and math.isfinite(end) and start < end):
+    if not (math.isfinite(start) and math.isfinite(end) and start <= end):
         notes.append(f"{model} v{version}: window bounds not finite: starting fresh")
         return None
-    state = ModelState(baseline, model, version, start, end)
-    state.open_window(start, end)
-    state.count, state.late = int(plain["count"]), int(plain["late"])
-    state.new_columns = {str(k): int(v) for k, v in plain["new_columns"].items()}
-    state.ongoing = {(str(f), str(k), str(d)): float(s) for f, k, d, s in plain["ongoing"]}
-    where = f"{model} v{version}"
-    for name, empty in state.windows.items():
-        win = plain["windows"].get(name)
-        state.windows[name] = restore_window(win, empty, f"{where} {name} open", notes) or empty
-        before = restore_window(
-            plain["previous"].get(name), empty, f"{where} {name} previous", notes
-        )
-        if before is not None:
-            state.previous[name] = before
-    state.watches = {
-        n: _restored_watch(FeatureWatch(r), plain["watches"].get(n), f"{where} {n}", notes)
-        for n, r in baseline.references.items()
-    }
+    clock = Tumbling(engine.options, model, version, bool(plain["opened"]), start, end)
+    clock.count, clock.late = int(plain["count"]), int(plain["late"])
+    clock.ongoing = {(str(f), str(k), str(d)): float(s) for f, k, d, s in plain["ongoing"]}
+    slices = None
     if engine.labels is not None and engine.labels.options.slice_key:
-        state.slices = SliceWindows(baseline, engine.labels.options.slice_key)
-        kept = plain.get("slices") or {}
-        state.slices.windows = _restore_slices(
-            state.slices, kept.get("windows"), where, notes, whole=True
+        slices = SliceWindows(baseline, engine.labels.options.slice_key)
+    state = ModelState(baseline, clock, slices)
+    state.columns.counts = {str(k): int(v) for k, v in plain["new_columns"].items()}
+    where = f"{model} v{version}"
+    for name, track in state.tracks.items():
+        kept = plain["tracks"].get(name) or {}
+        empty = track.window
+        track.window = (
+            restore_window(kept.get("window"), empty, f"{where} {name} open", notes) or empty
         )
-        state.slices.previous = _restore_slices(
-            state.slices, kept.get("previous"), where, notes, whole=False
+        track.previous = restore_window(
+            kept.get("previous"), empty, f"{where} {name} previous", notes
+        )
+        found: list[str] = []
+        restore_watch(track, kept.get("detectors"), found)
+        notes += [f"{where} {name}: {n}" for n in found]
+    if slices is not None:
+        kept_slices = plain.get("slices") or {}
+        slices.windows = _restore_slices(
+            slices, kept_slices.get("windows"), where, notes, whole=True
+        )
+        slices.previous = _restore_slices(
+            slices, kept_slices.get("previous"), where, notes, whole=False
         )
     return state
-
-
-def _restored_watch(watch: FeatureWatch, data: Any, where: str, notes: list[str]) -> FeatureWatch:
-    if not isinstance(data, dict):
-        notes.append(f"{where}: no detector state: its detectors start fresh")
-        return watch
-    if watch.change is not None and isinstance(data.get("change"), dict):
-        watch.change, found = restore_feature(data["change"], watch.change)
-        notes += [f"{where}: {n}" for n in found]
-    try:
-        watch.restore_rates(data["rates"])
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        notes.append(f"{where}: rate tests start fresh ({exc})")
-        fresh = FeatureWatch(watch.ref)
-        fresh.change = watch.change
-        return fresh
-    return watch

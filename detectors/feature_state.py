@@ -1,7 +1,8 @@
 """Stage two of the partitioned worker: one owner per model/version/feature merges the
-partitions' micro-batches (detectors/stages.py) into one stream and runs the Engine's per-feature
-half on it — window accounting, change detectors and rate tests through the Engine's own
-``FeatureWatch`` (detectors/watch.py), window-close comparisons.
+partitions' micro-batches (detectors/stages.py) into one stream and feeds it, batch by batch,
+to the window state machine the Engine uses (detectors/window.py): the same ``Tumbling`` clock
+and the same ``FeatureTrack`` (window accounting, change detectors and rate tests, window-close
+comparisons), one per model version and feature. Only the merge is the worker's own.
 
 Why merge before detecting: a change detector fed a quarter of the events (one partition)
 needs about four times as many events to fire. Here every detector sees every event of its
@@ -20,24 +21,21 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline, FeatureReference
-from detectors.compare import FeatureScore, compare_feature, violation_finding
-from detectors.engine import (
-    EngineOptions,
-    FlagKey,
-    ModelState,
-    WindowReport,
-    signal_anomaly,
-    window_anomaly,
-)
+from detectors.baseline import Baseline
 from detectors.stages import NEW_COLUMNS, Observation
-from detectors.stats import OTHER, FeatureWindow
-from detectors.watch import FeatureWatch
+from detectors.window import (
+    EngineOptions,
+    FeatureTrack,
+    Judged,
+    NewColumns,
+    Tumbling,
+    WindowReport,
+)
+from detectors.window_anomalies import FlagKey, Span
 
 STATE_VERSION = 2  # 1 kept the merge buffer as a list of entries
 
@@ -54,27 +52,69 @@ class MergeOptions:
             raise ValueError(f"max_buffer must be >= 0, got {self.max_buffer}")
 
 
-@dataclass(slots=True)
 class FeatureState:
-    model: str
-    version: str
-    feature: str
-    opened: bool = False
-    start: float = 0.0
-    end: float = 0.0
-    count: int = 0
-    late: int = 0
-    window: FeatureWindow = field(default_factory=FeatureWindow)
-    previous: FeatureWindow | None = None
-    watch: FeatureWatch | None = None  # None for NEW_COLUMNS and features not in the baseline
-    ongoing: dict[FlagKey, float] = field(default_factory=dict)
-    new_columns: dict[str, int] = field(default_factory=dict)
-    offsets: dict[int, int] = field(default_factory=dict)  # source partition -> last applied
-    watermarks: dict[int, float] = field(default_factory=dict)  # partition -> newest ts
-    partitions: int = 1
-    # (ts, partition, offset, value, missing, codes), kept sorted: (ts, partition, offset) is
-    # unique, so tuples compare in C and never reach the value
-    buffer: list[Entry] = field(default_factory=list)
+    """One model version's feature in stage two: its window clock and track (or the unknown
+    columns, for NEW_COLUMNS) and the partition merge that feeds them."""
+
+    __slots__ = (
+        "buffer",
+        "clock",
+        "columns",
+        "feature",
+        "offsets",
+        "partitions",
+        "track",
+        "watermarks",
+    )
+
+    def __init__(
+        self,
+        clock: Tumbling,
+        feature: str,
+        track: FeatureTrack | None = None,
+        columns: NewColumns | None = None,
+    ) -> None:
+        self.clock, self.feature, self.track, self.columns = clock, feature, track, columns
+        self.offsets: dict[int, int] = {}  # source partition -> last applied
+        self.watermarks: dict[int, float] = {}  # partition -> newest ts
+        self.partitions = 1
+        # (ts, partition, offset, value, missing, codes), kept sorted: (ts, partition, offset)
+        # is unique, so tuples compare in C and never reach the value
+        self.buffer: list[Entry] = []
+
+    @property
+    def model(self) -> str:
+        return self.clock.model
+
+    @property
+    def version(self) -> str:
+        return self.clock.version
+
+    @property
+    def opened(self) -> bool:
+        return self.clock.opened
+
+    @property
+    def start(self) -> float:
+        return self.clock.start
+
+    @property
+    def count(self) -> int:
+        return self.clock.count
+
+    def judge(self, span: Span, flagged: dict[FlagKey, float]) -> Judged:
+        if self.columns is not None:
+            return Judged(None, self.columns.judge(span, flagged), {})
+        if self.track is None:  # a feature the baseline does not have: nothing to judge
+            return Judged(None, [], {})
+        score, found = self.track.judge(span, flagged)
+        return Judged([score], found, {self.feature: self.track.window})
+
+    def rotate(self) -> None:
+        if self.track is not None:
+            self.track.rotate()
+        if self.columns is not None:
+            self.columns.rotate()
 
 
 Entry = tuple[float, int, int, Any, bool, tuple[str, ...]]
@@ -129,15 +169,13 @@ class CompareStep:
 
     # ---- state ------------------------------------------------------------------------
     def new_state(self, model: str, version: str, feature: str) -> FeatureState:
-        state = FeatureState(model, version, feature)
-        ref = self._ref(feature)
-        if ref is not None:
-            state.window = ref.empty_window()
-            state.watch = FeatureWatch(ref)
-        return state
-
-    def _ref(self, feature: str) -> FeatureReference | None:
-        return self.baseline.references.get(feature)
+        clock = Tumbling(self.options, model, version)
+        if feature == NEW_COLUMNS:
+            t = self.baseline.schema.thresholds.default
+            return FeatureState(clock, feature, columns=NewColumns(t, self.options.new_column_cap))
+        ref = self.baseline.references.get(feature)
+        track = FeatureTrack(ref, self.options.min_count) if ref is not None else None
+        return FeatureState(clock, feature, track)
 
     # ---- merging partitions -------------------------------------------------------------
     def receive(
@@ -162,8 +200,20 @@ class CompareStep:
     def flush(
         self, state: FeatureState, reports: list[WindowReport] | None = None
     ) -> list[Anomaly]:
-        """Release everything held (an idle stream, or shutdown)."""
+        """Release everything held (shutdown, or a state near its size limit)."""
         return self._release(state, math.inf, reports)
+
+    def idle(self, state: FeatureState, reports: list[WindowReport] | None = None) -> list[Anomaly]:
+        """The feature's stream went quiet: release everything held and close the open window
+        as the Engine closes an idle stream's (``close_until``: too few records carry over)."""
+        out = self._release(state, math.inf, reports)
+        return out + state.clock.close_until(math.inf, state, reports)
+
+    def close(
+        self, state: FeatureState, reports: list[WindowReport] | None = None
+    ) -> list[Anomaly]:
+        """Judge the open window as it is (shutdown), like ``Engine.close_all``."""
+        return state.clock.close(state, True, reports) if state.clock.count else []
 
     def _watermark(self, state: FeatureState) -> float:
         heard = [state.watermarks.get(p) for p in range(state.partitions)]
@@ -173,129 +223,25 @@ class CompareStep:
     def _release(
         self, state: FeatureState, mark: float, reports: list[WindowReport] | None
     ) -> list[Anomaly]:
+        """Feed the entries up to ``mark`` (and any over the buffer's bound) as one batch."""
         n = bisect.bisect_right(state.buffer, mark, key=lambda e: e[0])
         n = max(n, len(state.buffer) - self.merge.max_buffer)
-        out: list[Anomaly] = []
-        for ts, _, _, value, missing, codes in state.buffer[:n]:
-            out += self.step(state, ts, value, missing, codes, reports)
-        del state.buffer[:n]
-        return out
-
-    # ---- the Engine's per-feature half, in the Engine's order --------------------------
-    def step(
-        self,
-        state: FeatureState,
-        ts: float,
-        value: object,
-        missing: bool,
-        codes: Sequence[str],
-        reports: list[WindowReport] | None = None,
-    ) -> list[Anomaly]:
-        out: list[Anomaly] = []
-        if not state.opened:
-            self._open(state, self._align(ts))
-            state.opened = True
-        if ts >= state.end:
-            out += self._close(state, final=False, reports=reports)
-            if state.count == 0:  # closed, not carried over: start the period holding ts
-                self._open(state, self._align(ts))
-            else:  # carried over: it now runs to the end of the period holding ts
-                state.end = max(state.end, self._align(ts) + self.options.window_seconds)
-        if ts < state.start:
-            state.late += 1
-        state.count += 1
-        if state.feature == NEW_COLUMNS:
-            for name in codes:
-                self._count_new_column(state, name)
-            return out
-        if state.watch is not None:
-            observation = Observation(value, missing, tuple(codes))  # type: ignore[arg-type]
-            view = None
-            for signal in state.watch.observe(state.window, observation):
-                view = view or self._view(state)
-                out.append(signal_anomaly(view, state.feature, signal, ts))
-        return out
-
-    def close(
-        self, state: FeatureState, reports: list[WindowReport] | None = None
-    ) -> list[Anomaly]:
-        """Judge the open window as it is (shutdown), like ``Engine.close_all``."""
-        return self._close(state, final=True, reports=reports) if state.count else []
-
-    def _align(self, ts: float) -> float:
-        return math.floor(ts / self.options.window_seconds) * self.options.window_seconds
-
-    def _open(self, state: FeatureState, start: float) -> None:
-        state.start, state.end = start, start + self.options.window_seconds
-        state.count, state.late = 0, 0
-        ref = self._ref(state.feature)
-        state.window = ref.empty_window() if ref is not None else FeatureWindow()
-        state.new_columns = {}
-
-    def _count_new_column(self, state: FeatureState, name: str) -> None:
-        if name not in state.new_columns and len(state.new_columns) >= self.options.new_column_cap:
-            name = OTHER
-        state.new_columns[name] = state.new_columns.get(name, 0) + 1
-
-    def _view(self, state: FeatureState) -> ModelState:
-        """The Engine's model state as the anomaly builders read it."""
-        return ModelState(
-            self.baseline,
-            state.model,
-            state.version,
-            state.start,
-            state.end,
-            state.count,
-            state.late,
-            ongoing=state.ongoing,
-        )
-
-    def _close(
-        self, state: FeatureState, final: bool, reports: list[WindowReport] | None = None
-    ) -> list[Anomaly]:
-        if state.count < self.options.min_count and not final:
-            state.end += self.options.window_seconds  # too little data to judge: carry over
+        if n == 0:
             return []
-        flagged: dict[FlagKey, float] = {}
-        view = self._view(state)
-        anomalies: list[Anomaly] = []
-        ref = self._ref(state.feature)
-        if state.feature == NEW_COLUMNS:
-            t = self.baseline.schema.thresholds.default
-            for column, count in sorted(state.new_columns.items()):
-                new = violation_finding(
-                    "SCHEMA_NEW_COLUMN", count, state.count, t.violation_rate, t.false_alarm_rate
-                )
-                if new is not None:
-                    anomalies.append(window_anomaly(view, column, new, flagged))
-        elif ref is not None:
-            score, findings = compare_feature(
-                ref, state.window, state.previous, self.options.min_count, state.end - state.start
-            )
-            anomalies += [window_anomaly(view, state.feature, f, flagged) for f in findings]
-            if reports is not None:
-                partial = final and state.count < self.options.min_count
-                reports.append(self._report(state, score, anomalies, partial))
-            if state.window.valid >= self.options.min_count:
-                state.previous = state.window
-        state.ongoing = flagged
-        self._open(state, state.end)
-        return anomalies
+        released = state.buffer[:n]
+        del state.buffer[:n]
+        ts = [e[0] for e in released]
+        track, columns = state.track, state.columns
 
-    @staticmethod
-    def _report(
-        state: FeatureState, score: FeatureScore, raised: list[Anomaly], partial: bool
-    ) -> WindowReport:
-        """The Engine's window report, cut down to this one feature."""
-        return WindowReport(
-            state.model,
-            state.version,
-            state.start,
-            state.end,
-            state.count,
-            state.late,
-            [score],
-            raised,
-            {state.feature: state.window},
-            partial=partial,
-        )
+        def account(lo: int, hi: int, base: int) -> list[Anomaly]:
+            if columns is not None:
+                for k in range(lo, hi):
+                    columns.add(released[k][5])
+                return []
+            if track is None:
+                return []
+            observations = [Observation(e[3], e[4], e[5]) for e in released[lo:hi]]
+            found = [(k + lo, s) for k, s in track.account(observations, 0, hi - lo)]
+            return [a for _, a in state.clock.alarms(track.ref, found, lo, base, ts)]
+
+        return state.clock.feed(ts, state, account, reports)

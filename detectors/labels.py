@@ -29,6 +29,7 @@ from detectors.profile import category_text
 from detectors.records import FeedbackRecord, ServingRecord, bounded_text
 from detectors.slices import SliceKeys
 from detectors.stats import OTHER
+from detectors.window import align
 
 ERROR_FEATURE = "error_rate"  # feature.name of concept-drift anomalies
 ALL = ""  # the slice name of the whole model
@@ -267,7 +268,7 @@ class LabelMonitor:
 
     def _bucket(self, model_id: int, ts: float) -> Bucket | None:
         size = self.options.window_seconds
-        start = math.floor(ts / size) * size
+        start = align(ts, size)
         bucket = self.buckets.get((model_id, start))
         if bucket is None:
             if start + size + self._wait <= self.watermark:
@@ -287,8 +288,7 @@ class LabelMonitor:
         if fb.source == "human":
             self.stats.human_labels += 1
         slice_ = self.slice_names.values[joined.slice_]
-        size = self.options.window_seconds
-        start = math.floor(joined.ts / size) * size
+        start = align(joined.ts, self.options.window_seconds)
         bucket = self.buckets.get((joined.model, start))
         wrong = False
         if bucket is None:

@@ -71,8 +71,9 @@ class ScoreMap:
             return zs[-1]
         if xs[i] == x:
             return zs[i]
-        t = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-        return zs[i - 1] + t * (zs[i] - zs[i - 1])
+        # numpy.interp's own arithmetic, so a column scored by np.interp matches to the bit
+        slope = (zs[i] - zs[i - 1]) / (xs[i] - xs[i - 1])
+        return slope * (x - xs[i - 1]) + zs[i - 1]
 
     def x(self, z: float) -> float:
         """The value whose score is z (the inverse map), for messages."""

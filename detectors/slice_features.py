@@ -16,9 +16,10 @@ from typing import Any
 
 from detectors.anomaly import Anomaly
 from detectors.baseline import Baseline
-from detectors.engine import EngineOptions, ModelState, window_anomaly
 from detectors.slice_windows import Observed, SliceWindow, SliceWindows, sliced
 from detectors.state_codec import restore_window
+from detectors.window import EngineOptions, align
+from detectors.window_anomalies import Span, window_anomaly
 
 
 @dataclass(slots=True)
@@ -58,12 +59,11 @@ class SliceFeatures:
         return out
 
     def _align(self, ts: float) -> float:
-        width = self.options.window_seconds
-        return math.floor(ts / width) * width
+        return align(ts, self.options.window_seconds)
 
     def _judge(self, start: float, window: OpenWindow) -> list[Anomaly]:
         end = start + self.options.window_seconds
-        view = ModelState(self.windows.baseline, self.model, self.version, start, end, window.count)
+        view = Span(self.model, self.version, start, end, window.count)
         found = self.windows.close(self.options.min_count, window.slices)
         return [sliced(window_anomaly(view, n, f, {}), self.windows.key, s) for s, n, f in found]
 

@@ -23,12 +23,16 @@ Observation(value=None, missing=False, codes=('y',)))
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
-from detectors.baseline import Baseline
-from detectors.records import ServingRecord
-from detectors.schema import PREDICTION
+import numpy as np
+from numpy.typing import NDArray
+
+from detectors.baseline import Baseline, FeatureReference
+from detectors.records import MAX_TEXT_CHARS, ServingRecord, bounded_text
+from detectors.schema import PREDICTION, FeatureSpec
 from detectors.validate import structural_violations
 
 SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: columnar
@@ -78,6 +82,150 @@ def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]
 
 
 _NOTHING_NEW = Observation(None)
+MIN_COLUMN = 16  # a shorter batch costs more to check columnwise than record by record
+_ABSENT = object()
+
+
+class Numbers(Sequence[Observation]):
+    """A column of valid, finite numbers (none missing, no violation), kept as one array: what
+    most columns of a batch are. Reads as the Observations ``observe`` would have made."""
+
+    __slots__ = ("xs",)
+
+    def __init__(self, xs: NDArray[np.float64]) -> None:
+        self.xs = xs
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    @overload
+    def __getitem__(self, k: int) -> Observation: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[Observation]: ...
+
+    def __getitem__(self, k: int | slice) -> Observation | Sequence[Observation]:
+        if isinstance(k, slice):
+            return Numbers(self.xs[k])
+        return Observation(float(self.xs[k]))
+
+
+def observe_batch(
+    baseline: Baseline, records: Sequence[ServingRecord]
+) -> dict[str, Sequence[Observation]]:
+    """``observe`` of every record, column by column: a column whose values all pass the
+    schema is checked with numpy (numbers) or set operations (categories); any other column
+    (a missing value, a violation, a sensitive or bool feature) takes ``observe``'s exact path,
+    value by value. Never raises."""
+    if len(records) < MIN_COLUMN:
+        rows = [observe(baseline, r) for r in records]
+        return {name: [o[name] for o in rows] for name in (*baseline.references, NEW_COLUMNS)}
+    out: dict[str, Sequence[Observation]] = {}
+    for name, ref in baseline.references.items():
+        column = _column(baseline, ref, name, records)
+        out[name] = _exact(baseline, ref, name, records) if column is None else column
+    out[NEW_COLUMNS] = _new_columns(baseline, records)
+    return out
+
+
+def _exact(
+    baseline: Baseline, ref: FeatureReference, name: str, records: Sequence[ServingRecord]
+) -> list[Observation]:
+    """One column value by value, as ``observe`` checks it (structural codes first)."""
+    listed = baseline.schema.features.get(name)
+    required = listed is not None and listed.required
+    out: list[Observation] = []
+    for r in records:
+        checked = baseline.check(ref, r.prediction if name == PREDICTION else r.features.get(name))
+        codes: tuple[str, ...] = ()
+        if required and name not in r.features:
+            codes = ("SCHEMA_MISSING_COLUMN",)
+        if checked.violation is not None:
+            codes = (*codes, checked.violation.code)
+        missing = checked.missing
+        out.append(
+            Observation(checked.value, missing, codes)
+            if codes or missing
+            else Observation(checked.value)
+        )
+    return out
+
+
+def _column(
+    baseline: Baseline, ref: FeatureReference, name: str, records: Sequence[ServingRecord]
+) -> Sequence[Observation] | None:
+    spec = ref.spec
+    if name == PREDICTION:
+        values = [r.prediction for r in records]
+        listed = baseline.schema.features.get(PREDICTION)
+        if listed is not None and listed.required:
+            values = []  # then the structural check looks for it among the features: exact path
+    else:
+        values = [r.features.get(name, _ABSENT) for r in records]
+    if not values or (spec.missing_values and not _none_missing(spec.missing_values, values)):
+        return None
+    if spec.numeric:
+        return _numbers(spec, values)
+    if spec.type == "bool" or spec.sensitive:
+        return None
+    return _texts(spec.domain, values)
+
+
+def _none_missing(missing: list[float | str], values: list[object]) -> bool:
+    try:
+        return set(missing).isdisjoint(values)
+    except TypeError:  # an unhashable value (a list, an object): the exact path says what
+        return False
+
+
+def _numbers(spec: FeatureSpec, values: list[object]) -> Numbers | None:
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return None
+    try:
+        xs = np.fromiter(values, np.float64, len(values))
+    except OverflowError:
+        return None
+    if not np.isfinite(xs).all():
+        return None
+    if spec.type == "int" and not (xs == np.floor(xs)).all():
+        return None
+    r = spec.range
+    if r is not None and (
+        (r.max is not None and xs.max() > r.max) or (r.min is not None and xs.min() < r.min)
+    ):
+        return None
+    return Numbers(xs)
+
+
+def _texts(domain: list[str] | None, values: list[object]) -> list[Observation] | None:
+    if set(map(type, values)) != _TEXT_TYPES:
+        return None
+    texts: list[str] = values  # type: ignore[assignment]
+    if max(map(len, texts)) > MAX_TEXT_CHARS:
+        return None
+    if domain is not None and not set(texts) <= set(domain):
+        return None
+    return [Observation(t) for t in texts]
+
+
+_NUMBER_TYPES = frozenset((float, int))  # type() is exact: bool is not among them
+_TEXT_TYPES = {str}
+
+
+def _new_columns(baseline: Baseline, records: Sequence[ServingRecord]) -> list[Observation]:
+    schema = baseline.schema
+    if schema.allow_new_features:
+        return [_NOTHING_NEW] * len(records)
+    known = schema.features.keys()
+    out: list[Observation] = []
+    for r in records:
+        new = r.features.keys() - known
+        if new:  # in the record's own order, as structural_violations lists them
+            names = tuple(bounded_text(n) for n in r.features if n not in known)
+            out.append(Observation(None, False, names))
+        else:
+            out.append(_NOTHING_NEW)
+    return out
 
 
 def largest_text(observations: dict[str, Observation]) -> tuple[int, str]:

@@ -18,24 +18,28 @@ from detectors.change_state import restore_feature, snapshot_feature
 from detectors.feature_state import STATE_VERSION, CompareStep, Entry, FeatureState
 from detectors.stats import FeatureWindow
 from detectors.watch import FeatureWatch
+from detectors.window import FeatureTrack
 
 
 def to_plain(state: FeatureState) -> dict[str, Any]:
+    clock, track = state.clock, state.track
+    window = track.window if track is not None else FeatureWindow()
+    previous = track.previous if track is not None else None
     return {
         "v": STATE_VERSION,
-        "model": state.model,
-        "version": state.version,
+        "model": clock.model,
+        "version": clock.version,
         "feature": state.feature,
-        "opened": state.opened,
-        "start": state.start,
-        "end": state.end,
-        "count": state.count,
-        "late": state.late,
-        "window": state.window.to_plain(),
-        "previous": None if state.previous is None else state.previous.to_plain(),
-        "detectors": _watch_plain(state),
-        "ongoing": [[f, k, d, since] for (f, k, d), since in state.ongoing.items()],
-        "new_columns": dict(state.new_columns),
+        "opened": clock.opened,
+        "start": clock.start,
+        "end": clock.end,
+        "count": clock.count,
+        "late": clock.late,
+        "window": window.to_plain(),
+        "previous": None if previous is None else previous.to_plain(),
+        "detectors": watch_plain(track),
+        "ongoing": [[f, k, d, since] for (f, k, d), since in clock.ongoing.items()],
+        "new_columns": dict(state.columns.counts) if state.columns is not None else {},
         "offsets": {str(p): o for p, o in state.offsets.items()},
         "watermarks": {str(p): w for p, w in state.watermarks.items()},
         "partitions": state.partitions,
@@ -43,19 +47,23 @@ def to_plain(state: FeatureState) -> dict[str, Any]:
     }
 
 
-def _watch_plain(state: FeatureState) -> dict[str, Any] | None:
-    watch = state.watch
-    if watch is None:
+def watch_plain(track: FeatureTrack | None) -> dict[str, Any] | None:
+    """A track's per-value judgement (change detectors and rate tests) as plain data."""
+    if track is None:
         return None
+    watch = track.watch
     change = None if watch.change is None else snapshot_feature(watch.change)
     return {"change": change, "rates": watch.rates_to_plain()}
 
 
-def _restore_watch(state: FeatureState, data: Any, notes: list[str]) -> None:
-    watch = state.watch
-    if watch is None or not isinstance(data, dict):
-        if watch is not None:
-            notes.append("no detector state (an older format): detectors start fresh")
+def restore_watch(track: FeatureTrack | None, data: Any, notes: list[str]) -> None:
+    """Put stored detectors and rate tests back into ``track``; what does not fit starts fresh
+    (said in ``notes``)."""
+    if track is None:
+        return
+    watch = track.watch
+    if not isinstance(data, dict):
+        notes.append("no detector state (an older format): detectors start fresh")
         return
     if watch.change is not None:
         if isinstance(data.get("change"), dict):
@@ -67,8 +75,8 @@ def _restore_watch(state: FeatureState, data: Any, notes: list[str]) -> None:
         watch.restore_rates(data["rates"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         notes.append(f"rate tests start fresh ({exc})")
-        state.watch = FeatureWatch(watch.ref)
-        state.watch.change = watch.change
+        track.watch = FeatureWatch(watch.ref)
+        track.watch.change = watch.change
 
 
 def _buffer_columns(buffer: list[Entry]) -> dict[str, list[Any]]:
@@ -142,12 +150,13 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
     if data.get("v") not in (1, STATE_VERSION):  # 1 differs only in the buffer's layout
         return state, [f"state version {data.get('v')!r} is not {STATE_VERSION}: starting fresh"]
     notes: list[str] = []
+    clock = state.clock
     try:
-        state.opened = bool(data["opened"])
-        state.start, state.end = float(data["start"]), float(data["end"])
-        state.count, state.late = int(data["count"]), int(data["late"])
-        state.ongoing = {(f, k, d): float(s) for f, k, d, s in data["ongoing"]}
-        state.new_columns = {str(k): int(v) for k, v in data["new_columns"].items()}
+        opened = bool(data["opened"])
+        start, end = float(data["start"]), float(data["end"])
+        clock.count, clock.late = int(data["count"]), int(data["late"])
+        clock.ongoing = {(f, k, d): float(s) for f, k, d, s in data["ongoing"]}
+        counts = {str(k): int(v) for k, v in data["new_columns"].items()}
         state.offsets = {int(p): int(o) for p, o in data["offsets"].items()}
         state.watermarks = {int(p): float(w) for p, w in data["watermarks"].items()}
         state.partitions = int(data["partitions"])
@@ -155,10 +164,15 @@ def from_plain(step: CompareStep, data: dict[str, Any]) -> tuple[FeatureState, l
         snapshots = data["detectors"]
     except (KeyError, TypeError, ValueError) as exc:
         return step.new_state(model, version, feature), [f"damaged state ({exc}): starting fresh"]
-    empty = state.window
-    state.window = restore_window(data.get("window"), empty, "open", notes) or empty
-    state.previous = restore_window(data.get("previous"), empty, "previous", notes)
-    _restore_watch(state, snapshots, notes)
-    if not (math.isfinite(state.start) and math.isfinite(state.end)):
+    if not (math.isfinite(start) and math.isfinite(end)):
         return step.new_state(model, version, feature), ["window bounds not finite: fresh"]
+    clock.opened, clock.start, clock.end = opened, start, end
+    if state.columns is not None:
+        state.columns.counts = counts
+    track = state.track
+    if track is not None:
+        empty = track.window
+        track.window = restore_window(data.get("window"), empty, "open", notes) or empty
+        track.previous = restore_window(data.get("previous"), empty, "previous", notes)
+    restore_watch(track, snapshots, notes)
     return state, notes

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from detectors.baseline import FeatureReference
 from detectors.change import Change, FeatureChange, feature_change
 from detectors.compare import has_support_bins
 from detectors.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
 from detectors.stages import Observation
-from detectors.stats import OTHER, FeatureWindow
+from detectors.stats import OTHER, FeatureWindow, Moments
 from detectors.validate import RANGE_CODES
 
 EVENT_BUDGET = 1e-9  # false alarms per event per feature, shared by all its rate tests
@@ -90,6 +93,27 @@ class FeatureWatch:
                 self._hit(CATEGORY + key, "category", key, self.valid - 1, out)
         return out
 
+    def observe_numbers(
+        self, win: FeatureWindow, xs: NDArray[np.float64]
+    ) -> list[tuple[int, Signal]]:
+        """``observe`` over a run of valid, finite numbers (no missing value, no violation:
+        no rate test is hit), columnwise: binned and counted with numpy, the change detectors
+        fed in order; (index in the run, signal) of what alarmed."""
+        n = len(xs)
+        self.events += n
+        self.valid += n
+        win.seen += n
+        bins = win.bins
+        assert bins is not None  # a numeric feature's window
+        found = np.bincount(
+            np.searchsorted(bins.edges, xs, side="right"), minlength=len(bins.counts)
+        )
+        bins.counts = [a + b for a, b in zip(bins.counts, found.tolist(), strict=True)]
+        _welford(win.moments, xs.tolist())
+        if self.change is None:
+            return []
+        return list(self.change.update_many(xs))
+
     def _category_test(self, value: str) -> RateCusum | None:
         key = CATEGORY + value
         if key not in self.tests and key not in self.bases:
@@ -128,6 +152,19 @@ class FeatureWatch:
             if cusum is not None:  # a test this baseline no longer has is left behind
                 cusum.restore(plain)
         self.events, self.valid = events, valid
+
+
+def _welford(m: Moments, xs: list[float]) -> None:
+    """``Moments.update`` over xs, the same arithmetic in the same order (a numpy merge would
+    differ in the last bits, and the runners cut their batches differently)."""
+    n, mean, m2 = m.n, m.mean, m.m2
+    for x in xs:
+        n += 1
+        delta = x - mean
+        mean += delta / n
+        m2 += delta * (x - mean)
+    m.n, m.mean, m.m2 = n, mean, m2
+    m.min, m.max = min(m.min, min(xs)), max(m.max, max(xs))
 
 
 RATES_VERSION = 2  # 1 kept the tests in fixed fields and ran every test on every record

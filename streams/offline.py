@@ -26,7 +26,7 @@ from detectors.incident_feed import track
 from detectors.incidents import Incident, IncidentOptions, IncidentTracker
 from detectors.infer import BaselineBuilder, BaselineOptions
 from detectors.infer_schema import infer_schema, merge_edits
-from detectors.records import DecodeError, FieldMapping, decode_record
+from detectors.records import DecodeError, FieldMapping, ServingRecord, decode_record
 from detectors.rollups import RollUp
 from detectors.schema import Schema, schema_errors
 from detectors.skew_monitor import SkewOptions
@@ -151,6 +151,9 @@ class CheckReport:
         self.rollups += step.rollups
 
 
+CHECK_BATCH = 1_000  # records per Engine batch: columns long enough for numpy, memory bounded
+
+
 def check_logs(
     logs: Path,
     baselines: list[Baseline],
@@ -168,22 +171,34 @@ def check_logs(
     engine = Engine(baselines, options, skew=(skew or SkewOptions()) if pipeline else None)
     tracker = IncidentTracker(incidents or IncidentOptions())
     report = CheckReport()
+    batch: list[tuple[int, ServingRecord]] = []  # records go to the Engine CHECK_BATCH at once
     # --pipeline: the pipeline's feature records, fed in event-time order (feature skew)
     feed = PipelineFeed(pipeline, engine, mapping or FieldMapping()) if pipeline else None
-    for number, item in iter_json_lines(logs):
-        if isinstance(item, FileFormatError):
-            report.bad_lines.append(str(item))
-            continue
-        try:
-            record = decode_record(item, mapping or FieldMapping())
-            if feed is not None:
-                report.add(feed.until(record.ts), tracker)
-            result = engine.process(record)
-        except DecodeError as exc:
-            report.bad_lines.append(f"{logs} line {number}: {exc}")
-            continue
-        report.records += 1
+
+    def flush() -> None:  # before a bad line, so bad lines are reported in the file's order
+        result, refused = engine.process_batch([record for _, record in batch])
+        report.bad_lines += [f"{logs} line {batch[i][0]}: {exc}" for i, exc in refused]
+        report.records += len(batch) - len(refused)
         report.add(result, tracker)
+        batch.clear()
+
+    for number, item in iter_json_lines(logs):
+        bad = str(item) if isinstance(item, FileFormatError) else None
+        if bad is None:
+            try:
+                record = decode_record(item, mapping or FieldMapping())
+                if feed is not None and feed.due(record.ts):
+                    flush()  # the pipeline's records up to this one join what came before
+                    report.add(feed.until(record.ts), tracker)
+                batch.append((number, record))
+            except DecodeError as exc:
+                bad = f"{logs} line {number}: {exc}"
+        if bad is not None:
+            flush()
+            report.bad_lines.append(bad)
+        elif len(batch) >= CHECK_BATCH:
+            flush()
+    flush()
     if feed is not None:
         report.add(feed.rest(), tracker)
         report.bad_lines += feed.bad_lines

@@ -23,6 +23,10 @@ class PipelineFeed:
         self._lines = iter_json_lines(path)
         self._next: PipelineRecord | None = self._read()
 
+    def due(self, ts: float) -> bool:
+        """Whether a pipeline record waits at or before ``ts``."""
+        return self._next is not None and self._next.ts <= ts
+
     def until(self, ts: float) -> Result:
         """Every pipeline record at or before ``ts`` (math.inf: the rest of the file)."""
         result = Result()

@@ -49,6 +49,7 @@ from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
     FieldMapping,
+    ServingRecord,
     decode_feedback,
     decode_pipeline,
     decode_record,
@@ -126,23 +127,30 @@ class Pipeline:
         ]
 
     def handle(self, events: list[ForwardEvent]) -> Result:
+        """One forward chunk: its serving records go to the Engine as one batch (cut before
+        each label, which must find every prediction before it already held)."""
         result = Result()
         self.accepted = []
         metrics.record_in("forward", len(events))
         letters: list[DeadLetter] = []  # one transaction for the batch, not one each
         now = self.clock() if self.event_time is not None else None
         ignored = self.stats.feedback_ignored
+        batch: list[tuple[ForwardEvent, ServingRecord]] = []
         for event in events:
             try:
                 pipeline = event.tag == self.pipeline_tag
+                if not pipeline and not is_feedback(event.record, self.mapping):
+                    record = decode_record(event.record, self.mapping, default_ts=event.time)
+                    self._check_time(record.ts, now)
+                    batch.append((event, record))
+                    continue
+                self._process(batch, result, letters)
                 if self._account(event.record, event.time, now, result, pipeline=pipeline):
-                    self.accepted.append(
-                        [event.time, event.record, PIPELINE]
-                        if pipeline
-                        else [event.time, event.record]
-                    )
+                    kind = [PIPELINE] if pipeline else []
+                    self.accepted.append([event.time, event.record, *kind])
             except DecodeError as exc:
                 letters.append(self._dead_letter(event, exc))
+        self._process(batch, result, letters)
         if letters:
             dropped = self.store.dropped_dead_letters
             self.store.put_dead_letters(letters)
@@ -151,6 +159,27 @@ class Pipeline:
             metrics.record_feedback_ignored(self.stats.feedback_ignored - ignored)
         self.publish(result)
         return result
+
+    def _process(
+        self,
+        batch: list[tuple[ForwardEvent, ServingRecord]],
+        result: Result,
+        letters: list[DeadLetter],
+    ) -> None:
+        """The serving records gathered so far, to the Engine as one batch; what it accepted goes
+        to the journal in the order it was taken."""
+        if not batch:
+            return
+        found, refused = self.engine.process_batch([record for _, record in batch])
+        result.extend(found)
+        bad = dict(refused)
+        for i, (event, _) in enumerate(batch):
+            if i in bad:
+                letters.append(self._dead_letter(event, bad[i]))
+            else:
+                self.accepted.append([event.time, event.record])
+        self.stats.records += len(batch) - len(bad)
+        batch.clear()
 
     def tell_labels_off(self, final: bool = False) -> None:
         """Say once that feedback is being ignored (the runner calls this on its one-second

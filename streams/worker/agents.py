@@ -446,7 +446,12 @@ async def _compare_key(
             if state is None:
                 state = _state(key, summary)
             opened, start = state.opened, state.start
-            raised += detection().step_for(state.model).receive(state, summary, closed)
+            step = detection().step_for(state.model)
+            if summary.get("idle"):
+                raised += step.idle(state, closed) if idle_still(state, summary) else []
+            else:
+                raised += step.receive(state, summary, closed)
+                _heard[key] = time.monotonic()
             measured.window_moved(state.model, opened, start, state.start)
             moved += worker_incidents.window_passed(
                 state.feature, state.model, state.version, opened, start, state.start
@@ -455,6 +460,38 @@ async def _compare_key(
             logger.exception("stage two failed on a summary of %s", key)
             await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
     return state
+
+
+# ---- idle close ----------------------------------------------------------------------------
+# The embedded runner's rule for a stream that went quiet: after window.idle_close_seconds of
+# wall clock without a record, its open windows close as Engine.close_until closes them. Only
+# compare_windows may write a feature's state (a table is written inside its stream), so the
+# timer sends the owner a close message on the feature's own key; the owner applies it unless
+# a summary came in after it was sent (the offsets it names are no longer the state's).
+_heard: dict[str, float] = {}  # key -> when its last summary was applied (monotonic seconds)
+
+
+@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+async def close_idle_windows() -> None:
+    now = time.monotonic()
+    for key, heard in list(_heard.items()):
+        cached = _cache.get(key)
+        if now - heard < settings.window.idle_close_seconds or cached is None:
+            continue
+        del _heard[key]  # one close message per quiet spell
+        state = cached[1]
+        if state.count or state.buffer:
+            await delivered(feature_summaries.send(key=key, value=orjson.dumps(idle_of(state))))
+
+
+def idle_of(state: FeatureState) -> dict[str, Any]:
+    offsets = {str(p): o for p, o in state.offsets.items()}
+    key = {"model": state.model, "version": state.version, "feature": state.feature}
+    return {"idle": True, **key, "offsets": offsets}
+
+
+def idle_still(state: FeatureState, message: dict[str, Any]) -> bool:
+    return {str(p): o for p, o in state.offsets.items()} == message.get("offsets")
 
 
 class Stopping(Exception):

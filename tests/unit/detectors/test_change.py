@@ -13,8 +13,16 @@ import pytest
 from river.drift import ADWIN, PageHinkley
 
 from detectors.calibrate_errors import build
-from detectors.change import Change, StandardizedChange, adwin, detectors_for, page_hinkley
+from detectors.change import (
+    Change,
+    FeatureChange,
+    StandardizedChange,
+    adwin,
+    detectors_for,
+    page_hinkley,
+)
 from detectors.change_state import restore, snapshot
+from detectors.scores import ScoreMap
 
 PH = {"delta": 0.25, "threshold": 40.0, "alpha": 1.0, "min_instances": 30.0}
 AD = {"delta": 1e-6, "clock": 32.0}
@@ -166,3 +174,29 @@ def test_an_adwin_snapshot_kept_under_other_parameters_is_refused() -> None:
     assert note == "ADWIN snapshot was kept under other parameters" and restored.seen == 0
     same = StandardizedChange("adwin", adwin(AD), mean=0.0, std=1.0)
     assert restore(json.loads(json.dumps(snapshot(d))), same)[1] is None
+
+
+@pytest.mark.parametrize("block", [1, 4, 16])
+def test_a_column_of_values_alarms_where_the_values_one_by_one_alarm(block: int) -> None:
+    """update_many (scores by np.interp, block means by numpy, detectors once per block) takes
+    the path of update, value for value, whatever the columns' cuts."""
+    cal = {
+        "page_hinkley": {"delta": 0.05, "threshold": 25.0, "alpha": 1.0, "min_instances": 30.0},
+        "adwin": {"delta": 0.002, "clock": 32.0},
+        "blocks": {"size": float(block), "mean": 0.0, "std": 1.0 / math.sqrt(block), "shift": 0.5},
+    }
+    scores = ScoreMap.from_sample(np.random.default_rng(1).normal(10.0, 2.0, 5_000))
+    rng = np.random.default_rng(2)
+    xs = np.concatenate(
+        [rng.normal(10, 2, 3_000), rng.normal(11.5, 2, 3_000), rng.normal(8, 3, 3_000)]
+    )
+    one = FeatureChange.of(cal, scores)
+    want = [(i, c.detector, c.seen) for i, x in enumerate(xs) if (c := one.update(float(x)))]
+    many = FeatureChange.of(cal, scores)
+    got: list[tuple[int, str, int]] = []
+    cuts = sorted(random.Random(block).sample(range(1, len(xs)), 60))
+    for lo, hi in zip([0, *cuts], [*cuts, len(xs)], strict=True):
+        got += [(lo + i, c.detector, c.seen) for i, c in many.update_many(xs[lo:hi])]
+    assert len(want) >= 2 and got == want
+    assert (many.seen, many.filled) == (one.seen, one.filled)
+    assert (many.recent, many.total) == (one.recent, one.total)  # to the bit

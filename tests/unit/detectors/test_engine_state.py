@@ -11,7 +11,7 @@ import pytest
 
 from detectors.baseline import Baseline
 from detectors.engine import Engine, EngineOptions, Result
-from detectors.engine_state import restore, snapshot
+from detectors.engine_state import VERSION, restore, snapshot
 from detectors.labels import LabelOptions
 from detectors.records import decode_feedback, decode_record
 from streams.simulation.traffic import (
@@ -71,12 +71,12 @@ def test_a_snapshot_of_another_format_or_baseline_starts_fresh_and_says_so(
     feed(original, stream[:500])
     plain = json.loads(json.dumps(snapshot(original)))
     assert restore(Engine([ctr_baseline], OPTIONS), {"v": 99}) == [
-        "engine state version 99 is not 1: starting fresh"
+        f"engine state version 99 is not {VERSION}: starting fresh"
     ]
     other = Engine([traffic_baseline(model="fraud")], OPTIONS)
     notes = restore(other, plain)
     assert other.states == {} and "no baseline for it now" in notes[0]
-    plain["models"][0]["windows"] = "garbage"
+    plain["models"][0]["tracks"] = "garbage"
     damaged = Engine([ctr_baseline], OPTIONS)
     assert "damaged model state" in restore(damaged, plain)[0]
     assert damaged.states == {}
