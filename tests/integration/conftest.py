@@ -98,6 +98,15 @@ class Runner:
         return out
 
 
+# Test streams carry fixed event times (2026-11-28, the Kafka suite's 2027): the receiving
+# clock's checks are widened so they stay inside on any later day, and still refuse a record of
+# 2100 or of 1970 (tests/integration/test_embedded_input_checks.py). A test's env overrides.
+RUNNER_ENV = {
+    "LOGDRIFT_EVENT_TIME__FUTURE_TOLERANCE_SECONDS": "1e8",  # about three years
+    "LOGDRIFT_EVENT_TIME__MAX_AGE_SECONDS": "1e9",  # about thirty years
+}
+
+
 @pytest.fixture
 def start_runner(tmp_path: Path, baseline_dir: Path) -> Iterator:
     started: list[Runner] = []
@@ -120,7 +129,7 @@ def start_runner(tmp_path: Path, baseline_dir: Path) -> Iterator:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**RUNNER_ENV, **os.environ, "COLUMNS": "200"},
         )
         runner = Runner(proc, port, store)
         started.append(runner)
