@@ -67,7 +67,7 @@ def measured(work: Callable[[Path], None], path: Path) -> Measure:
 
 
 def full_build(path: Path) -> None:
-    from detectors.infer import BaselineOptions
+    from detectors.baseline.infer import BaselineOptions
     from streams.offline import build_baseline
 
     with tempfile.TemporaryDirectory() as out:
@@ -76,7 +76,7 @@ def full_build(path: Path) -> None:
 
 def two_passes(path: Path) -> None:
     from connectors.files import open_rows
-    from detectors.infer import BaselineBuilder, BaselineOptions
+    from detectors.baseline.infer import BaselineBuilder, BaselineOptions
 
     builder = BaselineBuilder(BaselineOptions())
     with open_rows(path) as rows:

@@ -32,12 +32,12 @@ import orjson
 from river.drift import ADWIN, PageHinkley
 
 from detectors.anomaly import iso
-from detectors.baseline import Baseline
+from detectors.baseline.infer import BaselineOptions, build_profile
+from detectors.baseline.infer_schema import infer_schema
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import Schema
 from detectors.engine import Engine, EngineOptions
-from detectors.infer import BaselineOptions, build_profile
-from detectors.infer_schema import infer_schema
 from detectors.records import decode_record
-from detectors.schema import Schema
 
 START = 1_795_860_000.0
 RATE = 100.0  # records per second of event time: 6,000 records per 60 s window

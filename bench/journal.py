@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.engine import make_baseline, stream
+from bench.engine import make_baseline, records
 from connectors.forward import ForwardEvent
 from connectors.journal import FsyncPolicy, Journal
 from connectors.store import AnomalyStore
 from detectors import engine_state
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
 from streams.embedded.durable import Durable
@@ -37,7 +37,7 @@ def pipeline(baseline: Baseline, where: Path) -> Pipeline:
 
 
 def rate(baseline: Baseline, n: int, chunk: int, policy: FsyncPolicy | None) -> float:
-    events = [ForwardEvent("serving", 0.0, r) for r in stream(n)]
+    events = [ForwardEvent("serving", 0.0, r) for r in records(n)]
     with tempfile.TemporaryDirectory() as tmp:
         p = pipeline(baseline, Path(tmp))
         durable = None
@@ -57,7 +57,7 @@ def rate(baseline: Baseline, n: int, chunk: int, policy: FsyncPolicy | None) -> 
 
 def restart(baseline: Baseline, n: int) -> tuple[int, float, float, int]:
     """(checkpoint bytes, checkpoint ms, replay s for n journalled records, journal bytes)."""
-    events = [ForwardEvent("serving", 0.0, r) for r in stream(n)]
+    events = [ForwardEvent("serving", 0.0, r) for r in records(n)]
     with tempfile.TemporaryDirectory() as tmp:
         p = pipeline(baseline, Path(tmp))
         durable = Durable(Journal(Path(tmp) / "j"), p, 10 * n, 1e9)  # no checkpoint on the way

@@ -20,14 +20,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from detectors.baseline.schema import PREDICTION
 from detectors.engine import EngineOptions
-from detectors.label_state import to_plain
-from detectors.labels import LabelMonitor, LabelOptions, group_values
+from detectors.labels.monitor import LabelMonitor, LabelOptions, group_values
+from detectors.labels.slice_features import SliceFeatures
+from detectors.labels.slice_features import to_plain as slices_plain
+from detectors.labels.slice_windows import observed
+from detectors.labels.state import to_plain
 from detectors.records import decode_record, parse_ts
-from detectors.schema import PREDICTION
-from detectors.slice_features import SliceFeatures
-from detectors.slice_features import to_plain as slices_plain
-from detectors.slice_windows import observed
 from streams.simulation.traffic import feedback_records, serving_records
 from streams.worker.label_agents import Judged, Outcomes, _apply
 from streams.worker.tables import encode_state

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.engine import OPTIONS, RATE, START, make_baseline, rss_mb
 from detectors.engine import Engine
-from detectors.feedback import PendingPredictions
-from detectors.labels import LabelOptions
+from detectors.labels.feedback import PendingPredictions
+from detectors.labels.monitor import LabelOptions
 from detectors.records import decode_feedback, decode_record, is_feedback
 from streams.simulation.traffic import feedback_records, interleave, serving_records
 

@@ -44,7 +44,7 @@ os.environ.setdefault("LOGDRIFT_RUN_DIR", str(REPO / ".servers" / "kafka-bench")
 
 from connectors.baseline_files import load_baseline  # noqa: E402
 from connectors.files import write_csv  # noqa: E402
-from detectors.baseline import Baseline  # noqa: E402
+from detectors.baseline.reference import Baseline  # noqa: E402
 from detectors.engine import Engine, EngineOptions  # noqa: E402
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions  # noqa: E402
 from detectors.records import decode_record  # noqa: E402

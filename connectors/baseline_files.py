@@ -15,9 +15,9 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from config.yaml_errors import yaml_error_line
-from detectors.baseline import Baseline
-from detectors.profile import Profile
-from detectors.schema import Schema, schema_errors
+from detectors.baseline.profile import Profile
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import Schema, schema_errors
 
 SCHEMA_FILE = "schema.yaml"
 PROFILE_FILE = "profile.json"

@@ -38,7 +38,7 @@ from connectors.es_documents import (
     score_documents,
     window_start_of,
 )
-from detectors.engine import WindowReport
+from detectors.window_report import WindowReport
 
 logger = logging.getLogger(__name__)
 

@@ -38,12 +38,11 @@ from typing import Any
 import orjson
 
 from detectors.anomaly import iso
-from detectors.compare import FeatureScore
-from detectors.engine import WindowReport
-from detectors.labels import LabelReport
+from detectors.labels.monitor import LabelReport
 from detectors.records import parse_ts
-from detectors.report_data import window_summary
-from detectors.skew_monitor import SkewReport
+from detectors.report.data import window_summary
+from detectors.skew.monitor import SkewReport
+from detectors.window_report import FeatureScore, WindowReport
 
 ANOMALIES = "anomalies"
 DRIFT_SCORES = "drift-scores"

@@ -21,8 +21,8 @@ import orjson
 from connectors.es_documents import INCIDENTS, ROLLUPS
 from connectors.outbox import OutboxItem
 from detectors.anomaly import iso
-from detectors.incidents import Incident, severity_rank
-from detectors.rollups import RollUp
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident, severity_rank
 
 
 def _finite(x: float) -> float | None:

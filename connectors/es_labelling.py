@@ -16,7 +16,7 @@ import orjson
 from connectors.elasticsearch import Doc, ElasticSink, Rejection
 from connectors.label_store import HumanLabel
 from detectors.anomaly import iso
-from detectors.label_queue import QueueItem
+from detectors.labels.queue import QueueItem
 
 TARGET = "label-queue"
 MAPPINGS: dict[str, Any] = {

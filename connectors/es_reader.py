@@ -16,8 +16,8 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from connectors.elasticsearch import ElasticError, describe
 from connectors.es_documents import ANOMALIES, DRIFT_SCORES, LABELS_FEATURE, IndexNames
 from detectors.anomaly import Anomaly
-from detectors.compare import FeatureScore
 from detectors.records import parse_ts
+from detectors.window_report import FeatureScore
 
 PAGE = 1_000
 # Newest first, with a unique tie-break so search_after never skips or repeats a document.

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from detectors.incidents import Incident, severity_rank
-from detectors.rollups import RollUp
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident, severity_rank
 
 INCIDENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (

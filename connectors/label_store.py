@@ -1,6 +1,6 @@
 """The labelling queue and the raters' answers in the local store (schema version 3).
 
-    label_queue    one row per record chosen for rating, with its state (detectors/label_queue.py)
+    label_queue    one row per record chosen for rating, with its state (detectors/labels/queue.py)
     label_answers  one row per item and rater: what each rater answered, per import batch
     human_labels   one row per item: the resolved label, its agreement, flagged or not
 
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from detectors.label_queue import DAY, STATES, QueueItem
+from detectors.labels.queue import DAY, STATES, QueueItem
 
 LABEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS label_queue (

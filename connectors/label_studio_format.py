@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 
 import orjson
 
-from detectors.label_queue import QueueItem
+from detectors.labels.queue import QueueItem
 
 FROM_NAME = "label"  # the Choices control's name in the labelling config
 

@@ -37,11 +37,10 @@ from connectors.label_store import LABEL_SCHEMA
 from connectors.label_store import MIGRATION as LABEL_MIGRATION
 from connectors.outbox import ENQUEUE, OUTBOX_SCHEMA, OutboxItem
 from detectors.anomaly import SEVERITIES, Anomaly
-from detectors.compare import FeatureScore
-from detectors.engine import WindowReport
-from detectors.incidents import Incident
-from detectors.report_data import window_summary
-from detectors.rollups import RollUp
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident
+from detectors.report.data import window_summary
+from detectors.window_report import FeatureScore, WindowReport
 
 # Marks the file as ours (PRAGMA application_id) and versions its schema (user_version).
 APPLICATION_ID = 0x4C44_5354  # "LDST"

@@ -18,12 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
-from detectors.labels import LabelMonitor, LabelOptions, LabelReport, LabelResult, group_values
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import PREDICTION
+from detectors.labels.monitor import (
+    LabelMonitor,
+    LabelOptions,
+    LabelReport,
+    LabelResult,
+    group_values,
+)
+from detectors.labels.slice_windows import SliceWindows, sliced
 from detectors.records import DecodeError, FeedbackRecord, PipelineRecord, ServingRecord
-from detectors.schema import PREDICTION
-from detectors.skew_monitor import FeatureSkewMonitor, SkewOptions, SkewReport, SkewResult
-from detectors.slice_windows import SliceWindows, sliced
+from detectors.skew.monitor import FeatureSkewMonitor, SkewOptions, SkewReport, SkewResult
 from detectors.stages import NEW_COLUMNS, Observation, observe, observe_batch
 from detectors.window import (
     EngineOptions,
@@ -31,12 +37,12 @@ from detectors.window import (
     Judged,
     NewColumns,
     Tumbling,
-    WindowReport,
 )
 from detectors.window_anomalies import FlagKey, Span, window_anomaly
+from detectors.window_report import WindowReport
 
 DEFAULTS = EngineOptions()
-__all__ = ["Engine", "EngineOptions", "ModelState", "Result", "WindowReport"]
+__all__ = ["Engine", "EngineOptions", "ModelState", "Result"]
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ running baselines, a snapshot only fills in counts and detector state, and whate
 fits (another format, another baseline, a model without a baseline) starts fresh with a note
 the caller logs; restoring never raises on stored data. Not kept: the label join's pending
 predictions (a restart replays those the journal holds; older ones are lost). The label
-monitor's windows, detectors and references are kept through detectors/label_state.py.
+monitor's windows, detectors and references are kept through detectors/labels/state.py.
 
 Floats may be infinite (an empty window's min and max): encode with a JSON codec that keeps
 them (``json.dumps`` with its default ``allow_nan=True``).
@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors import label_state
 from detectors.engine import Engine, ModelState
+from detectors.labels import state as label_state
+from detectors.labels.slice_windows import SliceWindow, SliceWindows
 from detectors.records import DecodeError
-from detectors.slice_windows import SliceWindow, SliceWindows
 from detectors.state_codec import restore_watch, restore_window, watch_plain
 from detectors.window import FeatureTrack, Tumbling
 

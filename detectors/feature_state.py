@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.stages import NEW_COLUMNS, Observation
 from detectors.window import (
     EngineOptions,
@@ -33,9 +33,9 @@ from detectors.window import (
     Judged,
     NewColumns,
     Tumbling,
-    WindowReport,
 )
 from detectors.window_anomalies import FlagKey, Span
+from detectors.window_report import WindowReport
 
 STATE_VERSION = 2  # 1 kept the merge buffer as a list of entries
 

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from detectors.feedback import PendingStats
+from detectors.labels.feedback import PendingStats
 
 RIGHT_WAIT = 60.0  # event-time seconds a right entry waits past its partition's left clock
 RIGHT_KEY = "\x1flabel\x1f"  # prefix of a waiting right entry's key: apart from left keys

@@ -7,9 +7,9 @@ model/version/feature, each entry tagged with its source partition and offset: s
 (``detectors/feature_state.py``) merges the partitions' batches back into one stream per
 feature, in event-time order, and skips offsets it has already applied.
 
->>> from detectors.baseline import Baseline
->>> from detectors.profile import FeatureProfile, NumericProfile, Profile
->>> from detectors.schema import Schema
+>>> from detectors.baseline.reference import Baseline
+>>> from detectors.baseline.profile import FeatureProfile, NumericProfile, Profile
+>>> from detectors.baseline.schema import Schema
 >>> schema = Schema.model_validate({"model": "m", "features": {"x": {"type": "float"}}})
 >>> num = NumericProfile(0.0, 1.0, -3.0, 3.0, {}, [0.0], [0.5, 0.5])
 >>> profile = Profile(10, "t", {"x": FeatureProfile("float", 10, 0, 0, 0, num)})
@@ -30,9 +30,9 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.baseline import Baseline, FeatureReference
+from detectors.baseline.reference import Baseline, FeatureReference
+from detectors.baseline.schema import PREDICTION, FeatureSpec
 from detectors.records import MAX_TEXT_CHARS, ServingRecord, bounded_text
-from detectors.schema import PREDICTION, FeatureSpec
 from detectors.validate import structural_violations
 
 SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: columnar

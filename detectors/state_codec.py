@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.change_state import restore_feature, snapshot_feature
+from detectors.drift.change_state import restore_feature, snapshot_feature
 from detectors.feature_state import STATE_VERSION, CompareStep, Entry, FeatureState
 from detectors.stats import FeatureWindow
 from detectors.watch import FeatureWatch

@@ -3,7 +3,7 @@
 Validation never raises, whatever JSON arrives: every problem becomes a Violation. Details name
 types, never values, because a value may be sensitive.
 
->>> from detectors.schema import FeatureSpec
+>>> from detectors.baseline.schema import FeatureSpec
 >>> check_value("age", FeatureSpec(type="int", range={"min": 0, "max": 120}), "34").violation
 Violation(feature='age', code='INT_TYPE_NOT_INT_STRING', detail='string where int expected')
 >>> check_value("age", FeatureSpec(type="int"), 34.0)
@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from detectors.baseline.schema import FeatureSpec, Schema
 from detectors.records import bounded_text, type_name
-from detectors.schema import FeatureSpec, Schema
 
 # Code -> (anomaly kind, what it means). Codes without a TFDV name are ours
 # (INT_TYPE_HAS_FLOAT, UNEXPECTED_VALUE_TYPE).

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.baseline import FeatureReference
-from detectors.change import Change, FeatureChange, feature_change
-from detectors.compare import has_support_bins
-from detectors.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
+from detectors.baseline.reference import FeatureReference
+from detectors.drift.change import Change, FeatureChange, feature_change
+from detectors.drift.compare import has_support_bins
+from detectors.drift.rates import RateAlarm, RateCusum, onset_of, rise_of, threshold
 from detectors.stages import Observation
 from detectors.stats import OTHER, FeatureWindow, Moments
 from detectors.validate import RANGE_CODES

@@ -35,13 +35,14 @@ from typing import Protocol
 import numpy as np
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import FeatureReference
-from detectors.compare import FeatureScore, compare_feature, violation_finding
-from detectors.schema import Thresholds
+from detectors.baseline.reference import FeatureReference
+from detectors.baseline.schema import Thresholds
+from detectors.drift.compare import compare_feature, violation_finding
 from detectors.stages import Numbers, Observation
 from detectors.stats import OTHER, FeatureWindow
 from detectors.watch import FeatureWatch, Signal
 from detectors.window_anomalies import FlagKey, Span, signal_anomaly, window_anomaly
+from detectors.window_report import FeatureScore, WindowReport
 
 
 def align(ts: float, width: float) -> float:
@@ -62,23 +63,6 @@ class EngineOptions:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
         if self.min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {self.min_count}")
-
-
-@dataclass(slots=True)
-class WindowReport:
-    model: str
-    version: str
-    start: float
-    end: float
-    count: int
-    late: int
-    scores: list[FeatureScore]
-    anomalies: list[Anomaly]
-    # The closed window's statistics per feature (bins and category counts, never events):
-    # what `logdrift report` draws as the current distribution.
-    windows: dict[str, FeatureWindow] = field(default_factory=dict)
-    # Judged at shutdown on fewer than min_count records: shown, never taken as the verdict.
-    partial: bool = False
 
 
 @dataclass(slots=True)

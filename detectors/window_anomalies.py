@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from detectors.anomaly import Anomaly, anomaly_id, iso, severity_for
-from detectors.baseline import FeatureReference
-from detectors.change import Change
-from detectors.compare import Finding
-from detectors.rates import RateAlarm
-from detectors.schema import PREDICTION
-from detectors.scores import ScoreMap
+from detectors.baseline.reference import FeatureReference
+from detectors.baseline.schema import PREDICTION
+from detectors.baseline.scores import ScoreMap
+from detectors.drift.change import Change
+from detectors.drift.compare import Finding
+from detectors.drift.rates import RateAlarm
 from detectors.stats import OTHER
 from detectors.validate import CODES
 from detectors.watch import Signal
@@ -143,7 +143,9 @@ def rate_anomaly(span: Span, ref: FeatureReference, alarm: RateAlarm, ts: float)
         kind = "distribution_skew"
         what = "values unseen in training" if alarm.what == OTHER else f"the value {alarm.what!r}"
     tolerance = alarm.tolerated - alarm.baseline
-    if tolerance > 0:  # a rise past a floor: the effect in floors (detectors/rates.py rise_of)
+    if (
+        tolerance > 0
+    ):  # a rise past a floor: the effect in floors (detectors/drift/rates.py rise_of)
         effect = (alarm.rate - alarm.baseline) / (2 * tolerance)
         tolerated = f"tolerated up to about {alarm.baseline + 2 * tolerance:.2%}"
     else:  # a break training never had: the effect against the schema's violation floor

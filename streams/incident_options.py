@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config.settings import IncidentSettings
-from detectors.incidents import IncidentOptions
+from detectors.incidents.tracker import IncidentOptions
 
 
 def incident_options(s: IncidentSettings) -> IncidentOptions:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from config.settings import LabelSettings
-from detectors.fairness import Fairness
-from detectors.labels import LabelOptions
+from detectors.labels.fairness import Fairness
+from detectors.labels.monitor import LabelOptions
 
 
 def label_options(s: LabelSettings) -> LabelOptions | None:

@@ -1,9 +1,10 @@
 """Human labelling, wired: serving logs and incidents -> the queue; Label Studio's answers ->
 agreement, resolved labels, feedback marked human, a training set (docs/labelling.md).
 
-    store incidents + serving log file (+ feedback file) --> detectors.label_queue --> store queue
+    store incidents + serving log file (+ feedback file) --> detectors.labels.queue --> store queue
     store queue --> Label Studio tasks (file or HTTP) ... raters ... export (file or HTTP)
-      --> connectors.label_studio_format.parse_export --> detectors.agreement --> store labels
+      --> connectors.label_studio_format.parse_export --> detectors.labels.agreement --> store
+      labels
       --> feedback records (label_source "human") and `logdrift label dataset`
 """
 
@@ -26,9 +27,9 @@ from connectors.files import FileFormatError, iter_json_lines
 from connectors.label_store import HumanLabel
 from connectors.label_studio_format import ParsedExport
 from connectors.store import AnomalyStore
-from detectors.agreement import AgreementOptions, BatchAgreement, agreement
-from detectors.baseline import Baseline
-from detectors.label_queue import (
+from detectors.baseline.reference import Baseline
+from detectors.labels.agreement import AgreementOptions, BatchAgreement, agreement
+from detectors.labels.queue import (
     Candidate,
     QueueItem,
     QueueOptions,

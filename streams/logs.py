@@ -26,7 +26,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
     from config.settings import Settings
-    from detectors.baseline import Baseline
+    from detectors.baseline.reference import Baseline
 
 Format = Literal["auto", "json", "text"]
 

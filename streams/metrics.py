@@ -32,8 +32,8 @@ from connectors.elasticsearch import observe_bulks
 from connectors.forward_server import ForwardStats
 from connectors.http_metrics import MetricsServer
 from detectors.anomaly import Anomaly
-from detectors.engine import WindowReport
-from detectors.feedback import PendingStats
+from detectors.labels.feedback import PendingStats
+from detectors.window_report import WindowReport
 
 # *_created series would double what a scrape carries, and nobody reads them
 disable_created_metrics()  # type: ignore[no-untyped-call]

@@ -20,16 +20,17 @@ from connectors.baseline_files import (
 from connectors.es_incidents import incident_document, rollup_document
 from connectors.files import BadRows, FileFormatError, iter_json_lines, open_rows
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions, Result, WindowReport
-from detectors.incident_feed import track
-from detectors.incidents import Incident, IncidentOptions, IncidentTracker
-from detectors.infer import BaselineBuilder, BaselineOptions
-from detectors.infer_schema import infer_schema, merge_edits
+from detectors.baseline.infer import BaselineBuilder, BaselineOptions
+from detectors.baseline.infer_schema import infer_schema, merge_edits
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import Schema, schema_errors
+from detectors.engine import Engine, EngineOptions, Result
+from detectors.incidents.feed import track
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident, IncidentOptions, IncidentTracker
 from detectors.records import DecodeError, FieldMapping, ServingRecord, decode_record
-from detectors.rollups import RollUp
-from detectors.schema import Schema, schema_errors
-from detectors.skew_monitor import SkewOptions
+from detectors.skew.monitor import SkewOptions
+from detectors.window_report import WindowReport
 from streams.offline_skew import PipelineFeed
 
 

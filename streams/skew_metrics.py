@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from detectors.feedback import PendingStats
+from detectors.labels.feedback import PendingStats
 from streams.metrics import REGISTRY
 
 OUTCOMES = ("joined", "expired", "evicted", "unmatched")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config.settings import FeatureSkewSettings
-from detectors.skew_monitor import SkewOptions
+from detectors.skew.monitor import SkewOptions
 
 
 def skew_options(s: FeatureSkewSettings) -> SkewOptions | None:

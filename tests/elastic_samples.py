@@ -4,8 +4,7 @@ integration), built with the detectors' own constructors so they index like the 
 from __future__ import annotations
 
 from detectors.anomaly import Anomaly, anomaly_id, iso
-from detectors.compare import FeatureScore
-from detectors.engine import WindowReport
+from detectors.window_report import FeatureScore, WindowReport
 
 START = 1_795_860_000.0  # 2026-11-28T10:00:00Z, a minute boundary
 

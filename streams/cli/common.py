@@ -13,7 +13,7 @@ import click
 
 from config.settings import Settings, SettingsError, load_settings
 from connectors.baseline_files import BaselineError, load_baseline
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.records import FieldMapping, parse_ts
 from streams import logs
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from connectors.es_incidents import incident_document
 from connectors.store import AnomalyStore
 from detectors.anomaly import iso
-from detectors.incidents import Incident
+from detectors.incidents.tracker import Incident
 from streams.cli.common import parse_since, settings_for
 
 console = Console(highlight=False, soft_wrap=True)

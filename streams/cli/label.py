@@ -22,8 +22,8 @@ from connectors.dataset_files import write_rows
 from connectors.label_studio import LabelStudio, LabelStudioError
 from connectors.label_studio_format import label_config, parse_export, task, tasks_csv, tasks_json
 from connectors.store import AnomalyStore
-from detectors.agreement import AgreementOptions
-from detectors.label_queue import QueueOptions
+from detectors.labels.agreement import AgreementOptions
+from detectors.labels.queue import QueueOptions
 from streams.cli.common import field_mapping, load_baselines, settings_for
 from streams.labelling import (
     LabellingIndexError,

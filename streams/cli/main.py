@@ -23,9 +23,9 @@ from connectors.baseline_files import BaselineError, validate_schema_file
 from connectors.files import FileFormatError
 from connectors.store import AnomalyStore
 from detectors.anomaly import SEVERITIES, iso
-from detectors.calibrate import CalibrationOptions
+from detectors.baseline.calibrate import CalibrationOptions
+from detectors.baseline.infer import BaselineOptions
 from detectors.engine import Engine, EngineOptions
-from detectors.infer import BaselineOptions
 from streams import logs
 from streams.cli.common import field_mapping as _mapping
 from streams.cli.common import load_baselines as _load_baselines

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from config.settings import Settings
 from detectors.engine import EngineOptions
-from detectors.report_data import ReportInput, build_report
+from detectors.report.data import ReportInput, build_report
 from streams.cli.common import field_mapping, load_baselines, settings_for
 
 console = Console(highlight=False, soft_wrap=True)

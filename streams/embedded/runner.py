@@ -6,7 +6,7 @@
           the prediction logged with its request id, when labels are enabled)
           (a record under ``feature_skew.forward_tag`` is the pipeline's features of a
           request: Engine.pipeline joins it to the serving record, feature skew)
-      --> IncidentTracker (detectors/incidents.py): anomalies are evidence, incidents page
+      --> IncidentTracker (detectors/incidents/tracker.py): anomalies are evidence, incidents page
       --> AnomalyStore (SQLite): anomalies, incidents, roll-ups and the tracker's state;
           one readable line on stdout per incident opened or resolved, and per closed window
       --> with Elasticsearch configured: the store's outbox --> a background shipper
@@ -40,11 +40,11 @@ from connectors.forward_server import ForwardServer
 from connectors.outbox import OutboxItem
 from connectors.store import AnomalyStore, DeadLetter
 from detectors.anomaly import iso
-from detectors.engine import Engine, Result, WindowReport
+from detectors.engine import Engine, Result
 from detectors.event_time import EventTimeError, EventTimeLimits, check_event_time
-from detectors.feedback import PendingStats
-from detectors.incident_feed import track
-from detectors.incidents import Incident, IncidentOptions, IncidentTracker
+from detectors.incidents.feed import track
+from detectors.incidents.tracker import Incident, IncidentOptions, IncidentTracker
+from detectors.labels.feedback import PendingStats
 from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
@@ -55,6 +55,7 @@ from detectors.records import (
     decode_record,
     is_feedback,
 )
+from detectors.window_report import WindowReport
 from streams import metrics
 from streams.skew_metrics import watch_skew_join
 

@@ -1,4 +1,4 @@
-"""``logdrift report``'s page: the chart data of detectors/report_data.py drawn with matplotlib
+"""``logdrift report``'s page: the chart data of detectors/report/data.py drawn with matplotlib
 as inline SVG, in one HTML file that needs no network to open (no script, no font, no CDN).
 
 Colours mean the same on every chart, and each is used by one series only, so a screenshot can
@@ -22,7 +22,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from detectors.anomaly import iso
-from detectors.report_data import Distribution, FeatureChart, Mark, ReportData, Span, Timeline
+from detectors.report.data import Distribution, FeatureChart, Mark, ReportData, Span, Timeline
 from streams.report.page import PAGE
 
 BASELINE = "#1f5fbf"  # blue: training

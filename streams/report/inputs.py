@@ -12,10 +12,10 @@ from connectors.es_documents import ANOMALIES, DRIFT_SCORES, IndexNames
 from connectors.es_reader import anomaly_from_document, score_from_document, search_newest
 from connectors.files import FileFormatError, iter_json_lines
 from connectors.store import AnomalyStore
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import DecodeError, FieldMapping, decode_record
-from detectors.report_data import ReportInput
+from detectors.report.data import ReportInput
 
 
 def _account(data: ReportInput, result: Result) -> None:

@@ -19,9 +19,9 @@ from connectors.fluent import FluentClient
 from connectors.forward_server import ForwardServer
 from connectors.store import AnomalyStore
 from detectors.anomaly import Anomaly, iso
+from detectors.baseline.infer import BaselineOptions
 from detectors.engine import Engine, EngineOptions
-from detectors.incidents import Incident
-from detectors.infer import BaselineOptions
+from detectors.incidents.tracker import Incident
 from detectors.records import FieldMapping, parse_ts
 from streams.embedded.runner import EmbeddedRunner, Pipeline
 from streams.offline import build_baseline

@@ -46,10 +46,9 @@ from connectors.elasticsearch import ElasticSink
 from connectors.es_documents import score_documents
 from connectors.kafka_source import Batch, PartitionBatches, SourceRecord
 from detectors.anomaly import Anomaly
-from detectors.engine import WindowReport
 from detectors.event_time import EventTimeLimits, check_event_time
 from detectors.feature_state import FeatureState
-from detectors.incidents import IncidentTracker, Step
+from detectors.incidents.tracker import IncidentTracker, Step
 from detectors.records import DecodeError, decode_record, is_feedback
 from detectors.stages import (
     MAX_RECORD_BYTES,
@@ -58,6 +57,7 @@ from detectors.stages import (
     observe,
 )
 from detectors.state_codec import from_plain, to_plain
+from detectors.window_report import WindowReport
 from streams.metrics import reason_kind, record_feedback_ignored
 from streams.worker import incidents as worker_incidents
 from streams.worker import metrics as measured  # metrics, /readyz, lag

@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.engine import WindowReport
-from detectors.incident_feed import feature_closes
-from detectors.incidents import FEATURES, Close, Incident, IncidentTracker, Step
+from detectors.incidents.feed import feature_closes
+from detectors.incidents.tracker import FEATURES, Close, Incident, IncidentTracker, Step
 from detectors.stages import NEW_COLUMNS
+from detectors.window_report import WindowReport
 from streams.incident_options import incident_options
 from streams.worker.app import settings
 from streams.worker.payloads import INCIDENT

@@ -7,9 +7,9 @@ serving-logs + feedback (co-partitioned by request id)
                      model, the predictions counted and the labels joined
                      (feedback that does not decode ──▶ dead-letters)
   ──▶ label-outcomes (key = model/version)
-  ──▶ judge_labels   per model: detectors.labels.LabelMonitor (windows by prediction time,
+  ──▶ judge_labels   per model: detectors.labels.monitor.LabelMonitor (windows by prediction time,
                      ADWIN and DDM on the error stream, slices, fairness) and, with a slice
-                     key, detectors.slice_features (each top-K slice's feature windows, the
+                     key, detectors.labels.slice_features (each top-K slice's feature windows, the
                      join sending the values as slice windows count them); state in
                      model_to_labels
   ──▶ anomalies      concept_drift and fairness, indexed by stage three like every anomaly
@@ -38,15 +38,18 @@ import orjson
 from faust.types import EventT, Message
 
 from connectors.es_documents import label_documents
-from detectors import slice_features as slice_state
 from detectors.anomaly import Anomaly
-from detectors.calibrate_errors import calibrate_errors
-from detectors.feedback import PendingStats
-from detectors.incident_feed import label_closes
-from detectors.incidents import IncidentTracker, Step
-from detectors.label_join import Label, LabelJoin, Pending, watermark
-from detectors.label_state import from_plain, to_plain
-from detectors.labels import LabelMonitor, LabelOptions, LabelReport, group_values
+from detectors.baseline.calibrate_errors import calibrate_errors
+from detectors.baseline.schema import PREDICTION
+from detectors.incidents.feed import label_closes
+from detectors.incidents.tracker import IncidentTracker, Step
+from detectors.labels import slice_features as slice_state
+from detectors.labels.feedback import PendingStats
+from detectors.labels.join import Label, LabelJoin, Pending, watermark
+from detectors.labels.monitor import LabelMonitor, LabelOptions, LabelReport, group_values
+from detectors.labels.slice_features import SliceFeatures
+from detectors.labels.slice_windows import observed
+from detectors.labels.state import from_plain, to_plain
 from detectors.records import (
     DecodeError,
     FeedbackRecord,
@@ -54,9 +57,6 @@ from detectors.records import (
     decode_feedback,
     decode_record,
 )
-from detectors.schema import PREDICTION
-from detectors.slice_features import SliceFeatures
-from detectors.slice_windows import observed
 from streams import metrics
 from streams.label_options import label_options
 from streams.worker import incidents as worker_incidents

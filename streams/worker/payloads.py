@@ -17,9 +17,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import orjson
 
 from detectors.anomaly import Anomaly
-from detectors.incidents import Incident
-from detectors.rollups import RollUp
-from detectors.slice_windows import Observed
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident
+from detectors.labels.slice_windows import Observed
 
 T = TypeVar("T")
 

@@ -1,9 +1,10 @@
 """The worker's window roll-ups: each stage-two owner makes its feature's part of a closed
-window's roll-up (``detectors.incidents``), and one owner per model version merges the parts:
+window's roll-up (``detectors.incidents.tracker``), and one owner per model version merges the
+parts:
 
 ```
 compare_windows ──▶ rollups (key = model/version; one part per feature and closed window)
-  ──▶ roll_up_windows   merge the parts (detectors.rollups.PartialRollUps, state in
+  ──▶ roll_up_windows   merge the parts (detectors.incidents.rollups.PartialRollUps, state in
                         model_to_rollups) until every feature of the baseline is in
   ──▶ window-rollups    (key = roll-up id) the whole roll-up, the Engine's
   ──▶ index_rollups     (only with elasticsearch.url) into the roll-ups index
@@ -19,7 +20,7 @@ from typing import Any
 
 from faust.types import EventT
 
-from detectors.rollups import PartialRollUps, RollUp
+from detectors.incidents.rollups import PartialRollUps, RollUp
 from streams.worker import metrics as measured
 from streams.worker.agents import (
     INDEXING,

@@ -8,7 +8,7 @@ serving-logs + pipeline-features (co-partitioned by request id)
                           (pipeline records that do not decode ──▶ dead-letters)
   ──▶ skew-outcomes       (key = model/version)
   ──▶ judge_feature_skew  per model (streams/worker/skew_judge.py):
-                          detectors.skew_monitor.SkewWindows,
+                          detectors.skew.monitor.SkewWindows,
                           the Engine's; state in model_to_skew, with the model's incident tracker
   ──▶ anomalies, incidents, drift-scores (with elasticsearch.url), as the other judges
 ```
@@ -31,7 +31,7 @@ from faust.types import EventT, Message
 
 from detectors.keyed_join import KeyedJoin
 from detectors.records import DecodeError, decode_pipeline, decode_record
-from detectors.skew_monitor import PipelineSide, ServingSide
+from detectors.skew.monitor import PipelineSide, ServingSide
 from streams.skew_metrics import watch_skew_join
 from streams.skew_options import skew_options
 from streams.worker import metrics as measured

@@ -1,5 +1,5 @@
 """The feature-skew judge (stage two of streams/worker/skew_agents.py): per model/version, the
-joined pairs of skew-outcomes into ``detectors.skew_monitor.SkewWindows`` (the Engine's windows),
+joined pairs of skew-outcomes into ``detectors.skew.monitor.SkewWindows`` (the Engine's windows),
 judged once every partition's two clocks passed a window by ``wait_seconds``; the state (with
 the model's incident tracker and offset guards) in model_to_skew, written after what the batch
 raised was acknowledged (a crash raises it again, with the same ids).
@@ -19,11 +19,11 @@ from faust.types import EventT
 
 from connectors.es_documents import skew_documents
 from detectors.anomaly import Anomaly
-from detectors.incidents import SKEW, Close, IncidentTracker, Step
+from detectors.incidents.tracker import SKEW, Close, IncidentTracker, Step
 from detectors.keyed_join import complete_watermark
 from detectors.records import DecodeError
-from detectors.skew_monitor import SkewReport, SkewWindows
-from detectors.skew_state import from_plain, to_plain
+from detectors.skew.monitor import SkewReport, SkewWindows
+from detectors.skew.state import from_plain, to_plain
 from streams.skew_options import skew_options
 from streams.worker import incidents as worker_incidents
 from streams.worker import metrics as measured

@@ -28,8 +28,8 @@ feature_to_state = app.Table(
 )
 
 
-# model/version/feature -> that feature's incident tracker (``detectors.incidents``), written
-# with its stage-two state, keyed and partitioned like it (streams/worker/incidents.py)
+# model/version/feature -> that feature's incident tracker (``detectors.incidents.tracker``),
+# written with its stage-two state, keyed and partitioned like it (streams/worker/incidents.py)
 feature_to_incidents = app.Table(
     "feature_to_incidents",
     key_type=str,
@@ -85,7 +85,7 @@ def writing_to(partition: int) -> Iterator[None]:
         _write_partition.reset(token)
 
 
-# request id -> a prediction waiting for its label (``detectors.label_join.Pending`` as orjson),
+# request id -> a prediction waiting for its label (``detectors.labels.join.Pending`` as orjson),
 # partitioned like serving-logs and feedback: a label finds its prediction in its own partition.
 pending_labels = PartitionedTable(
     app,
@@ -97,7 +97,7 @@ pending_labels = PartitionedTable(
 )
 app.tables.add(pending_labels)
 
-# model/version -> the label judge's state (``detectors.label_state``), written once per batch
+# model/version -> the label judge's state (``detectors.labels.state``), written once per batch
 model_to_labels = app.Table(
     "model_to_labels",
     key_type=str,

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from connectors.baseline_files import load_baseline
-from detectors.report_data import ReportData, build_report
+from detectors.report.data import ReportData, build_report
 from streams.report.charts import ANOMALY, BASELINE, CURRENT, THRESHOLD
 from streams.report.inputs import from_store
 from streams.simulation.demo import DEMO_PLAN

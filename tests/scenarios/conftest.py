@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.baseline import Baseline
-from detectors.infer import BaselineOptions, build_profile
-from detectors.infer_schema import infer_schema
-from detectors.schema import Schema
+from detectors.baseline.infer import BaselineOptions, build_profile
+from detectors.baseline.infer_schema import infer_schema
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import Schema
 from streams.simulation.traffic import training_rows
 from tests.scenarios.labelled import LabelBoard
 from tests.scenarios.production_plan import SELF_CHECK_TRAINING, SERVING_TRAINING, TRAINING_1E300

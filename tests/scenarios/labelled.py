@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
-from detectors.feedback import PendingStats
-from detectors.labels import LabelOptions, LabelReport, LabelStats
+from detectors.labels.feedback import PendingStats
+from detectors.labels.monitor import LabelOptions, LabelReport, LabelStats
 from detectors.records import decode_feedback, decode_record, is_feedback
 from streams.simulation.traffic import (
     TEN_MINUTES,

@@ -21,9 +21,9 @@ import numpy as np
 from connectors.baseline_files import load_baseline, privacy_key
 from connectors.files import open_rows
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.infer import BaselineOptions
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.infer import BaselineOptions
 from detectors.records import decode_record
 from streams.offline import build_baseline
 from tests.scenarios.production import CHANGES, MODEL, VERSION, Stream, serving_records

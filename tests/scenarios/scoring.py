@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import decode_record
 from streams.simulation.traffic import SCENARIOS, Injection, serving_records

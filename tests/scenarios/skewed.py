@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import PipelineRecord, decode_record
-from detectors.skew_monitor import FeatureSkewMonitor, SkewOptions
+from detectors.skew.monitor import FeatureSkewMonitor, SkewOptions
 from streams.simulation.traffic import serving_records
 
 START = 1_800_000_000.0

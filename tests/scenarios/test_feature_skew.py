@@ -5,7 +5,7 @@ noise) over a million joined requests, nothing is raised."""
 
 from __future__ import annotations
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from tests.scenarios.skewed import cents_for, mapped, recomputed, run_engine, run_monitor
 
 EVENTS = 60_000  # 600 s at 100/s: two judged 300 s windows of joined requests

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from detectors.baseline import Baseline
-from detectors.feedback import PendingPredictions
+from detectors.baseline.reference import Baseline
+from detectors.labels.feedback import PendingPredictions
 from streams.simulation.traffic import CATEGORIES, LabelFlip, SliceSurge, uniform_delay
 from tests.scenarios.labelled import LABELS, LabelBoard, LabelRun, run_labelled
 from tests.scenarios.scoring import START

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.schema import PREDICTION
+from detectors.baseline.schema import PREDICTION
 from tests.scenarios.scoring import Scoreboard
 
 EVENTS, AT = 20_000, 10_000

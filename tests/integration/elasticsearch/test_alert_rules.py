@@ -15,8 +15,8 @@ from connectors.elasticsearch import ElasticSink
 from connectors.es_documents import INCIDENTS, IndexNames
 from connectors.es_incidents import incident_document
 from connectors.kibana import load_rules, render_rule, rule_search
-from detectors.incidents import PAGED as SEVERITIES  # incidents never open at info
-from detectors.incidents import Incident, incident_id
+from detectors.incidents.tracker import PAGED as SEVERITIES  # incidents never open at info
+from detectors.incidents.tracker import Incident, incident_id
 from tests.integration.elasticsearch.conftest import Node
 
 KINDS = ("schema_skew", "distribution_skew", "drift", "data_quality")

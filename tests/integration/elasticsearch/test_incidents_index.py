@@ -15,7 +15,7 @@ from connectors.es_documents import INCIDENTS, ROLLUPS, IndexNames, load_templat
 from connectors.es_incidents import incident_items
 from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
-from detectors.incidents import Close, IncidentOptions, IncidentTracker
+from detectors.incidents.tracker import Close, IncidentOptions, IncidentTracker
 from streams.embedded.shipper import Shipper
 from tests.elastic_samples import START, anomaly
 from tests.integration.elasticsearch.conftest import Node, search_all

@@ -12,7 +12,7 @@ from elasticsearch import Elasticsearch
 
 from config.settings import ElasticsearchSettings
 from connectors.baseline_files import load_baseline
-from detectors.report_data import ReportData, build_report
+from detectors.report.data import ReportData, build_report
 from streams.report.inputs import from_es, from_store
 from streams.simulation.demo import send
 from streams.simulation.traffic import Injection, serving_records

@@ -25,9 +25,9 @@ from elasticsearch import Elasticsearch
 
 from connectors.baseline_files import load_baseline
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
-from detectors.incidents import Incident
+from detectors.incidents.tracker import Incident
 from detectors.records import decode_record
 from tests.integration import patience
 from tests.integration.conftest import search_all, servers_run_dir

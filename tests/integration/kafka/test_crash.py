@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,

@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 from aiokafka.partitioner import murmur2
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,

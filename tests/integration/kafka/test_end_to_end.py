@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,

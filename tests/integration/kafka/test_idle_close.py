@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.anomaly import Anomaly
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import decode_record
 from streams.simulation.traffic import Injection, serving_records

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 
 from detectors.anomaly import iso
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.incident_feed import track
-from detectors.incidents import Incident, IncidentOptions, IncidentTracker
+from detectors.incidents.feed import track
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Incident, IncidentOptions, IncidentTracker
 from detectors.records import decode_record
-from detectors.rollups import RollUp
 from streams.simulation.traffic import Injection, serving_records
 from tests.integration.kafka.conftest import (
     RATE,

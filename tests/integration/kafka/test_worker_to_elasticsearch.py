@@ -17,7 +17,7 @@ from elasticsearch import Elasticsearch
 
 from connectors.es_documents import score_documents, window_start_of
 from connectors.es_incidents import incident_document
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from streams.simulation.traffic import Injection
 from tests.integration.kafka.conftest import (
     anomalies_on,

@@ -20,7 +20,7 @@ from connectors import label_store
 from connectors.label_studio import LabelStudio
 from connectors.label_studio_format import answer_result
 from connectors.store import AnomalyStore
-from detectors.labels import LabelMonitor, LabelOptions
+from detectors.labels.monitor import LabelMonitor, LabelOptions
 from detectors.records import decode_feedback, decode_record
 from streams.simulation.demo import send
 from streams.simulation.traffic import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from connectors.es_documents import DRIFT_SCORES, LABELS_FEATURE, label_documents
 from detectors.anomaly import Anomaly
-from detectors.labels import LabelReport
+from detectors.labels.monitor import LabelReport
 from tests.unit.connectors.test_es_documents import mapping, undeclared
 
 START = 1_795_860_000.0

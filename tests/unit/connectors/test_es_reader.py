@@ -11,7 +11,7 @@ import orjson
 
 from connectors.es_documents import DRIFT_SCORES, IndexNames, load_templates, score_documents
 from connectors.es_reader import anomaly_from_document, score_from_document
-from detectors.report_data import window_summary
+from detectors.report.data import window_summary
 from detectors.stats import BinCounts, FeatureWindow
 from tests.elastic_samples import START, anomaly, report
 

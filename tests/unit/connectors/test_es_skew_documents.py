@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from connectors.es_documents import DRIFT_SCORES, score_id, skew_documents
 from detectors.anomaly import Anomaly
-from detectors.skew_monitor import SkewReport
+from detectors.skew.monitor import SkewReport
 from tests.unit.connectors.test_es_documents import mapping, undeclared
 
 START = 1_795_860_000.0

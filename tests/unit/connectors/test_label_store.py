@@ -9,7 +9,7 @@ from pathlib import Path
 from connectors import label_store
 from connectors.label_store import HumanLabel
 from connectors.store import APPLICATION_ID, AnomalyStore
-from detectors.label_queue import DAY, QueueItem
+from detectors.labels.queue import DAY, QueueItem
 
 
 def item(rid: str, ts: float = 10.0) -> QueueItem:

@@ -17,7 +17,7 @@ from connectors.label_studio_format import (
     tasks_csv,
     tasks_json,
 )
-from detectors.label_queue import QueueItem
+from detectors.labels.queue import QueueItem
 
 CHOICES = ["positive", "negative"]
 

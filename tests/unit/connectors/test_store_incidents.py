@@ -10,8 +10,8 @@ import pytest
 
 from connectors.store import APPLICATION_ID, SCHEMA_VERSION, AnomalyStore
 from detectors.anomaly import Anomaly, anomaly_id
-from detectors.incidents import Close, IncidentOptions, IncidentTracker
-from detectors.rollups import RollUp
+from detectors.incidents.rollups import RollUp
+from detectors.incidents.tracker import Close, IncidentOptions, IncidentTracker
 
 
 def alarm(window: int, feature: str = "price", severity: str = "medium") -> Anomaly:

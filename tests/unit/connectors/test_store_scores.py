@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from connectors.store import APPLICATION_ID, AnomalyStore
-from detectors.compare import FeatureScore
-from detectors.engine import WindowReport
 from detectors.stats import BinCounts, FeatureWindow
+from detectors.window_report import FeatureScore, WindowReport
 
 T0 = 1_795_860_000.0
 

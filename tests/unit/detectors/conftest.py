@@ -1,6 +1,6 @@
 """Baselines built in-process (no files): the synthetic CTR traffic of
-``streams.simulation.traffic`` profiled with ``detectors.infer.build_profile`` and joined with its
-inferred schema."""
+``streams.simulation.traffic`` profiled with ``detectors.baseline.infer.build_profile`` and joined
+with its inferred schema."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detectors.baseline import Baseline
-from detectors.calibrate import CalibrationOptions, calibrate
-from detectors.infer import BaselineOptions, build_profile
-from detectors.infer_schema import infer_schema
-from detectors.schema import Schema
+from detectors.baseline.calibrate import CalibrationOptions, calibrate
+from detectors.baseline.infer import BaselineOptions, build_profile
+from detectors.baseline.infer_schema import infer_schema
+from detectors.baseline.reference import Baseline
+from detectors.baseline.schema import Schema
 from streams.simulation.traffic import training_rows
 
 PRIVACY_KEY = b"unit-test-key"

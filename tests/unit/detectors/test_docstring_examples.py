@@ -12,7 +12,7 @@ import pytest
 
 import detectors
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(detectors.__path__, "detectors."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(detectors.__path__, "detectors."))
 
 
 def test_there_are_examples_to_run() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from detectors.anomaly import Anomaly, iso
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import DecodeError, decode_record
 from streams.simulation.traffic import COUNTRIES, Injection, serving_records

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.engine_state import VERSION, restore, snapshot
-from detectors.labels import LabelOptions
+from detectors.labels.monitor import LabelOptions
 from detectors.records import decode_feedback, decode_record
 from streams.simulation.traffic import (
     Injection,

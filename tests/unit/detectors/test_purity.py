@@ -11,7 +11,7 @@ import pytest
 import detectors
 
 DETECTORS = Path(detectors.__file__).parent
-MODULES = sorted(DETECTORS.glob("*.py"))
+MODULES = sorted(DETECTORS.rglob("*.py"))
 
 FORBIDDEN_MODULES = {
     # I/O, processes, the environment

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.baseline.schema import FeatureSpec, Schema
 from detectors.records import MAX_TEXT_CHARS
-from detectors.schema import FeatureSpec, Schema
 from detectors.validate import CODES, Checked, check_value, structural_violations
 from tests.unit.detectors.strategies import json_values
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from detectors.baseline import Baseline
-from detectors.change import Change
-from detectors.rates import RateAlarm
+from detectors.baseline.reference import Baseline
+from detectors.drift.change import Change
+from detectors.drift.rates import RateAlarm
 from detectors.stages import Observation
 from detectors.watch import FeatureWatch
 

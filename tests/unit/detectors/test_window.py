@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.anomaly import iso
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import ServingRecord, decode_record, parse_ts

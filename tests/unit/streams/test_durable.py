@@ -11,7 +11,7 @@ import pytest
 from connectors.forward import ForwardEvent
 from connectors.journal import Journal
 from connectors.store import AnomalyStore
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
 from streams.embedded.durable import Durable

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from connectors.forward import ForwardEvent
 from connectors.store import AnomalyStore
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.incidents import IncidentOptions, change_of
+from detectors.incidents.tracker import IncidentOptions, change_of
 from detectors.records import FieldMapping
 from streams.cli.main import main
 from streams.embedded.runner import Pipeline

@@ -10,9 +10,9 @@ import pytest
 
 from connectors.forward import ForwardEvent
 from connectors.store import AnomalyStore
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.labels import LabelOptions
+from detectors.labels.monitor import LabelOptions
 from detectors.records import FieldMapping
 from streams.embedded.runner import Pipeline
 from tests.unit.detectors.conftest import traffic_baseline

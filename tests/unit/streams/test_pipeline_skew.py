@@ -11,11 +11,11 @@ import pytest
 
 from connectors.forward import ForwardEvent
 from connectors.store import AnomalyStore
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.records import FieldMapping
-from detectors.report_data import build_report
-from detectors.skew_monitor import SkewOptions
+from detectors.report.data import build_report
+from detectors.skew.monitor import SkewOptions
 from streams.embedded.runner import Pipeline
 from streams.report.inputs import from_store
 from tests.unit.detectors.conftest import traffic_baseline

@@ -39,7 +39,7 @@ def test_log_files_and_the_store_keep_the_shutdown_window_partial(tmp_path: Path
 def test_the_runners_window_line_says_a_window_is_partial() -> None:
     from dataclasses import replace
 
-    from detectors.engine import WindowReport
+    from detectors.window_report import WindowReport
     from streams.embedded.runner import window_line
 
     report = WindowReport("ctr", "3", T0, T0 + 60, 37, 0, [], [])

@@ -3,9 +3,9 @@ feature was past its threshold, and marks partial windows in the tables and on t
 
 from __future__ import annotations
 
-from detectors.report_data import ReportInput, build_report
+from detectors.report.data import ReportInput, build_report
 from streams.report.charts import SPAN_STYLES, render_html, timeline_svg
-from tests.unit.detectors.test_report_data import T0, WEEK, anomaly, baseline, drifting_for_weeks
+from tests.unit.detectors.report.test_data import T0, WEEK, anomaly, baseline, drifting_for_weeks
 
 
 def test_the_page_headlines_the_last_full_window_and_marks_the_partial_one() -> None:

@@ -56,7 +56,7 @@ def test_a_drift_score_is_not_an_anomaly() -> None:
 
 def test_an_incident_is_indexed_under_its_id_and_a_stranger_is_dead_lettered() -> None:
     from detectors.anomaly import Anomaly
-    from detectors.incidents import IncidentTracker
+    from detectors.incidents.tracker import IncidentTracker
     from streams.worker.indexing import INCIDENTS
 
     a = Anomaly("a1", 60.0, "drift", "psi", "high", "ctr", "3", "age", 0.4, 0.1, 0.0, 60.0, 9, "m")

@@ -12,11 +12,11 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer
 
 from detectors.engine import EngineOptions
-from detectors.label_join import Label, LabelJoin, Pending
-from detectors.labels import LabelMonitor, LabelOptions, LabelReport
+from detectors.labels.join import Label, LabelJoin, Pending
+from detectors.labels.monitor import LabelMonitor, LabelOptions, LabelReport
+from detectors.labels.slice_features import SliceFeatures
+from detectors.labels.slice_windows import observed
 from detectors.records import FieldMapping
-from detectors.slice_features import SliceFeatures
-from detectors.slice_windows import observed
 from streams.worker.label_agents import (
     Judged,
     Outcomes,

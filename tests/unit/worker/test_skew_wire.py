@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 
 from detectors.keyed_join import KeyedJoin
-from detectors.skew_monitor import PipelineSide, ServingSide, SkewOptions, SkewWindows
+from detectors.skew.monitor import PipelineSide, ServingSide, SkewOptions, SkewWindows
 from streams.worker.label_agents import TableStore
 from streams.worker.skew_agents import decode_side, encode_side
 from streams.worker.skew_judge import Judged, _apply

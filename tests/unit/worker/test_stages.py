@@ -11,12 +11,13 @@ import pytest
 
 from connectors.es_documents import score_documents
 from detectors.anomaly import Anomaly, iso
-from detectors.baseline import Baseline
-from detectors.engine import Engine, EngineOptions, WindowReport
+from detectors.baseline.reference import Baseline
+from detectors.engine import Engine, EngineOptions
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record, parse_ts
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, largest_text, observe
 from detectors.state_codec import from_plain, to_plain
+from detectors.window_report import WindowReport
 from streams.simulation.traffic import Injection, serving_records
 from streams.worker.topics import MAX_SUMMARY_BYTES, encode_parts
 from tests.unit.detectors.conftest import traffic_baseline

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import EngineOptions
 from detectors.feature_state import STATE_VERSION, CompareStep, MergeOptions, entries_of
 from detectors.records import decode_record
