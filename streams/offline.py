@@ -3,7 +3,7 @@ against a baseline (a CI gate before a model deploy)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,9 +164,11 @@ def check_logs(
     incidents: IncidentOptions | None = None,
     pipeline: Path | None = None,
     skew: SkewOptions | None = None,
+    source: Iterable[tuple[int, dict[str, Any] | FileFormatError]] | None = None,
 ) -> CheckReport:
-    """Run the engine over a JSON-lines file of serving records; bad lines are reported with
-    their line number and reason, and the walk goes on. Anomalies are gathered into incidents
+    """Run the engine over a JSON-lines file of serving records (or ``source``'s numbered
+    records read from it); bad lines are reported with their line number and reason, and the
+    walk goes on. Anomalies are gathered into incidents
     as the embedded runner gathers them (the file's end judges the open windows, and an
     incident still alarming then is reported open)."""
     engine = Engine(baselines, options, skew=(skew or SkewOptions()) if pipeline else None)
@@ -183,7 +185,7 @@ def check_logs(
         report.add(result, tracker)
         batch.clear()
 
-    for number, item in iter_json_lines(logs):
+    for number, item in iter_json_lines(logs) if source is None else source:
         bad = str(item) if isinstance(item, FileFormatError) else None
         if bad is None:
             try:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -32,6 +33,11 @@ from streams.cli.common import load_baselines as _load_baselines
 from streams.cli.common import parse_since as _since
 from streams.cli.common import settings_for as _settings
 from streams.simulation.traffic import SCENARIOS, Injection, serving_records
+
+if TYPE_CHECKING:
+    from detectors.baseline.reference import Baseline
+    from detectors.records import FieldMapping
+    from streams.training_rows import RowsAsRecords
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -409,6 +415,17 @@ def anomalies(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON lines of the pipeline's features for logged requests: check feature skew.",
 )
+@click.option(
+    "--time-column",
+    help="Training rows only: the column of each row's time [the one the baseline was "
+    "ordered by; without one, rows 1 s apart in file order].",
+)
+@click.option(
+    "--prediction-column",
+    default="prediction",
+    show_default=True,
+    help="Training rows only: the column holding the model's output, as given to `baseline`.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -418,9 +435,16 @@ def check(
     window_seconds: float | None,
     min_count: int | None,
     pipeline: Path | None,
+    time_column: str | None,
+    prediction_column: str,
 ) -> None:
     """Validate a JSON-lines file of serving records against a baseline, offline (a CI gate
     before a deploy).
+
+    LOGS may also be training rows (CSV, Parquet, or JSON lines without a features field), as
+    `logdrift baseline` reads them: each row is checked as a record of the baseline's model,
+    at the time in its time column. The file a baseline was built from raises nothing
+    against it; next month's training file can be held against this month's baseline.
 
     \b
     Exit codes:
@@ -441,6 +465,7 @@ def check(
             )
         except ValueError as exc:  # names the option at fault
             raise click.BadParameter(str(exc)) from None
+        rows = _training_rows(logs, loaded, _mapping(settings), time_column, prediction_column)
         report = check_logs(
             logs,
             loaded,
@@ -449,7 +474,10 @@ def check(
             incidents=incident_options(settings.incidents),
             pipeline=pipeline,
             skew=skew_options_for_check(settings.feature_skew),
+            source=rows,
         )
+        if rows is not None and rows.left_out:
+            err.print(f"left out (not in the baseline): {', '.join(sorted(rows.left_out))}")
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -467,6 +495,30 @@ def check(
     if report.records == 0:
         raise InputError(f"{logs}: nothing checked: " + _nothing_checked(report.bad_lines))
     sys.exit(1 if report.anomalies else 0)
+
+
+def _training_rows(
+    logs: Path,
+    loaded: list[Baseline],
+    mapping: FieldMapping,
+    time_column: str | None,
+    prediction_column: str,
+) -> RowsAsRecords | None:
+    """LOGS as records of the baseline's model when it holds training rows; None: serving
+    records. Says on stderr how the rows are read."""
+    from streams.training_rows import RowsAsRecords, baseline_time_column, holds_rows
+
+    if not holds_rows(logs, mapping):
+        if time_column is not None:
+            raise click.BadParameter("only for training rows", param_hint="--time-column")
+        return None
+    if len(loaded) != 1 or loaded[0].model is None:
+        raise InputError(f"{logs} holds training rows: give exactly one --baseline with a model")
+    baseline = loaded[0]
+    column = time_column or baseline_time_column(baseline)
+    when = f"time from column {column!r}" if column else "no time column: rows 1 s apart"
+    err.print(f"{logs}: training rows, checked as records of model {baseline.model} ({when})")
+    return RowsAsRecords(logs, baseline, column, prediction_column)
 
 
 class InputError(click.ClickException):

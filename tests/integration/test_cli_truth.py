@@ -80,6 +80,19 @@ def test_a_prediction_column_baseline_checks_and_reports(
     assert 'data-feature="prediction"' in html.read_text()
 
 
+def test_the_training_file_checked_against_its_own_baseline_raises_nothing(
+    baseline_dir: Path,
+) -> None:
+    train = baseline_dir.parent / "train.csv"
+    proc = logdrift(
+        "check", train, "--baseline", baseline_dir, "--prediction-column", "y_pred_proba",
+        "--format", "json",
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert (report["records"], report["anomalies"]) == (ROWS, [])
+    assert "training rows, checked as records of model ctr" in proc.stderr
+
+
 def test_a_prediction_column_baseline_runs(start_runner: Any, tmp_path: Path) -> None:
     runner = start_runner(tmp_path / "run.db")
     records = list(serving_records(1_000, rate=100, start=START))
