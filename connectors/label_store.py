@@ -88,6 +88,12 @@ def used_budget(store: Transacting) -> dict[tuple[str, int], int]:
         return {(m, int(d)): int(n) for m, d, n in rows}
 
 
+def queued_ids(store: Transacting) -> frozenset[str]:
+    """The request ids in the queue: a record is chosen once."""
+    with store.transaction() as conn:
+        return frozenset(r for (r,) in conn.execute("SELECT request_id FROM label_queue"))
+
+
 def queue(store: Transacting, state: str | None = None) -> list[QueueItem]:
     """Queue items (of one state, or all), oldest first."""
     sql, params = "SELECT body, state FROM label_queue", []
