@@ -4,6 +4,9 @@ with its reason, without `logdrift label queue`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
 from connectors import label_store
@@ -11,6 +14,7 @@ from connectors.store import AnomalyStore
 from detectors.labels.queue import DAY
 from streams.simulation.demo import send
 from streams.simulation.traffic import Injection, serving_records
+from tests.integration.conftest import Runner
 
 RATE = 100.0
 START = 1_795_860_000.0  # a minute boundary
@@ -19,8 +23,8 @@ BUDGET = 50
 
 
 def test_a_drift_incident_opening_fills_the_queue_within_budget(
-    start_runner, tmp_path, monkeypatch: pytest.MonkeyPatch
-):
+    start_runner: Callable[..., Runner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOGDRIFT_LABELLING__QUEUE_ON_INCIDENT", "true")
     monkeypatch.setenv("LOGDRIFT_LABELLING__BUDGET_PER_DAY", str(BUDGET))
     monkeypatch.setenv("LOGDRIFT_LABELLING__RECENT_RECORDS", "5000")
