@@ -290,7 +290,11 @@ def run(
         event_time=event_time_limits(settings),
         pipeline_tag=settings.feature_skew.forward_tag if settings.feature_skew.enabled else None,
         labelling=runner_queue(
-            settings.labelling, anomaly_store, engine.baselines, settings.labels.slices.key
+            settings.labelling,
+            anomaly_store,
+            engine.baselines,
+            settings.labels.slices.key,
+            index=shipper is not None,
         ),
     )
     anomaly_store.bound_dead_letters(dead_letter_bounds(settings))

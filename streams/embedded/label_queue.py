@@ -3,6 +3,8 @@
     accepted serving record --> Recent (the last ``recent_records`` per model, in memory)
     incident opened (drift, concept drift) --> incident_trigger --> Sampler over Recent's records
       of its model, within what the day's budget has left --> label_store.enqueue (the store)
+      (+ with Elasticsearch, each item's document to the outbox in the same transaction: the
+      shipper indexes it into <prefix>-label-queue, _id its request id)
 
 What ``logdrift label queue`` does from a log file, done as the incident opens, from the records
 the runner has just seen. Idempotent: the queue holds a request id once (a replayed journal, a
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from config.settings import LabellingSettings
-from connectors import label_store
+from connectors import es_labelling, label_store
 from connectors.store import AnomalyStore
 from detectors.baseline.reference import Baseline
 from detectors.incidents.tracker import Incident
@@ -50,8 +52,10 @@ class RunnerQueue:
         options: QueueOptions,
         slice_key: str | None,
         recent: int,
+        index: bool = False,
     ) -> None:
         self.store = store
+        self.index = index  # Elasticsearch configured: each item's document to the outbox
         self.baselines = baselines
         self.options = options
         self.slice_key = slice_key
@@ -80,7 +84,8 @@ class RunnerQueue:
             for c in self.recent.of(incident.model):
                 sampler.offer(c)
             chosen = sampler.take()
-            label_store.enqueue(self.store, chosen)
+            docs = es_labelling.outbox_items(chosen) if self.index else []
+            label_store.enqueue(self.store, chosen, docs)  # one transaction
             out.append(Queued(incident, chosen, sampler.left[incident.model] - len(chosen)))
         return out
 
@@ -90,10 +95,17 @@ def runner_queue(
     store: AnomalyStore,
     baselines: Mapping[str | None, Baseline],
     slice_key: str | None,
+    index: bool = False,
 ) -> RunnerQueue | None:
-    """None unless ``labelling.queue_on_incident``."""
+    """None unless ``labelling.queue_on_incident``; ``index``: also to Elasticsearch (through
+    the store's outbox and the runner's shipper, into ``<prefix>-label-queue``)."""
     if not settings.queue_on_incident:
         return None
     return RunnerQueue(
-        store, baselines, QueueOptions(settings.budget_per_day), slice_key, settings.recent_records
+        store,
+        baselines,
+        QueueOptions(settings.budget_per_day),
+        slice_key,
+        settings.recent_records,
+        index,
     )

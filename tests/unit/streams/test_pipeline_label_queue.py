@@ -7,11 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from config.settings import LabellingSettings
 from connectors import label_store
 from connectors.forward import ForwardEvent
+from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
 from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
@@ -127,4 +129,19 @@ def test_off_by_default_and_other_kinds_do_not_queue(baseline: Baseline, tmp_pat
     assert "distribution_skew" in kinds, kinds
     assert kinds.isdisjoint(LABELLED_KINDS), kinds
     assert label_store.queue(store) == [], "schema and distribution skew are not answered by labels"
+    store.close()
+
+
+def test_with_elasticsearch_each_item_goes_to_the_outbox_in_the_same_transaction(
+    baseline: Baseline, tmp_path: Path
+) -> None:
+    store = AnomalyStore(tmp_path / "s.db")
+    queue = RunnerQueue(store, {"ctr": baseline}, QueueOptions(BUDGET), None, RECENT, index=True)
+    run(baseline, store, records(), queue)
+    items = {i.request_id: i for i in label_store.queue(store)}
+    docs = [r.item for r in Outbox(store).pending(10_000) if r.item.target == "label-queue"]
+    assert items and {d.doc_id for d in docs} == set(items) and len(docs) == len(items)
+    body = orjson.loads(docs[0].body)
+    assert body["label"]["state"] == "queued" and "features" not in body
+    assert body["label"]["reason"] == items[docs[0].doc_id].reason
     store.close()
