@@ -3,6 +3,8 @@
     accepted serving record --> Recent (the last ``recent_records`` per model, in memory)
     incident opened (drift, concept drift) --> incident_trigger --> Sampler over Recent's records
       of its model, within what the day's budget has left --> label_store.enqueue (the store)
+    judged window of labels (labels on, a slice key) with a slice's label coverage below
+      labelling.min_coverage --> coverage_triggers --> the same, from that slice's recent records
       (+ with Elasticsearch, each item's document to the outbox in the same transaction: the
       shipper indexes it into <prefix>-label-queue, _id its request id)
 
@@ -15,6 +17,7 @@ see (``visible_features``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,24 +26,35 @@ from connectors import es_labelling, label_store
 from connectors.store import AnomalyStore
 from detectors.baseline.reference import Baseline
 from detectors.incidents.tracker import Incident
-from detectors.labels.queue import QueueItem, QueueOptions, Recent, Sampler, incident_trigger
+from detectors.labels.monitor import LabelReport
+from detectors.labels.queue import (
+    QueueItem,
+    QueueOptions,
+    Recent,
+    Sampler,
+    Trigger,
+    coverage_triggers,
+    incident_trigger,
+)
 from detectors.records import ServingRecord
+from detectors.stats import OTHER
 from streams.labelling import candidate
 
 
 @dataclass(frozen=True, slots=True)
 class Queued:
-    """What one opened incident put in the queue."""
+    """What one trigger (an opened incident, a window of low label coverage) put in the queue."""
 
-    incident: Incident
+    model: str
+    why: str  # "drift incident <id>", "label coverage 1.2% < 5.0% in slice shoes"
+    ts: float  # event time of the trigger
     items: list[QueueItem]
     left: int  # of the model's budget for that day, after these
 
     def line(self) -> str:
         return (
-            f"labelling: queued {len(self.items)} records of {self.incident.model} for "
-            f"{self.incident.kind} incident {self.incident.id} ({self.left} left of the "
-            "day's budget)"
+            f"labelling: queued {len(self.items)} records of {self.model} for {self.why} "
+            f"({self.left} left of the day's budget)"
         )
 
 
@@ -53,7 +67,9 @@ class RunnerQueue:
         slice_key: str | None,
         recent: int,
         index: bool = False,
+        min_coverage: float = 0.0,
     ) -> None:
+        self.min_coverage = min_coverage  # 0: no coverage triggers
         self.store = store
         self.index = index  # Elasticsearch configured: each item's document to the outbox
         self.baselines = baselines
@@ -66,28 +82,54 @@ class RunnerQueue:
             self.recent.offer(c)
 
     def opened(self, incidents: Sequence[Incident]) -> list[Queued]:
-        """Sample for every incident that calls for raters; one model's incidents one at a time,
-        so each sees the budget the one before it spent."""
+        """Sample for every incident that calls for raters; one at a time, so each sees the
+        budget the one before it spent."""
         out = []
         for incident in incidents:
             trigger = incident_trigger(incident, self.slice_key)
-            if trigger is None:
-                continue
-            baseline = self.baselines.get(incident.model) or self.baselines.get(None)
-            sampler = Sampler(
-                [trigger],
-                baseline,
-                self.options,
-                label_store.used_budget(self.store),
-                label_store.queued_ids(self.store),
-            )
-            for c in self.recent.of(incident.model):
-                sampler.offer(c)
-            chosen = sampler.take()
-            docs = es_labelling.outbox_items(chosen) if self.index else []
-            label_store.enqueue(self.store, chosen, docs)  # one transaction
-            out.append(Queued(incident, chosen, sampler.left[incident.model] - len(chosen)))
+            if trigger is not None:
+                why = f"{incident.kind} incident {incident.id}"
+                out.append(self._sample(incident.model, [trigger], why, trigger.ts))
         return out
+
+    def labelled(self, reports: Sequence[LabelReport]) -> list[Queued]:
+        """Sample the slices whose share of labelled predictions in a judged window of labels is
+        below ``min_coverage`` (labelling.min_coverage): their recent records (the window's own
+        are long gone by the time its labels are judged)."""
+        out = []
+        for r in reports:
+            if r.slice_key is None or r.slice_key != self.slice_key or self.min_coverage <= 0:
+                continue
+            predictions = {s: int(m.get("predictions", 0)) for s, m in r.slices.items()}
+            labelled = {s: int(m.get("labelled", 0)) for s, m in r.slices.items()}
+            predictions.pop(OTHER, None)  # the slices past the top K: no records carry that name
+            # A slice of fewer predictions than 1 / min_coverage says nothing of its coverage
+            # (a single label would put it past the share): it waits for a fuller window.
+            fewest = math.ceil(1.0 / self.min_coverage)
+            predictions = {s: n for s, n in predictions.items() if n >= fewest}
+            triggers = coverage_triggers(r.model, predictions, labelled, self.min_coverage, r.end)
+            if triggers:
+                why = "; ".join(t.reason for t in triggers)
+                queued = self._sample(r.model, triggers, why, r.end)
+                if queued.items:  # a window each: said when it queued something
+                    out.append(queued)
+        return out
+
+    def _sample(self, model: str, triggers: list[Trigger], why: str, ts: float) -> Queued:
+        baseline = self.baselines.get(model) or self.baselines.get(None)
+        sampler = Sampler(
+            triggers,
+            baseline,
+            self.options,
+            label_store.used_budget(self.store),
+            label_store.queued_ids(self.store),
+        )
+        for c in self.recent.of(model):
+            sampler.offer(c)
+        chosen = sampler.take()
+        docs = es_labelling.outbox_items(chosen) if self.index else []
+        label_store.enqueue(self.store, chosen, docs)  # one transaction
+        return Queued(model, why, ts, chosen, sampler.left[model] - len(chosen))
 
 
 def runner_queue(
@@ -108,4 +150,5 @@ def runner_queue(
         slice_key,
         settings.recent_records,
         index,
+        settings.min_coverage,
     )

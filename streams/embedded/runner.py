@@ -45,6 +45,7 @@ from detectors.event_time import EventTimeError, EventTimeLimits, check_event_ti
 from detectors.incidents.feed import track
 from detectors.incidents.tracker import Change, Incident, IncidentOptions, IncidentTracker
 from detectors.labels.feedback import PendingStats
+from detectors.labels.monitor import LabelReport
 from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
@@ -287,7 +288,7 @@ class Pipeline:
                 rollups=step.rollups,
                 tracker=state,
             )
-        queued = self._queue_for_raters(step.changes)
+        queued = self._queue_for_raters(step.changes, result.labels)
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
         metrics.record_anomalies(result.anomalies)
@@ -306,19 +307,21 @@ class Pipeline:
         for report in result.reports:
             self.emit(window_line(report))
         for q in queued:
-            self.emit(f"{iso(q.incident.opened_at)} {q.line()}")
+            self.emit(f"{iso(q.ts)} {q.line()}")
         for labelled in result.labels:
             self.emit(labelled.line())
         for skewed in result.skew:
             self.emit(skewed.line())
 
-    def _queue_for_raters(self, changes: list[Change]) -> list[Queued]:
-        """Records for raters, from the ones just seen, for every incident that opened (after
-        the incidents are committed: a crash between the two re-queues on replay, once)."""
+    def _queue_for_raters(self, changes: list[Change], labels: list[LabelReport]) -> list[Queued]:
+        """Records for raters, from the ones just seen, for every incident that opened and every
+        slice a judged window of labels found short of labels (after the incidents are
+        committed: a crash between the two samples again on replay, a record once)."""
         if self.labelling is None:
             return []
         opened = [c.incident for c in changes if c.action == "opened"]
         queued = self.labelling.opened(opened) if opened else []
+        queued += self.labelling.labelled(labels) if labels else []
         self.stats.queued_for_raters += sum(len(q.items) for q in queued)
         return queued
 

@@ -17,6 +17,7 @@ from connectors.outbox import Outbox
 from connectors.store import AnomalyStore
 from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
+from detectors.labels.monitor import LabelOptions
 from detectors.labels.queue import LABELLED_KINDS, QueueOptions
 from detectors.records import FieldMapping, decode_record
 from streams.embedded.label_queue import RunnerQueue, runner_queue
@@ -144,4 +145,46 @@ def test_with_elasticsearch_each_item_goes_to_the_outbox_in_the_same_transaction
     body = orjson.loads(docs[0].body)
     assert body["label"]["state"] == "queued" and "features" not in body
     assert body["label"]["reason"] == items[docs[0].doc_id].reason
+    store.close()
+
+
+def test_a_slice_short_of_labels_in_a_judged_window_of_labels_fills_the_queue(
+    baseline: Baseline, tmp_path: Path
+) -> None:
+    labels = LabelOptions(window_seconds=60, wait_seconds=0, slice_key="category")
+    engine = Engine([baseline], EngineOptions(window_seconds=60, min_count=1), labels)
+    store = AnomalyStore(tmp_path / "s.db")
+    queue = RunnerQueue(store, {"ctr": baseline}, QueueOptions(BUDGET), "category", RECENT,
+                        min_coverage=0.05)  # fmt: skip
+    lines: list[str] = []
+    p = Pipeline(engine, store, FieldMapping(), emit=lines.append, labelling=queue)
+    features = {"price": 20.0, "age": 40, "score": 0.6, "country": "US", "device": "ios"}
+
+    def prediction(i: int) -> ForwardEvent:
+        category = "hats" if i % 4 == 0 else "shoes"  # hats: never labelled
+        record = {"request_id": f"r{i}", "model": "ctr", "features": features,
+                  "prediction": 0.8, "slice": {"category": category}}  # fmt: skip
+        return ForwardEvent("serving", T0 - 50 + i * 0.05, record)
+
+    # Slices are named from the 1,000th prediction on (top-K): the first thousand come in a
+    # window of their own, then two windows with a slice short of labels.
+    feedback = [
+        ForwardEvent("feedback", T0 - 45 + i * 0.05, {"request_id": f"r{i}", "label": 1})
+        for i in range(3_400)
+        if i % 4
+    ]
+    stream = sorted([*(prediction(i) for i in range(3_400)), *feedback], key=lambda e: e.time)
+    for i in range(0, len(stream), 200):  # in event-time order, as a live stream comes
+        p.handle(stream[i : i + 200])
+    p.publish(p.engine.close_all())
+    queued = label_store.queue(store)
+    assert len(queued) <= BUDGET
+    # (a constant stream also opens drift incidents on its features: those items say so)
+    items = [i for i in queued if i.reason.startswith("label coverage")]
+    assert items, [i.reason for i in queued]
+    assert {i.slice for i in items} == {"hats"}, "the labelled slice is not sampled"
+    assert all(i.reason.startswith("label coverage 0.0% < 5.0% in slice hats") for i in items)
+    assert all("incident" in i.reason for i in queued if i not in items)
+    said = f"queued {len(items)} records of ctr for label coverage 0.0% < 5.0% in slice hats"
+    assert any(said in x for x in lines), lines
     store.close()
