@@ -124,12 +124,13 @@ class RunnerQueue:
             label_store.used_budget(self.store),
             label_store.queued_ids(self.store),
         )
-        for c in self.recent.of(model):
-            sampler.offer(c)
+        if sampler.left.get(model, 0) > 0:  # the day's budget spent: no distance computed
+            for c in self.recent.of(model):
+                sampler.offer(c)
         chosen = sampler.take()
         docs = es_labelling.outbox_items(chosen) if self.index else []
         label_store.enqueue(self.store, chosen, docs)  # one transaction
-        return Queued(model, why, ts, chosen, sampler.left[model] - len(chosen))
+        return Queued(model, why, ts, chosen, sampler.left.get(model, 0) - len(chosen))
 
 
 def runner_queue(
