@@ -296,6 +296,10 @@ class LabellingSettings(_Section):
 
     budget_per_day: int = Field(200, ge=0)  # records queued per model per day
     min_coverage: float = Field(0.05, ge=0, le=1)  # a slice labelled below this share: queue
+    # `logdrift run` fills the queue itself when a drift or concept-drift incident opens, from
+    # the last `recent_records` serving records it kept per model (memory: that many per model)
+    queue_on_incident: bool = False
+    recent_records: int = Field(10_000, ge=1, le=1_000_000)
     overlap: int = Field(3, ge=1, le=20)  # raters per item
     choices: dict[str, float] = Field(
         default_factory=lambda: {"positive": 1.0, "negative": 0.0}

@@ -15,6 +15,7 @@ import orjson
 
 from connectors.elasticsearch import Doc, ElasticSink, Rejection
 from connectors.label_store import HumanLabel
+from connectors.outbox import OutboxItem
 from detectors.anomaly import iso
 from detectors.labels.queue import QueueItem
 
@@ -67,12 +68,18 @@ def queue_document(item: QueueItem, resolved: HumanLabel | None = None) -> dict[
     }
 
 
-async def index_queue(
-    sink: ElasticSink,
-    items: Sequence[QueueItem],
-    resolved: Mapping[str, HumanLabel] | None = None,
-) -> list[Rejection]:
-    """Create the index with its mapping when absent, then index ``items`` until acknowledged."""
+def outbox_items(items: Sequence[QueueItem]) -> list[OutboxItem]:
+    """Queue items as outbox documents: what the embedded runner's shipper sends (into the one
+    ``<prefix>-label-queue`` index, not a daily one: see ``is_queue``)."""
+    return [OutboxItem(TARGET, i.request_id, i.ts, orjson.dumps(queue_document(i))) for i in items]
+
+
+def is_queue(target: str) -> bool:
+    return target == TARGET
+
+
+async def ensure_index(sink: ElasticSink) -> str:
+    """The queue's index, created with its strict mapping when absent; returns its name."""
     index = sink.names.alias(TARGET)
     if not (await sink.client.indices.exists(index=index)).body:
         await sink.client.options(ignore_status=400).indices.create(
@@ -80,6 +87,16 @@ async def index_queue(
             mappings=MAPPINGS,
             settings={"number_of_shards": 1},
         )
+    return index
+
+
+async def index_queue(
+    sink: ElasticSink,
+    items: Sequence[QueueItem],
+    resolved: Mapping[str, HumanLabel] | None = None,
+) -> list[Rejection]:
+    """Create the index with its mapping when absent, then index ``items`` until acknowledged."""
+    index = await ensure_index(sink)
     found = resolved or {}
     docs = [
         Doc(index, i.request_id, orjson.dumps(queue_document(i, found.get(i.request_id))))

@@ -10,12 +10,14 @@ every function takes the store and works inside its lock and one transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
+from connectors.outbox import ENQUEUE, OutboxItem
 from detectors.labels.queue import DAY, STATES, QueueItem
 
 LABEL_SCHEMA = """
@@ -65,8 +67,11 @@ class HumanLabel:
     batch: str
 
 
-def enqueue(store: Transacting, items: Sequence[QueueItem]) -> int:
-    """Add chosen records to the queue; one already there keeps its row (and state)."""
+def enqueue(
+    store: Transacting, items: Sequence[QueueItem], outbox: Sequence[OutboxItem] = ()
+) -> int:
+    """Add chosen records to the queue; one already there keeps its row (and state).
+    ``outbox``: their Elasticsearch documents, committed in the same transaction."""
     rows = [
         (i.request_id, i.model, int(i.ts // DAY), i.slice, i.state, _body(i.to_plain()))
         for i in items
@@ -78,7 +83,11 @@ def enqueue(store: Transacting, items: Sequence[QueueItem]) -> int:
     with store.transaction() as conn:
         before = conn.total_changes
         conn.executemany(sql, rows)
-        return int(conn.total_changes - before)
+        added = int(conn.total_changes - before)
+        if outbox:
+            now = time.time()
+            conn.executemany(ENQUEUE, [item.row(now) for item in outbox])
+        return added
 
 
 def used_budget(store: Transacting) -> dict[tuple[str, int], int]:
@@ -86,6 +95,12 @@ def used_budget(store: Transacting) -> dict[tuple[str, int], int]:
     with store.transaction() as conn:
         rows = conn.execute("SELECT model, day, COUNT(*) FROM label_queue GROUP BY model, day")
         return {(m, int(d)): int(n) for m, d, n in rows}
+
+
+def queued_ids(store: Transacting) -> frozenset[str]:
+    """The request ids in the queue: a record is chosen once."""
+    with store.transaction() as conn:
+        return frozenset(r for (r,) in conn.execute("SELECT request_id FROM label_queue"))
 
 
 def queue(store: Transacting, state: str | None = None) -> list[QueueItem]:

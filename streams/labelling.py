@@ -42,6 +42,7 @@ from detectors.records import (
     LABEL_SOURCE,
     DecodeError,
     FieldMapping,
+    ServingRecord,
     decode_feedback,
     decode_record,
     is_feedback,
@@ -113,24 +114,29 @@ def fill_queue(
             if len(bad) < 20 and problem:
                 bad.append(problem)
             continue
-        if record.request_id is None:
-            continue
-        prediction = record.prediction if isinstance(record.prediction, int | float) else None
-        sampler.offer(
-            Candidate(
-                record.request_id,
-                record.ts,
-                record.model,
-                record.version,
-                record.slice.get(slice_key) if slice_key else None,
-                record.features,
-                None if prediction is None else float(prediction),
-            )
-        )
+        if (c := candidate(record, slice_key)) is not None:
+            sampler.offer(c)
     chosen = sampler.take()
     added = label_store.enqueue(store, chosen)
     left = {m: n - sum(i.model == m for i in chosen) for m, n in sampler.left.items()}
     return Filled(triggers, sampler.offered, added, bad, nbad, left)
+
+
+def candidate(record: ServingRecord, slice_key: str | None) -> Candidate | None:
+    """A serving record as the sampler takes it; None without a request id (nothing to join the
+    raters' answer to)."""
+    if record.request_id is None:
+        return None
+    prediction = record.prediction if isinstance(record.prediction, int | float) else None
+    return Candidate(
+        record.request_id,
+        record.ts,
+        record.model,
+        record.version,
+        record.slice.get(slice_key) if slice_key else None,
+        record.features,
+        None if prediction is None else float(prediction),
+    )
 
 
 def _coverage(

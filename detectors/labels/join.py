@@ -71,6 +71,7 @@ class Label:
     partition: int
     label: float
     offset: int = -1  # in the feedback partition: where it was read
+    source: str = "process"  # "human": resolved from raters' answers (FeedbackRecord.source)
 
 
 class LabelJoin(KeyedJoin[Pending, Label]):

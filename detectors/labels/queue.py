@@ -15,6 +15,7 @@ import bisect
 import hashlib
 import heapq
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,6 +212,28 @@ class Sampler:
     def take(self) -> list[QueueItem]:
         items = [e[2] for r in self.reservoirs.values() for e in r.heap]
         return sorted(items, key=lambda i: (i.model, i.ts, i.request_id))
+
+
+@dataclass(slots=True)
+class Recent:
+    """The last ``size`` serving records of each model, the pool a trigger seen while running
+    samples from (``logdrift run``): memory is ``size`` records per model, however many come."""
+
+    size: int
+    by_model: dict[str, deque[Candidate]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size}")
+
+    def offer(self, c: Candidate) -> None:
+        kept = self.by_model.get(c.model)
+        if kept is None:
+            kept = self.by_model[c.model] = deque(maxlen=self.size)
+        kept.append(c)
+
+    def of(self, model: str) -> list[Candidate]:
+        return list(self.by_model.get(model, ()))
 
 
 def _unit(seed: bytes, request_id: str) -> float:

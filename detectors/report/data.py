@@ -24,6 +24,7 @@ from detectors.anomaly import Anomaly
 from detectors.baseline.reference import Baseline, FeatureReference
 from detectors.incidents.tracker import Incident
 from detectors.report.summary import PartialWindow, ScorePoint, SummaryRow, headline, summary_row
+from detectors.skew.monitor import SkewReport
 from detectors.stats import OTHER, FeatureWindow
 from detectors.validate import CODES
 from detectors.window_report import FeatureScore
@@ -50,6 +51,8 @@ class ReportInput:
     dead_letters: dict[str, int] = field(default_factory=dict)
     records: int = 0
     source: str = ""
+    skew: list[SkewReport] = field(default_factory=list)  # feature skew's judged windows
+    pipeline_records: int = 0  # the pipeline's feature records read (feature skew)
 
     def add_window(
         self,
@@ -177,6 +180,46 @@ class ViolationRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SkewRow:
+    """One feature's feature skew over the report's windows: serving against the pipeline."""
+
+    feature: str
+    windows: int
+    joined: int
+    differ: int
+    one_side: int  # present on one side only
+    worst: float  # the largest share of disagreeing requests in a window
+    worst_threshold: float  # that window's threshold
+    worst_end: float
+    anomalies: int
+
+    @property
+    def share(self) -> float:
+        return self.differ / self.joined if self.joined else 0.0
+
+
+def skew_rows(reports: Sequence[SkewReport], model: str | None) -> list[SkewRow]:
+    """Per feature, the windows of joined requests summed; flagged features first."""
+    found: dict[str, list[Any]] = {}
+    for r in reports:
+        if model is not None and r.model != model:
+            continue
+        flagged = {a.feature for a in r.anomalies}
+        for name, s in r.features.items():
+            row = found.setdefault(name, [0, 0, 0, 0, -1.0, 0.0, 0.0, 0])
+            share = float(s.get("share") or 0.0)
+            row[0] += 1
+            row[1] += int(s.get("joined") or 0)
+            row[2] += int(s.get("differ") or 0)
+            row[3] += int(s.get("serving_only") or 0) + int(s.get("pipeline_only") or 0)
+            if share > row[4]:
+                row[4:7] = [share, float(s.get("threshold") or 0.0), r.end]
+            row[7] += name in flagged
+    rows = [SkewRow(name, *values) for name, values in found.items()]
+    return sorted(rows, key=lambda r: (-r.anomalies, -r.worst, r.feature))
+
+
+@dataclass(frozen=True, slots=True)
 class ReportData:
     model: str
     period: tuple[float, float] | None
@@ -190,6 +233,9 @@ class ReportData:
     judged: tuple[float, float] | None = None  # the last full window (of any feature)
     partial: list[PartialWindow] = field(default_factory=list)
     headline: str = ""
+    skew: list[SkewRow] = field(default_factory=list)  # feature skew, when the source had it
+    skew_windows: int = 0
+    pipeline_records: int = 0
 
     def in_partial_window(self, a: Anomaly) -> bool:
         return any(p.start == a.window_start for p in self.partial)
@@ -390,4 +436,7 @@ def build_report(baseline: Baseline, data: ReportInput, model: str | None = None
         judged=judged,
         partial=partial,
         headline=headline([c.summary for c in charts], judged, partial),
+        skew=skew_rows(data.skew, model or baseline.model),
+        skew_windows=len({(r.model, r.version, r.start) for r in data.skew}),
+        pipeline_records=data.pipeline_records,
     )

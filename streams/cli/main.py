@@ -255,6 +255,7 @@ def run(
         event_time_limits,
     )
     from streams.embedded.forward_letters import ForwardDeadLetters
+    from streams.embedded.label_queue import runner_queue
     from streams.embedded.runner import EmbeddedRunner, Pipeline
     from streams.embedded.shipper import shipper_from_settings
     from streams.incident_options import incident_options
@@ -294,6 +295,13 @@ def run(
         every_anomaly=not settings.incidents.quiet_terminal,
         event_time=event_time_limits(settings),
         pipeline_tag=settings.feature_skew.forward_tag if settings.feature_skew.enabled else None,
+        labelling=runner_queue(
+            settings.labelling,
+            anomaly_store,
+            engine.baselines,
+            settings.labels.slices.key,
+            index=shipper is not None,
+        ),
     )
     anomaly_store.bound_dead_letters(dead_letter_bounds(settings))
     endpoint = runner_endpoint(settings.observability, shipper.outbox.backlog if shipper else None)
@@ -327,6 +335,8 @@ def run(
         f"{stats.incidents_opened:,} incidents opened ({stats.incidents_resolved:,} resolved), "
         f"{stats.windows:,} windows, {stats.dead_letters:,} dead letters"
     )
+    if pipeline.labelling is not None:
+        console.print(f"labelling queue: {stats.queued_for_raters:,} records queued for raters")
     if engine.skew is not None:  # feature skew: what became of the records joined by request id
         j = engine.skew.join.stats
         console.print(

@@ -2,6 +2,7 @@
 runner's store, or Elasticsearch.
 
 logdrift report --baseline base/ serving.jsonl --out report.html
+logdrift report --baseline base/ serving.jsonl --pipeline pipeline.jsonl --out report.html
 logdrift report --baseline base/ --store logdrift.db --out report.html
 logdrift report --baseline base/ --from-es https://es.internal:9200 --out report.html
 """
@@ -46,6 +47,11 @@ console = Console(highlight=False, soft_wrap=True)
 )
 @click.option("--window-seconds", type=float, help="LOGS: event-time window length [60].")
 @click.option("--min-count", type=int, help="LOGS: fewest records a window is judged on [200].")
+@click.option(
+    "--pipeline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="LOGS: JSON lines of the pipeline's features for logged requests: feature skew.",
+)
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -58,6 +64,7 @@ def report(
     max_windows: int,
     window_seconds: float | None,
     min_count: int | None,
+    pipeline: Path | None,
 ) -> None:
     """Write one HTML file, readable offline, showing per feature the training vs the last full
     window's distribution, the drift score per window with its threshold and the anomalies on
@@ -65,13 +72,18 @@ def report(
     sorted by how far each feature moved in the last full window, with how many windows it was
     past its threshold; the schema violations.
     Read from serving-log files (JSON lines, run through the detectors as `logdrift check`
-    does), from `--store` (what `logdrift run` wrote) or from `--from-es`."""
+    does; with `--pipeline FILE` the pipeline's feature records beside them, feature skew per
+    feature as `logdrift check --pipeline` finds it), from `--store` (what `logdrift run`
+    wrote) or from `--from-es`."""
     from streams.report.charts import write_report
     from streams.report.inputs import from_logs, from_store
+    from streams.skew_options import skew_options_for_check
 
     sources = [bool(logs), store is not None, es_url is not None]
     if sum(sources) != 1:
         raise click.UsageError("give exactly one source: LOGS..., --store FILE or --from-es URL")
+    if pipeline is not None and not logs:
+        raise click.UsageError("--pipeline goes with serving-log files (LOGS...)")
     settings = settings_for(ctx)
     base = load_baselines([baseline], settings)[0]
     name = model or base.model
@@ -81,7 +93,14 @@ def report(
         options = EngineOptions(
             window_seconds or settings.window.seconds, min_count or settings.window.min_count
         )
-        data = from_logs(logs, base, options, field_mapping(settings))
+        data = from_logs(
+            logs,
+            base,
+            options,
+            field_mapping(settings),
+            pipeline,
+            skew_options_for_check(settings.feature_skew),
+        )
     elif store is not None:
         if not store.exists():
             raise click.ClickException(f"{store}: no anomaly store here")

@@ -43,8 +43,9 @@ from detectors.anomaly import iso
 from detectors.engine import Engine, Result
 from detectors.event_time import EventTimeError, EventTimeLimits, check_event_time
 from detectors.incidents.feed import track
-from detectors.incidents.tracker import Incident, IncidentOptions, IncidentTracker
+from detectors.incidents.tracker import Change, Incident, IncidentOptions, IncidentTracker
 from detectors.labels.feedback import PendingStats
+from detectors.labels.monitor import LabelReport
 from detectors.privacy import redact
 from detectors.records import (
     DecodeError,
@@ -57,6 +58,7 @@ from detectors.records import (
 )
 from detectors.window_report import WindowReport
 from streams import metrics
+from streams.embedded.label_queue import Queued, RunnerQueue
 from streams.skew_metrics import watch_skew_join
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class RunnerStats:
     incidents_resolved: int = 0
     feedback_ignored: int = 0  # feedback records that came with labels off
     replayed: int = 0  # records replayed from the journal at start
+    queued_for_raters: int = 0  # serving records the runner put in the labelling queue
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -106,8 +109,10 @@ class Pipeline:
         event_time: EventTimeLimits | None = None,
         clock: Callable[[], float] = time.time,
         pipeline_tag: str | None = None,
+        labelling: RunnerQueue | None = None,
     ) -> None:
         self.engine = engine
+        self.labelling = labelling  # fills the labelling queue as incidents open, when set
         self.pipeline_tag = pipeline_tag  # forward tag of pipeline feature records (skew on)
         self.store = store
         self.mapping = mapping
@@ -174,11 +179,13 @@ class Pipeline:
         found, refused = self.engine.process_batch([record for _, record in batch])
         result.extend(found)
         bad = dict(refused)
-        for i, (event, _) in enumerate(batch):
+        for i, (event, record) in enumerate(batch):
             if i in bad:
                 letters.append(self._dead_letter(event, bad[i]))
             else:
                 self.accepted.append([event.time, event.record])
+                if self.labelling is not None:
+                    self.labelling.offer(record)
         self.stats.records += len(batch) - len(bad)
         batch.clear()
 
@@ -234,6 +241,8 @@ class Pipeline:
         record = decode_record(raw, self.mapping, default_ts=default_ts)
         self._check_time(record.ts, now)
         result.extend(self.engine.process(record))
+        if self.labelling is not None:
+            self.labelling.offer(record)
         self.stats.records += counted
         return True
 
@@ -279,6 +288,7 @@ class Pipeline:
                 rollups=step.rollups,
                 tracker=state,
             )
+        queued = self._queue_for_raters(step.changes, result.labels)
         self.stats.anomalies += len(result.anomalies)
         self.stats.windows += len(result.reports)
         metrics.record_anomalies(result.anomalies)
@@ -296,10 +306,24 @@ class Pipeline:
                 self.emit(f"{iso(_when(change.incident))} {change.incident.line()}")
         for report in result.reports:
             self.emit(window_line(report))
+        for q in queued:
+            self.emit(f"{iso(q.ts)} {q.line()}")
         for labelled in result.labels:
             self.emit(labelled.line())
         for skewed in result.skew:
             self.emit(skewed.line())
+
+    def _queue_for_raters(self, changes: list[Change], labels: list[LabelReport]) -> list[Queued]:
+        """Records for raters, from the ones just seen, for every incident that opened and every
+        slice a judged window of labels found short of labels (after the incidents are
+        committed: a crash between the two samples again on replay, a record once)."""
+        if self.labelling is None:
+            return []
+        opened = [c.incident for c in changes if c.action == "opened"]
+        queued = self.labelling.opened(opened) if opened else []
+        queued += self.labelling.labelled(labels) if labels else []
+        self.stats.queued_for_raters += sum(len(q.items) for q in queued)
+        return queued
 
 
 def _when(incident: Incident) -> float:

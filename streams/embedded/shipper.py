@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import orjson
 
 from config.settings import ElasticsearchSettings
+from connectors import es_labelling
 from connectors.elasticsearch import Backoff, BulkOutcome, Doc, ElasticSink, describe
 from connectors.es_documents import (
     ANOMALIES,
@@ -98,6 +99,7 @@ class Shipper:
         self._backoff = Backoff(sink.policy.initial, sink.policy.maximum)
         self._recovered: Mark | None = None  # set while a backlog drains after an outage
         self._housekeeping_due = 0.0
+        self._queue_ready = False  # the labelling queue's index is there (created if absent)
 
     async def run(self, done: asyncio.Event) -> None:
         """Ship until ``done`` is set and the outbox is empty, or ``drain_seconds`` after it."""
@@ -147,6 +149,7 @@ class Shipper:
             # While the node is away, one attempt per probe: this loop's backoff paces them,
             # and the moment it is back is seen (and measured) at once.
             retries = 0 if mark is not None else None
+            await self._queue_index(rows)
             outcome = await self.sink.bulk([self._doc(r) for r in rows], max_retries=retries)
             self._record(rows, outcome)
         except Exception as exc:
@@ -167,7 +170,15 @@ class Shipper:
 
     def _doc(self, row: OutboxRow) -> Doc:
         item = row.item
+        if es_labelling.is_queue(item.target):  # one index, rewritten by request id
+            return Doc(self.sink.names.alias(item.target), item.doc_id, item.body, row.seq)
         return self.sink.doc(item.target, item.doc_id, item.window_start, item.body, row.seq)
+
+    async def _queue_index(self, rows: Sequence[OutboxRow]) -> None:
+        """The labelling queue's index (strict mapping) before its first documents go."""
+        if not self._queue_ready and any(es_labelling.is_queue(r.item.target) for r in rows):
+            await es_labelling.ensure_index(self.sink)
+            self._queue_ready = True
 
     def _record(self, rows: Sequence[OutboxRow], outcome: BulkOutcome) -> None:
         self.outbox.mark_shipped([d.ref for d in outcome.acked], time.time())

@@ -16,34 +16,56 @@ from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.records import DecodeError, FieldMapping, decode_record
 from detectors.report.data import ReportInput
+from detectors.skew.monitor import SkewOptions
+from streams.offline_skew import PipelineFeed
 
 
 def _account(data: ReportInput, result: Result) -> None:
     data.anomalies += result.anomalies
+    data.skew += result.skew
     for r in result.reports:
         data.add_window(r.start, r.end, r.scores, r.windows, r.partial)
 
 
 def from_logs(
-    paths: Iterable[Path], baseline: Baseline, options: EngineOptions, mapping: FieldMapping
+    paths: Iterable[Path],
+    baseline: Baseline,
+    options: EngineOptions,
+    mapping: FieldMapping,
+    pipeline: Path | None = None,
+    skew: SkewOptions | None = None,
 ) -> ReportInput:
     """Run JSON-lines serving logs through the Engine (as `logdrift check` does). Only each
     feature's last full window is kept beside the scores, so memory grows with windows, not
-    records; undecodable lines are counted by reason."""
-    engine = Engine([baseline], options)
-    data = ReportInput(source=", ".join(str(p) for p in paths))
+    records; undecodable lines are counted by reason. With ``pipeline`` (a JSON-lines file of
+    the pipeline's feature records, as `logdrift check --pipeline` reads it), its records are
+    fed in event-time order beside the serving records: feature skew per window."""
+    engine = Engine([baseline], options, skew=(skew or SkewOptions()) if pipeline else None)
+    feed = PipelineFeed(pipeline, engine, mapping) if pipeline else None
+    paths = list(paths)
+    data = ReportInput(
+        source=", ".join(str(p) for p in [*paths, *([pipeline] if pipeline else [])])
+    )
     for path in paths:
         for _number, item in iter_json_lines(path):
             if isinstance(item, FileFormatError):
                 _dead(data, "not JSON")
                 continue
             try:
-                result = engine.process(decode_record(item, mapping))
+                record = decode_record(item, mapping)
+                if feed is not None and feed.due(record.ts):
+                    _account(data, feed.until(record.ts))
+                result = engine.process(record)
             except DecodeError as exc:
                 _dead(data, f"{exc.field}: {exc.problem.split(' (')[0]}")
                 continue
             data.records += 1
             _account(data, result)
+    if feed is not None:
+        _account(data, feed.rest())
+        data.pipeline_records = feed.records
+        for line in feed.bad_lines:  # "FILE line N: field: problem (detail)"
+            _dead(data, f"pipeline: {line.split(': ', 1)[-1].split(' (')[0]}")
     _account(data, engine.close_all())
     return data
 

@@ -105,6 +105,27 @@ to {{ c.distribution.window[1] | iso }}.{% endif %}
 </table>
 {% endif %}
 
+{% if data.skew %}
+<h2>Feature skew: serving against the pipeline</h2>
+<p class="note">The same requests' features as serving logged them and as the pipeline computed
+them, joined by request id: {{ "{:,}".format(data.pipeline_records) }} pipeline records,
+{{ data.skew_windows }} windows of joined requests. "Differ": the share of joined requests whose
+values disagree beyond the schema's tolerance; the worst window's share against its
+threshold.</p>
+<table>
+<tr><th>feature</th><th>windows</th><th>joined</th><th>differ</th><th>one side only</th>
+<th>worst window</th><th>its threshold</th><th>ending</th><th>anomalies</th></tr>
+{% for r in data.skew %}
+<tr{% if r.anomalies %} class="moved"{% endif %}><td>{{ r.feature }}</td>
+<td class="n">{{ r.windows }}</td><td class="n">{{ "{:,}".format(r.joined) }}</td>
+<td class="n">{{ "{:.2%}".format(r.share) }}</td><td class="n">{{ "{:,}".format(r.one_side) }}</td>
+<td class="n{% if r.anomalies %} flag{% endif %}">{{ "{:.2%}".format(r.worst) }}</td>
+<td class="n">{{ "{:.2%}".format(r.worst_threshold) }}</td><td>{{ r.worst_end | iso }}</td>
+<td class="n">{{ r.anomalies }}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+
 <h2>Anomalies ({{ data.anomalies | length }}, newest first)</h2>
 {% if omitted %}<p class="note">The {{ omitted }} oldest are left out.</p>{% endif %}
 {% if anomalies %}

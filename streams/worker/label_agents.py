@@ -131,8 +131,9 @@ class TableStore:
 
 
 def encode_pending(e: Pending | Label) -> bytes:
-    if isinstance(e, Label):
-        raw = orjson.dumps((e.ts, e.partition, e.label, e.offset))
+    if isinstance(e, Label):  # a human label has a fifth field; process feedback has four
+        human = (e.source,) if e.source != "process" else ()
+        raw = orjson.dumps((e.ts, e.partition, e.label, e.offset, *human))
     else:
         raw = orjson.dumps((e.ts, e.partition, e.prediction, e.model, e.version, e.slice, e.groups))
     # A copy: orjson's bytes keep their 4 KiB buffer (measured, orjson 3.13), and these stay
@@ -142,7 +143,7 @@ def encode_pending(e: Pending | Label) -> bytes:
 
 def decode_pending(raw: bytes) -> Pending | Label:
     fields = orjson.loads(raw)
-    if len(fields) == 4:
+    if len(fields) in (4, 5):
         return Label(*fields)
     ts, partition, prediction, model, version, slice_, groups = fields
     return Pending(ts, partition, prediction, model, version, slice_, tuple(groups))
@@ -162,7 +163,7 @@ class Outcomes:
     def add_label(
         self, partition: int, offset: int, entry: Pending, label: Label, waited: bool
     ) -> None:
-        joined = (entry.prediction, label.ts, label.label)
+        joined = (entry.prediction, label.ts, label.label, label.source)
         row = LabelRow(partition, offset, entry.ts, entry.slice, entry.groups, *joined)
         (self.waited if waited else self.labels).append(row)
 
@@ -330,7 +331,7 @@ def _join_label(
         return f"not JSON: {exc}", "not_json"
     except DecodeError as exc:
         return str(exc), f"{exc.field}: {exc.problem}"[:80]
-    waiting = Label(label.ts, m.partition, label.label, m.offset)
+    waiting = Label(label.ts, m.partition, label.label, m.offset, label.source)
     entry = join.label(label.request_id, waiting)
     if entry is not None:
         _outcomes(by_model, entry.model, entry.version).add_label(
@@ -491,7 +492,7 @@ def _apply(
     for kind, rows in (("l", message.labels), ("w", message.waited)):
         for r in rows:
             if judged.fresh(kind, r.partition, r.offset):
-                fb = FeedbackRecord(r.label_ts, "", r.label)
+                fb = FeedbackRecord(r.label_ts, "", r.label, r.source)
                 slice_ = m.known_slice(r.slice)
                 raised += m.labelled(model, r.ts, r.prediction, slice_, r.groups, fb).anomalies
     judged_now = m.advance_to(judged.tick(message.clocks))

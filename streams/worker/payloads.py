@@ -70,7 +70,9 @@ class PredictionRow(NamedTuple):
 
 class LabelRow(NamedTuple):
     """A prediction joined with its label. ``partition``/``offset``: of the feedback record
-    (a label read after its prediction) or of the prediction (a label that waited for it)."""
+    (a label read after its prediction) or of the prediction (a label that waited for it).
+    ``source``: "human" for raters' resolved labels; on the wire only then (a row of eight
+    fields, as messages were before it, is process feedback)."""
 
     partition: int
     offset: int
@@ -80,6 +82,11 @@ class LabelRow(NamedTuple):
     prediction: float
     label_ts: float
     label: float
+    source: str = "process"
+
+    def plain(self) -> list[Any]:
+        row = list(self)
+        return row if self.source != "process" else row[:-1]
 
 
 PartitionClocks = dict[int, tuple[float, float]]  # partition -> (predictions, labels) event time
@@ -104,7 +111,8 @@ class LabelOutcomes:
         return orjson.dumps(
             {"v": 1, "model": self.model, "version": self.version}
             | {"predictions": [list(r) for r in self.predictions]}
-            | {"labels": [list(r) for r in self.labels], "waited": [list(r) for r in self.waited]}
+            | {"labels": [r.plain() for r in self.labels]}
+            | {"waited": [r.plain() for r in self.waited]}
             | {"clocks": clocks}
         )
 
@@ -144,6 +152,7 @@ def _label_row(
     prediction: float,
     label_ts: float,
     label: float,
+    source: str = "process",
 ) -> LabelRow:
     return LabelRow(
         int(partition),
@@ -154,6 +163,7 @@ def _label_row(
         float(prediction),
         float(label_ts),
         float(label),
+        "human" if source == "human" else "process",
     )
 
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from connectors import label_store
 from connectors.store import AnomalyStore
 from streams.simulation.demo import send
 from streams.simulation.traffic import (
@@ -26,6 +27,7 @@ RATE = 100.0
 START = 1_795_860_000.0
 N, FLIP_AT = 60_000, 20_000
 SLICE = "mens_dress_shoes"
+BUDGET = 60
 
 
 class Output:
@@ -69,6 +71,9 @@ def test_labels_through_the_forward_protocol_catch_a_concept_change_in_one_slice
     # Idle this long, the runner judges its open feature windows (not those of labels): the
     # last one's line says every record and label was read, and the test then stops it.
     monkeypatch.setenv("LOGDRIFT_WINDOW__IDLE_CLOSE_SECONDS", "3")
+    # The runner queues records for raters itself as the concept-drift incident opens.
+    monkeypatch.setenv("LOGDRIFT_LABELLING__QUEUE_ON_INCIDENT", "true")
+    monkeypatch.setenv("LOGDRIFT_LABELLING__BUDGET_PER_DAY", str(BUDGET))
     records = list(serving_records(N, rate=RATE, start=START, slices=True))
     flip = LabelFlip(FLIP_AT, share=0.3, key="category", value=SLICE)
     labels = feedback_records(records, delay=uniform_delay(0, 120), flips=[flip])
@@ -95,3 +100,13 @@ def test_labels_through_the_forward_protocol_catch_a_concept_change_in_one_slice
     assert not [a for a in found if a.kind not in ("concept_drift",)], [a.line() for a in found]
     judged = [line for line in out.splitlines() if " labels ctr v3 " in line]
     assert len(judged) >= 4 and all(" labelled, accuracy " in line for line in judged), out[-2_000:]
+
+    with AnomalyStore(runner.store) as s:
+        items, incidents = label_store.queue(s), s.incidents()
+    assert 0 < len(items) <= BUDGET, out[-2_000:]
+    assert all("concept_drift incident" in i.reason for i in items), {i.reason for i in items}
+    in_slice = [i for i in items if f"in slice category={SLICE}" in i.reason]
+    assert in_slice and all(i.slice == SLICE for i in in_slice), "the drifted slice's records"
+    opened = {i.id: i.opened_window for i in incidents if i.kind == "concept_drift"}
+    assert all(any(n in i.reason for n in opened) for i in items)
+    assert f"labelling queue: {len(items):,} records queued for raters" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -12,11 +13,12 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer
 
 from detectors.engine import EngineOptions
-from detectors.labels.join import Label, LabelJoin, Pending
+from detectors.labels.join import Label, LabelJoin, MemoryStore, Pending
 from detectors.labels.monitor import LabelMonitor, LabelOptions, LabelReport
 from detectors.labels.slice_features import SliceFeatures
 from detectors.labels.slice_windows import observed
-from detectors.records import FieldMapping
+from detectors.records import LABEL_SOURCE, FieldMapping
+from streams.worker import label_agents
 from streams.worker.label_agents import (
     Judged,
     Outcomes,
@@ -128,7 +130,7 @@ def test_a_label_without_a_time_takes_the_brokers_timestamp() -> None:
     sent_ms = int(T0 * 1000) + 250
     record = ConsumerRecord("feedback", 0, 7, sent_ms, 0, b"r1", value, None, 2, len(value), ())
     app = SimpleNamespace(app=SimpleNamespace(consumer_generation_id=1))
-    message = Consumer._to_message(app, record.topic, record)  # as Faust hands it to the join
+    message = Consumer._to_message(app, record.topic, record)  # type: ignore[arg-type]  # as Faust hands it
     assert read_label(message, value, FieldMapping()).ts == T0 + 0.25
     timed = orjson.dumps({"request_id": "r1", "label": 1, "ts": T0 - 60})
     assert read_label(message, timed, FieldMapping()).ts == T0 - 60  # its own time wins
@@ -166,3 +168,59 @@ def test_label_outcomes_go_over_the_wire_as_arrays_and_come_back_typed() -> None
 def test_a_label_outcomes_message_of_another_version_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="label-outcomes: unknown message version 2"):
         LabelOutcomes.decode(orjson.dumps({"v": 2, "model": "ctr"}))
+
+
+def feedback_message(value: bytes, offset: int = 7) -> Any:
+    record = ConsumerRecord("feedback", 0, offset, int(T0 * 1000), 0, b"r1", value, None, 2, 9, ())
+    app = SimpleNamespace(app=SimpleNamespace(consumer_generation_id=1))
+    return Consumer._to_message(app, record.topic, record)  # type: ignore[arg-type]
+
+
+def test_a_human_label_keeps_its_mark_in_the_table_and_process_feedback_its_old_shape() -> None:
+    human = Label(T0 + 60, 3, 1.0, offset=41, source="human")
+    assert decode_pending(encode_pending(human)) == human
+    process = Label(T0 + 60, 3, 1.0, offset=41)
+    assert len(orjson.loads(encode_pending(process))) == 4, "as entries were before the mark"
+    assert decode_pending(encode_pending(process)) == process
+
+
+def test_a_human_label_row_round_trips_and_an_old_row_is_process_feedback() -> None:
+    out = outcomes(0, 0, 2)
+    out.labels[1] = out.labels[1]._replace(source="human")
+    plain = orjson.loads(out.message({}))
+    assert plain["labels"][0] == [0, 0, T0, "shoes", ["f"], 0.8, T0 + 30, 0], "unchanged"
+    assert plain["labels"][1][-1] == "human"
+    back = LabelOutcomes.decode(out.message({}))
+    assert [r.source for r in back.labels] == ["process", "human"]
+    assert back.labels == out.labels
+    old = {"v": 1, "model": "ctr", "version": "3", "predictions": [], "waited": [], "clocks": {}}
+    old["labels"] = [[0, 5, T0, None, [], 0.7, T0 + 9, 1]]  # a message from before the mark
+    (row,) = LabelOutcomes.decode(orjson.dumps(old)).labels
+    assert row.source == "process" and row.label == 1.0
+
+
+def test_feedback_marked_human_reaches_the_judge_marked_human(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(label_agents, "detection", lambda: SimpleNamespace(mapping=FieldMapping()))
+    join = LabelJoin(MemoryStore(), horizon=3_600.0, cap=10)
+    by_model: dict[tuple[str, str], Outcomes] = {}
+    for i, source in enumerate(("human", None, "human")):
+        rid = f"r{i}"
+        join.hold(rid, Pending(T0 + i, 0, 0.9, "ctr", "3", "shoes", ("f",)))
+        fb: dict[str, Any] = {"ts": T0 + 60 + i, "request_id": rid, "label": 1}
+        if source:
+            fb[LABEL_SOURCE] = source
+        value = orjson.dumps(fb)
+        assert label_agents._join_label(join, feedback_message(value, i), value, by_model) is None
+    # one waits for its prediction: the mark must survive the table too
+    late = orjson.dumps({"ts": T0 + 90, "request_id": "r9", "label": 0, LABEL_SOURCE: "human"})
+    assert label_agents._join_label(join, feedback_message(late, 9), late, by_model) is None
+    out = by_model[("ctr", "3")]
+    held = Pending(T0 + 5, 0, 0.2, "ctr", "3", "shoes", ("f",))
+    waited = join.hold("r9", held)
+    assert waited is not None and waited.source == "human"
+    out.add_label(0, 20, held, waited, waited=True)
+    assert [r.source for r in out.labels + out.waited] == ["human", "process", "human", "human"]
+    judged = judge(out)
+    assert judged.monitor.stats.human_labels == 3  # as the embedded Engine counts them
