@@ -32,6 +32,7 @@ import math
 import zlib
 from collections.abc import AsyncIterable, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -62,16 +63,15 @@ from streams.label_options import label_options
 from streams.worker import incidents as worker_incidents
 from streams.worker import metrics as measured
 from streams.worker.agents import (
-    INDEXING,
     SUMMARY_BATCH,
     Stopping,
     dead_letter,
     declare_outputs,
     delivered,
     in_batches,
-    publish,
 )
 from streams.worker.app import app, detection, kafka, settings
+from streams.worker.judging import Judge, judge_batch
 from streams.worker.payloads import LabelOutcomes, LabelRow, PartitionClocks, PredictionRow
 from streams.worker.tables import (
     decode_state,
@@ -425,52 +425,39 @@ async def judge_labels(stream: AsyncIterable[Any]) -> None:
     # written once per batch: batches of at least a second keep that to a few percent of a core.
     within = max(kafka.batch_max_seconds, JUDGE_SECONDS)
     await in_batches(
-        stream, SUMMARY_BATCH, within, lambda events: _judge_batch(options, events), _judged.clear
+        stream, SUMMARY_BATCH, within, partial(judge_batch, _judge(options)), _judged.clear
     )
 
 
-async def _judge_batch(options: LabelOptions, events: Sequence[EventT[Any]]) -> None:
-    measured.consumed(label_outcomes.get_topic_name(), len(events))
-    raised: list[Anomaly] = []
-    reports: list[LabelReport] = []
-    touched: dict[str, Judged] = {}
-    changed = Step()
-    for event in events:
-        key = str(event.key)
-        value = event.value if isinstance(event.value, bytes) else b""
-        try:
-            judged = touched.get(key) or _load(options, key)
-            touched[key] = judged
-            changed.extend(_apply(judged, LabelOutcomes.decode(value), raised, reports))
-        except Exception as exc:
-            logger.exception("the label judge failed on a message of %s", key)
-            await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
-    scores = [doc for r in reports for doc in label_documents(r)] if INDEXING else []
-    found_incidents = worker_incidents.messages(changed.incidents())
-    if raised or scores or found_incidents:
-        await publish(raised, scores, found_incidents)
-        measured.raised(raised)
-        for a in raised:
-            logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
-        worker_incidents.log_changes(changed)
-    for report in reports:
-        logger.info("%s", report.line(), extra={"model": report.model})
-    for key, judged in touched.items():
-        clocks = {str(p): list(pair) for p, pair in judged.clocks.items()}
-        plain = {"v": 1, "monitor": to_plain(judged.monitor), "guards": judged.guards}
-        plain["incidents"] = judged.incidents.to_plain()
-        if judged.features is not None:
-            plain["slices"] = slice_state.to_plain(judged.features)
-        raw = zlib.compress(encode_state(plain | {"clocks": clocks}), 1)  # ~4x smaller
-        if len(raw) > STATE_WARN_BYTES:
-            logger.warning(
-                "%s: label state is %d bytes, near Kafka's 1 MB message limit: lower "
-                "labels.slices.top_k or the group attributes, or wait_seconds",
-                key,
-                len(raw),
-            )
-        model_to_labels[key] = raw
-        _judged[key] = (raw, judged)
+def _judge(options: LabelOptions) -> Judge[Judged, LabelReport]:
+    return Judge(
+        "the label judge",
+        label_outcomes.get_topic_name(),
+        lambda key: _load(options, key),
+        lambda judged, value, raised, reports: _apply(
+            judged, LabelOutcomes.decode(value), raised, reports
+        ),
+        label_documents,
+        _save,
+    )
+
+
+def _save(key: str, judged: Judged) -> None:
+    clocks = {str(p): list(pair) for p, pair in judged.clocks.items()}
+    plain = {"v": 1, "monitor": to_plain(judged.monitor), "guards": judged.guards}
+    plain["incidents"] = judged.incidents.to_plain()
+    if judged.features is not None:
+        plain["slices"] = slice_state.to_plain(judged.features)
+    raw = zlib.compress(encode_state(plain | {"clocks": clocks}), 1)  # ~4x smaller
+    if len(raw) > STATE_WARN_BYTES:
+        logger.warning(
+            "%s: label state is %d bytes, near Kafka's 1 MB message limit: lower "
+            "labels.slices.top_k or the group attributes, or wait_seconds",
+            key,
+            len(raw),
+        )
+    model_to_labels[key] = raw
+    _judged[key] = (raw, judged)
 
 
 def _apply(

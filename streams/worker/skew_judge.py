@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
-from faust.types import EventT
 
 from connectors.es_documents import skew_documents
 from detectors.anomaly import Anomaly
@@ -26,9 +26,9 @@ from detectors.skew.monitor import SkewReport, SkewWindows
 from detectors.skew.state import from_plain, to_plain
 from streams.skew_options import skew_options
 from streams.worker import incidents as worker_incidents
-from streams.worker import metrics as measured
-from streams.worker.agents import INDEXING, SUMMARY_BATCH, dead_letter, in_batches, publish
+from streams.worker.agents import SUMMARY_BATCH, in_batches
 from streams.worker.app import detection, kafka, settings
+from streams.worker.judging import Judge, judge_batch
 from streams.worker.tables import decode_state, encode_state, model_to_skew
 from streams.worker.topics import skew_outcomes
 
@@ -98,42 +98,32 @@ def _load(key: str) -> Judged:
 
 async def judge_feature_skew(stream: AsyncIterable[Any]) -> None:
     within = max(kafka.batch_max_seconds, JUDGE_SECONDS)
-    await in_batches(stream, SUMMARY_BATCH, within, _judge_batch, _judged.clear)
+    await in_batches(stream, SUMMARY_BATCH, within, partial(judge_batch, JUDGE), _judged.clear)
 
 
-async def _judge_batch(events: Sequence[EventT[Any]]) -> None:
-    measured.consumed(skew_outcomes.get_topic_name(), len(events))
-    raised: list[Anomaly] = []
-    reports: list[SkewReport] = []
-    touched: dict[str, Judged] = {}
-    changed = Step()
-    for event in events:
-        key = str(event.key)
-        value = event.value if isinstance(event.value, bytes) else b""
-        try:
-            judged = touched.get(key) or _load(key)
-            touched[key] = judged
-            changed.extend(_apply(judged, orjson.loads(value), raised, reports))
-        except Exception as exc:
-            logger.exception("the feature skew judge failed on a message of %s", key)
-            await dead_letter(key.encode(), value, repr(exc), "internal_error", key)
-    scores = [doc for r in reports for doc in skew_documents(r)] if INDEXING else []
-    found_incidents = worker_incidents.messages(changed.incidents())
-    if raised or scores or found_incidents:
-        await publish(raised, scores, found_incidents)
-        measured.raised(raised)
-        for a in raised:
-            logger.info("anomaly %s %s", a.id, a.line(), extra=measured.keys_of(a))
-        worker_incidents.log_changes(changed)
-    for report in reports:
-        logger.info("%s", report.line(), extra={"model": report.model})
-    for key, judged in touched.items():
-        plain = {"v": 1, "windows": to_plain(judged.windows), "guards": judged.guards}
-        plain["clocks"] = {str(p): list(pair) for p, pair in judged.clocks.items()}
-        plain["incidents"] = judged.incidents.to_plain()
-        raw = zlib.compress(encode_state(plain), 1)
-        model_to_skew[key] = raw
-        _judged[key] = (raw, judged)
+def _apply_bytes(
+    judged: Judged, value: bytes, raised: list[Anomaly], reports: list[SkewReport]
+) -> Step:
+    return _apply(judged, orjson.loads(value), raised, reports)
+
+
+def _save(key: str, judged: Judged) -> None:
+    plain = {"v": 1, "windows": to_plain(judged.windows), "guards": judged.guards}
+    plain["clocks"] = {str(p): list(pair) for p, pair in judged.clocks.items()}
+    plain["incidents"] = judged.incidents.to_plain()
+    raw = zlib.compress(encode_state(plain), 1)
+    model_to_skew[key] = raw
+    _judged[key] = (raw, judged)
+
+
+JUDGE: Judge[Judged, SkewReport] = Judge(
+    "the feature skew judge",
+    skew_outcomes.get_topic_name(),
+    _load,
+    _apply_bytes,
+    skew_documents,
+    _save,
+)
 
 
 def _apply(
