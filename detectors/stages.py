@@ -282,6 +282,20 @@ def _new_columns(baseline: Baseline, features: Sequence[dict[str, object]]) -> l
     return out
 
 
+def most_text(columns: dict[str, Sequence[Observation]]) -> int:
+    """An upper bound of ``largest_text``'s total over every record of the columns (the sum of
+    each column's largest): when it is within MAX_RECORD_BYTES, every record is."""
+    total = 0
+    for column in columns.values():
+        if isinstance(column, Numbers):
+            continue
+        if isinstance(column, Texts):
+            total += 4 * max(map(len, column.values), default=0)  # UTF-8: at most 4 bytes a char
+            continue
+        total += max((largest_text({"": o})[0] for o in column), default=0)
+    return total
+
+
 def largest_text(observations: dict[str, Observation]) -> tuple[int, str]:
     """Bytes of text (category values, unknown column names) the observations hold, and the
     feature holding most of it: a record over MAX_RECORD_BYTES cannot go into a summary."""
@@ -370,6 +384,41 @@ class SummaryBuilder:
                 col.missing.append(i)
             if obs.codes:
                 col.codes.append([i, list(obs.codes)])
+
+    def add_columns(
+        self,
+        offsets: Sequence[int],
+        model: str,
+        version: str,
+        ts: Sequence[float],
+        columns: dict[str, Sequence[Observation]],
+    ) -> None:
+        """``add`` of every record of a block at once: one model version's records (their
+        offsets and event times) and ``observe_columns`` of them."""
+        batch = self.batches.get((model, version))
+        if batch is None:
+            batch = self.batches[(model, version)] = _Batch()
+            batch.features = {feature: _Columns() for feature in columns}
+        elif columns.keys() != batch.features.keys():  # one baseline per model: a bug
+            raise ValueError(f"observations of {sorted(columns)} in a batch of other features")
+        base = len(batch.offsets)
+        batch.offsets += offsets
+        batch.ts += ts
+        batch.watermark = max(batch.watermark, max(ts, default=batch.watermark))
+        for feature, column in columns.items():
+            col = batch.features[feature]
+            if isinstance(column, Numbers):
+                col.values += column.xs.tolist()
+                continue
+            if isinstance(column, Texts):
+                col.values += column.values
+                continue
+            col.values += [o.value for o in column]
+            for i, o in enumerate(column):
+                if o.missing:
+                    col.missing.append(base + i)
+                if o.codes:
+                    col.codes.append([base + i, list(o.codes)])
 
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
         """(key, summary) pairs to publish, and an empty builder."""
