@@ -56,13 +56,15 @@ def decode_block(
     raws: Sequence[object],
     mapping: FieldMapping = DEFAULT_MAPPING,
     default_model: str | None = None,
+    default_ts: Sequence[float] | None = None,
 ) -> list[Block] | None:
     """The block's records grouped by (model, version) in order of first appearance, or None
     when the block must take the exact path (see the module's docstring). Never raises.
 
     Only what the Engine reads without labels or feature skew is kept (ts, model, version,
     features, prediction); request ids and slices are checked as ``decode_record`` checks them,
-    so a record it would refuse sends the block to the exact path."""
+    so a record it would refuse sends the block to the exact path. ``default_ts``: each
+    record's transport time (a Forward entry's), taken where the record has no ts of its own."""
     names = (
         mapping.ts,
         mapping.model,
@@ -83,7 +85,10 @@ def decode_block(
     features: list[dict[str, object]] = found  # type: ignore[assignment]
     if not all(type(k) is str for f in features for k in f):
         return None  # (JSON keys always are; a msgpack entry's may not be)
-    ts = _times([o.get(mapping.ts) for o in objs])
+    stamps = [o.get(mapping.ts) for o in objs]
+    if default_ts is not None:
+        stamps = [d if t is None else t for t, d in zip(stamps, default_ts, strict=True)]
+    ts = _times(stamps)
     if ts is None:
         return None
     models = [o.get(mapping.model) for o in objs]
