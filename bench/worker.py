@@ -246,6 +246,9 @@ def run_worker(
         **os.environ,
         "LOGDRIFT_WINDOW__SECONDS": str(int(WINDOW_SECONDS)),
         "LOGDRIFT_KAFKA__STATS_LOG_SECONDS": "0.5",
+        # The events are stamped from START (2027) on: within the receiving clock's bounds.
+        "LOGDRIFT_EVENT_TIME__FUTURE_TOLERANCE_SECONDS": "1e8",
+        "LOGDRIFT_EVENT_TIME__MAX_AGE_SECONDS": "1e9",
     }
     cmd = [sys.executable, "-m", "streams", "worker", "--baseline", str(baseline)]
     cmd += ["--brokers", url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]
