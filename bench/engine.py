@@ -8,7 +8,9 @@ run.
 Prints, in one run and side by side (best of three, records/s and the ratio to orjson.loads):
 ``orjson.loads`` of each line; the naive river loop (orjson.loads, then river's ADWIN and
 Page-Hinkley on each of the 6 numerics); logdrift end to end (bytes in: orjson.loads,
-decode_record, ``Engine.process_batch`` on chunks of ``--batch`` lines, verdicts out). Then
+decode_record, ``Engine.process_batch`` on chunks of ``--batch`` lines, verdicts out); and
+logdrift columnar (the same blocks decoded by ``decode_block``, into ``Engine.process_blocks``,
+no ServingRecord per line). Then
 the process's RSS every tenth of ``--memory-records`` while one engine takes a generated
 (never stored) stream.
 """
@@ -36,6 +38,7 @@ from detectors.baseline.infer import BaselineOptions, build_profile
 from detectors.baseline.infer_schema import infer_schema
 from detectors.baseline.reference import Baseline
 from detectors.baseline.schema import Schema
+from detectors.blocks import decode_block
 from detectors.engine import Engine, EngineOptions
 from detectors.records import decode_record
 
@@ -144,12 +147,30 @@ def logdrift(baseline: Baseline, lines: list[bytes], batch: int) -> int:
     return verdicts + len(result.anomalies) + len(result.reports)
 
 
+def logdrift_columnar(baseline: Baseline, lines: list[bytes], batch: int) -> int:
+    """The same, each block of lines decoded column by column (detectors/blocks.py): no
+    ServingRecord per line; a block that does not fit would take the exact path."""
+    engine = Engine([baseline], OPTIONS)
+    verdicts = 0
+    for lo in range(0, len(lines), batch):
+        raws = [orjson.loads(line) for line in lines[lo : lo + batch]]
+        groups = decode_block(raws)
+        if groups is None:
+            result, refused = engine.process_batch([decode_record(r) for r in raws])
+        else:
+            result, refused = engine.process_blocks(groups)
+        verdicts += len(result.anomalies) + len(result.reports) + len(refused)
+    result = engine.close_all()
+    return verdicts + len(result.anomalies) + len(result.reports)
+
+
 def throughput(baseline: Baseline, n: int, batch: int) -> list[tuple[str, float]]:
     lines = [orjson.dumps(r) for r in records(n)]
     return [
         ("orjson.loads", best_rate(n, lambda: [orjson.loads(line) for line in lines])),
         ("naive river loop", best_rate(n, lambda: naive_river(lines))),
         ("logdrift end to end", best_rate(n, lambda: logdrift(baseline, lines, batch))),
+        ("logdrift columnar", best_rate(n, lambda: logdrift_columnar(baseline, lines, batch))),
     ]
 
 
@@ -169,10 +190,10 @@ def memory(baseline: Baseline, n: int, batch: int) -> list[tuple[int, float]]:
     return marks
 
 
-def profile(baseline: Baseline, n: int, batch: int) -> None:
+def profile(baseline: Baseline, n: int, batch: int, columnar: bool) -> None:
     lines = [orjson.dumps(r) for r in records(n)]
     profiler = cProfile.Profile()
-    profiler.runcall(logdrift, baseline, lines, batch)
+    profiler.runcall(logdrift_columnar if columnar else logdrift, baseline, lines, batch)
     pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
 
 
@@ -199,11 +220,12 @@ def main() -> None:
     parser.add_argument("--memory-records", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=1_000, help="lines per Engine batch")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile N records and stop")
+    parser.add_argument("--columnar", action="store_true", help="profile the columnar path")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, batches of {args.batch}")
     baseline = make_baseline()
     if args.profile:
-        profile(baseline, args.profile, args.batch)
+        profile(baseline, args.profile, args.batch, args.columnar)
         return
     print_throughput(throughput(baseline, args.records, args.batch), args.records)
     if args.memory_records:

@@ -9,7 +9,8 @@ LOGDRIFT_RUN_DIR says otherwise), fills a fresh serving-logs topic with syntheti
 
 1. a bare aiokafka consumer reading every message (no decoding);
 2. in this process, without Kafka, on the first ``--sample`` records: ``orjson.loads`` alone,
-   stage one's work (decode, validate, micro-batch), both stages (stage one, the summaries'
+   stage one's work (decode, validate, micro-batch) record by record and column by column (the
+   worker's path for a clean batch), both stages (stage one, the summaries'
    wire encoding, stage two's merge and detectors, one state encoding per batch round), and
    the embedded ``Engine`` (bytes in) — the ceiling any worker built on these step functions
    can reach on one core;
@@ -45,10 +46,11 @@ os.environ.setdefault("LOGDRIFT_RUN_DIR", str(REPO / ".servers" / "kafka-bench")
 from connectors.baseline_files import load_baseline  # noqa: E402
 from connectors.files import write_csv  # noqa: E402
 from detectors.baseline.reference import Baseline  # noqa: E402
+from detectors.blocks import decode_block  # noqa: E402
 from detectors.engine import Engine, EngineOptions  # noqa: E402
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions  # noqa: E402
 from detectors.records import decode_record  # noqa: E402
-from detectors.stages import SummaryBuilder, observe  # noqa: E402
+from detectors.stages import SummaryBuilder, observe, observe_columns  # noqa: E402
 from detectors.state_codec import to_plain  # noqa: E402
 from streams.simulation.traffic import Injection, serving_records, training_rows  # noqa: E402
 from streams.worker.tables import encode_state  # noqa: E402
@@ -157,22 +159,31 @@ def _by_partition(raws: list[bytes], partitions: int) -> list[list[tuple[int, by
 
 
 def _stage_one(
-    baseline: Baseline, p: int, partitions: int, chunk: list[tuple[int, bytes]]
+    baseline: Baseline, p: int, partitions: int, chunk: list[tuple[int, bytes]], columnar: bool
 ) -> list[tuple[str, dict[str, Any]]]:
     builder = SummaryBuilder(p, partitions)
+    groups = decode_block([orjson.loads(raw) for _, raw in chunk]) if columnar else None
+    if groups is not None:  # the worker's _profile_block: the batch column by column
+        for g in groups:
+            columns = observe_columns(baseline, g.features, g.predictions)
+            offsets = [chunk[i][0] for i in g.index]
+            builder.add_columns(offsets, g.model, g.version, g.ts, columns)
+        return builder.drain()
     for offset, raw in chunk:
         record = decode_record(orjson.loads(raw))
         builder.add(offset, record, observe(baseline, record))
     return builder.drain()
 
 
-def both_stages(baseline: Baseline, raws: list[bytes], partitions: int, two: bool) -> None:
+def both_stages(
+    baseline: Baseline, raws: list[bytes], partitions: int, two: bool, columnar: bool = True
+) -> None:
     step = CompareStep(baseline, EngineOptions(WINDOW_SECONDS, 200), MergeOptions())
     states: dict[str, FeatureState] = {}
     parts = _by_partition(raws, partitions)
     for start in range(0, max(len(p) for p in parts), BATCH):
         for p, part in enumerate(parts):
-            summaries = _stage_one(baseline, p, partitions, part[start : start + BATCH])
+            summaries = _stage_one(baseline, p, partitions, part[start : start + BATCH], columnar)
             if not two:
                 continue
             for key, summary in summaries:
@@ -200,7 +211,11 @@ def in_process(baseline: Baseline, raws: list[bytes], partitions: int) -> list[t
 
     return [
         ("orjson.loads only", rate(lambda: [orjson.loads(r) for r in raws])),
-        ("stage one only", rate(lambda: both_stages(baseline, raws, partitions, two=False))),
+        (
+            "stage one, per record",
+            rate(lambda: both_stages(baseline, raws, partitions, two=False, columnar=False)),
+        ),
+        ("stage one, columnar", rate(lambda: both_stages(baseline, raws, partitions, two=False))),
         ("both stages", rate(lambda: both_stages(baseline, raws, partitions, two=True))),
         ("Engine.process, bytes in", rate(lambda: engine_bytes_in(baseline, raws))),
     ]
@@ -231,6 +246,9 @@ def run_worker(
         **os.environ,
         "LOGDRIFT_WINDOW__SECONDS": str(int(WINDOW_SECONDS)),
         "LOGDRIFT_KAFKA__STATS_LOG_SECONDS": "0.5",
+        # The events are stamped from START (2027) on: within the receiving clock's bounds.
+        "LOGDRIFT_EVENT_TIME__FUTURE_TOLERANCE_SECONDS": "1e8",
+        "LOGDRIFT_EVENT_TIME__MAX_AGE_SECONDS": "1e9",
     }
     cmd = [sys.executable, "-m", "streams", "worker", "--baseline", str(baseline)]
     cmd += ["--brokers", url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from detectors.anomaly import Anomaly
 from detectors.baseline.reference import Baseline
 from detectors.baseline.schema import PREDICTION
+from detectors.blocks import Block
 from detectors.labels.monitor import (
     LabelMonitor,
     LabelOptions,
@@ -30,7 +31,14 @@ from detectors.labels.monitor import (
 from detectors.labels.slice_windows import SliceWindows, sliced
 from detectors.records import DecodeError, FeedbackRecord, PipelineRecord, ServingRecord
 from detectors.skew.monitor import FeatureSkewMonitor, SkewOptions, SkewReport, SkewResult
-from detectors.stages import NEW_COLUMNS, Observation, observe, observe_batch
+from detectors.stages import (
+    NEW_COLUMNS,
+    Observation,
+    observe,
+    observe_batch,
+    observe_columns,
+    observe_values,
+)
 from detectors.window import (
     EngineOptions,
     FeatureTrack,
@@ -167,13 +175,56 @@ class Engine:
             self._feed(self.states[key], group, result)
         return result, refused
 
+    @property
+    def columnar(self) -> bool:
+        """Whether ``process_blocks`` can take blocks: not with labels or feature skew on,
+        which hold each record (its request id, slice and prediction) past its window."""
+        return self.labels is None and self.skew is None
+
+    def process_blocks(
+        self, blocks: Sequence[Block]
+    ) -> tuple[Result, list[tuple[int, DecodeError]]]:
+        """``process_batch`` of a block decoded column by column (detectors/blocks.py): the
+        same verdicts, the same refusals, by each record's index in the block, without a
+        ServingRecord per record. Only when ``columnar``."""
+        if not self.columnar:
+            raise ValueError("blocks need labels and feature skew off: use process_batch")
+        result = Result()
+        refused: list[tuple[int, DecodeError]] = []
+        fed: list[tuple[ModelState, Block]] = []
+        for block in blocks:
+            try:
+                fed.append((self._state_of(block.model, block.version), block))
+            except DecodeError as exc:
+                refused += [(i, exc) for i in block.index]
+        for state, block in fed:
+            if len(block) == 1:
+                one = observe_values(state.baseline, block.features[0], block.predictions[0])
+                columns: dict[str, Sequence[Observation]] = {n: (o,) for n, o in one.items()}
+            else:
+                columns = observe_columns(state.baseline, block.features, block.predictions)
+            self._account(state, columns, block.ts, None, result)
+        refused.sort(key=lambda e: e[0])
+        return result, refused
+
     def _feed(self, state: ModelState, records: list[ServingRecord], result: Result) -> None:
         columns: dict[str, Sequence[Observation]]
         if len(records) == 1:  # fluent-logger sends records one at a time: no columns to build
             columns = {n: (o,) for n, o in observe(state.baseline, records[0]).items()}
         else:
             columns = observe_batch(state.baseline, records)
-        ts = [r.ts for r in records]
+        self._account(state, columns, [r.ts for r in records], records, result)
+
+    def _account(
+        self,
+        state: ModelState,
+        columns: dict[str, Sequence[Observation]],
+        ts: Sequence[float],
+        records: list[ServingRecord] | None,
+        result: Result,
+    ) -> None:
+        """Observations of a batch into the model version's windows (``records``: needed only
+        with labels or feature skew on)."""
         labels = LabelResult()
 
         tracks = [(f, t, columns[n]) for f, (n, t) in enumerate(state.tracks.items())]
@@ -189,7 +240,7 @@ class Engine:
             for k in range(lo, hi):
                 if new[k].codes:
                     state.columns.add(new[k].codes)
-            if self.labels is not None:
+            if self.labels is not None and records is not None:
                 for k in range(lo, hi):
                     held = self._hold_for_label(self.labels, state, records[k])
                     labels.anomalies += held.anomalies
@@ -201,7 +252,7 @@ class Engine:
 
         result.anomalies += state.clock.feed(ts, state, account, result.reports)
         result.add_labels(labels)
-        if self.skew is not None:
+        if self.skew is not None and records is not None:
             for record in records:
                 result.add_skew(self.skew.serving(record))
 
@@ -255,10 +306,13 @@ class Engine:
         return result
 
     def _state(self, record: ServingRecord) -> ModelState:
-        key = (record.model, record.version)
+        return self._state_of(record.model, record.version)
+
+    def _state_of(self, model: str, version: str) -> ModelState:
+        key = (model, version)
         state = self.states.get(key)
         if state is None:
-            baseline = self.baseline_for(record.model)
+            baseline = self.baseline_for(model)
             if len(self.states) >= self.options.max_model_versions:
                 raise DecodeError(
                     "model_version",
@@ -268,6 +322,6 @@ class Engine:
             slices = None
             if self.labels is not None and self.labels.options.slice_key:
                 slices = SliceWindows(baseline, self.labels.options.slice_key)
-            clock = Tumbling(self.options, record.model, record.version)
+            clock = Tumbling(self.options, model, version)
             state = self.states[key] = ModelState(baseline, clock, slices)
         return state

@@ -23,7 +23,7 @@ Observation(value=None, missing=False, codes=('y',)))
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -58,15 +58,21 @@ class Observation:
 
 def observe(baseline: Baseline, record: ServingRecord) -> dict[str, Observation]:
     """What one record says about every monitored feature, plus NEW_COLUMNS. Never raises."""
+    return observe_values(baseline, record.features, record.prediction)
+
+
+def observe_values(
+    baseline: Baseline, features: dict[str, object], prediction: object
+) -> dict[str, Observation]:
+    """``observe`` of a record's features and prediction, without the record. Never raises."""
     structural: dict[str, list[str]] = {}
     new: list[str] = []
-    for v in structural_violations(baseline.schema, record.features):
+    for v in structural_violations(baseline.schema, features):
         if v.code == "SCHEMA_NEW_COLUMN":
             new.append(v.feature)
         else:
             structural.setdefault(v.feature, []).append(v.code)
     out: dict[str, Observation] = {}
-    features, prediction = record.features, record.prediction
     for name, ref in baseline.references.items():
         checked = baseline.check(ref, prediction if name == PREDICTION else features.get(name))
         codes = structural.get(name, ())
@@ -110,6 +116,34 @@ class Numbers(Sequence[Observation]):
         return Observation(float(self.xs[k]))
 
 
+class Texts(Sequence[Observation]):
+    """A column of valid category values (none missing, no violation, each within
+    MAX_TEXT_CHARS), kept as the list of texts; reads as the Observations ``observe`` would
+    have made, built only when read one by one."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, k: int) -> Observation: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[Observation]: ...
+
+    def __getitem__(self, k: int | slice) -> Observation | Sequence[Observation]:
+        if isinstance(k, slice):
+            return Texts(self.values[k])
+        return Observation(self.values[k])
+
+    def __iter__(self) -> Iterator[Observation]:
+        return map(Observation, self.values)
+
+
 def observe_batch(
     baseline: Baseline, records: Sequence[ServingRecord]
 ) -> dict[str, Sequence[Observation]]:
@@ -117,28 +151,43 @@ def observe_batch(
     schema is checked with numpy (numbers) or set operations (categories); any other column
     (a missing value, a violation, a sensitive or bool feature) takes ``observe``'s exact path,
     value by value. Never raises."""
-    if len(records) < MIN_COLUMN:
-        rows = [observe(baseline, r) for r in records]
+    return observe_columns(baseline, [r.features for r in records], [r.prediction for r in records])
+
+
+def observe_columns(
+    baseline: Baseline, features: Sequence[dict[str, object]], predictions: Sequence[object]
+) -> dict[str, Sequence[Observation]]:
+    """``observe_batch`` of records given as their feature objects and predictions, side by
+    side (the columnar block decoder, detectors/blocks.py, builds no ServingRecord). Never
+    raises."""
+    if len(features) < MIN_COLUMN:
+        rows = [observe_values(baseline, f, p) for f, p in zip(features, predictions, strict=True)]
         return {name: [o[name] for o in rows] for name in (*baseline.references, NEW_COLUMNS)}
     out: dict[str, Sequence[Observation]] = {}
     for name, ref in baseline.references.items():
-        column = _column(baseline, ref, name, records)
-        out[name] = _exact(baseline, ref, name, records) if column is None else column
-    out[NEW_COLUMNS] = _new_columns(baseline, records)
+        column = _column(baseline, ref, name, features, predictions)
+        if column is None:
+            column = _exact(baseline, ref, name, features, predictions)
+        out[name] = column
+    out[NEW_COLUMNS] = _new_columns(baseline, features)
     return out
 
 
 def _exact(
-    baseline: Baseline, ref: FeatureReference, name: str, records: Sequence[ServingRecord]
+    baseline: Baseline,
+    ref: FeatureReference,
+    name: str,
+    features: Sequence[dict[str, object]],
+    predictions: Sequence[object],
 ) -> list[Observation]:
     """One column value by value, as ``observe`` checks it (structural codes first)."""
     listed = baseline.schema.features.get(name)
     required = listed is not None and listed.required
     out: list[Observation] = []
-    for r in records:
-        checked = baseline.check(ref, r.prediction if name == PREDICTION else r.features.get(name))
+    for f, p in zip(features, predictions, strict=True):
+        checked = baseline.check(ref, p if name == PREDICTION else f.get(name))
         codes: tuple[str, ...] = ()
-        if required and name not in r.features:
+        if required and name not in f:
             codes = ("SCHEMA_MISSING_COLUMN",)
         if checked.violation is not None:
             codes = (*codes, checked.violation.code)
@@ -152,16 +201,21 @@ def _exact(
 
 
 def _column(
-    baseline: Baseline, ref: FeatureReference, name: str, records: Sequence[ServingRecord]
+    baseline: Baseline,
+    ref: FeatureReference,
+    name: str,
+    features: Sequence[dict[str, object]],
+    predictions: Sequence[object],
 ) -> Sequence[Observation] | None:
     spec = ref.spec
+    values: list[object]
     if name == PREDICTION:
-        values = [r.prediction for r in records]
+        values = list(predictions)
         listed = baseline.schema.features.get(PREDICTION)
         if listed is not None and listed.required:
             values = []  # then the structural check looks for it among the features: exact path
     else:
-        values = [r.features.get(name, _ABSENT) for r in records]
+        values = [f.get(name, _ABSENT) for f in features]
     if not values or (spec.missing_values and not _none_missing(spec.missing_values, values)):
         return None
     if spec.numeric:
@@ -197,7 +251,7 @@ def _numbers(spec: FeatureSpec, values: list[object]) -> Numbers | None:
     return Numbers(xs)
 
 
-def _texts(domain: list[str] | None, values: list[object]) -> list[Observation] | None:
+def _texts(domain: list[str] | None, values: list[object]) -> Texts | None:
     if set(map(type, values)) != _TEXT_TYPES:
         return None
     texts: list[str] = values  # type: ignore[assignment]
@@ -205,27 +259,41 @@ def _texts(domain: list[str] | None, values: list[object]) -> list[Observation] 
         return None
     if domain is not None and not set(texts) <= set(domain):
         return None
-    return [Observation(t) for t in texts]
+    return Texts(texts)
 
 
 _NUMBER_TYPES = frozenset((float, int))  # type() is exact: bool is not among them
 _TEXT_TYPES = {str}
 
 
-def _new_columns(baseline: Baseline, records: Sequence[ServingRecord]) -> list[Observation]:
+def _new_columns(baseline: Baseline, features: Sequence[dict[str, object]]) -> list[Observation]:
     schema = baseline.schema
     if schema.allow_new_features:
-        return [_NOTHING_NEW] * len(records)
+        return [_NOTHING_NEW] * len(features)
     known = schema.features.keys()
     out: list[Observation] = []
-    for r in records:
-        new = r.features.keys() - known
+    for f in features:
+        new = f.keys() - known
         if new:  # in the record's own order, as structural_violations lists them
-            names = tuple(bounded_text(n) for n in r.features if n not in known)
+            names = tuple(bounded_text(n) for n in f if n not in known)
             out.append(Observation(None, False, names))
         else:
             out.append(_NOTHING_NEW)
     return out
+
+
+def most_text(columns: dict[str, Sequence[Observation]]) -> int:
+    """An upper bound of ``largest_text``'s total over every record of the columns (the sum of
+    each column's largest): when it is within MAX_RECORD_BYTES, every record is."""
+    total = 0
+    for column in columns.values():
+        if isinstance(column, Numbers):
+            continue
+        if isinstance(column, Texts):
+            total += 4 * max(map(len, column.values), default=0)  # UTF-8: at most 4 bytes a char
+            continue
+        total += max((largest_text({"": o})[0] for o in column), default=0)
+    return total
 
 
 def largest_text(observations: dict[str, Observation]) -> tuple[int, str]:
@@ -316,6 +384,41 @@ class SummaryBuilder:
                 col.missing.append(i)
             if obs.codes:
                 col.codes.append([i, list(obs.codes)])
+
+    def add_columns(
+        self,
+        offsets: Sequence[int],
+        model: str,
+        version: str,
+        ts: Sequence[float],
+        columns: dict[str, Sequence[Observation]],
+    ) -> None:
+        """``add`` of every record of a block at once: one model version's records (their
+        offsets and event times) and ``observe_columns`` of them."""
+        batch = self.batches.get((model, version))
+        if batch is None:
+            batch = self.batches[(model, version)] = _Batch()
+            batch.features = {feature: _Columns() for feature in columns}
+        elif columns.keys() != batch.features.keys():  # one baseline per model: a bug
+            raise ValueError(f"observations of {sorted(columns)} in a batch of other features")
+        base = len(batch.offsets)
+        batch.offsets += offsets
+        batch.ts += ts
+        batch.watermark = max(batch.watermark, max(ts, default=batch.watermark))
+        for feature, column in columns.items():
+            col = batch.features[feature]
+            if isinstance(column, Numbers):
+                col.values += column.xs.tolist()
+                continue
+            if isinstance(column, Texts):
+                col.values += column.values
+                continue
+            col.values += [o.value for o in column]
+            for i, o in enumerate(column):
+                if o.missing:
+                    col.missing.append(base + i)
+                if o.codes:
+                    col.codes.append([base + i, list(o.codes)])
 
     def drain(self) -> list[tuple[str, dict[str, Any]]]:
         """(key, summary) pairs to publish, and an empty builder."""

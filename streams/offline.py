@@ -24,6 +24,7 @@ from detectors.baseline.infer import BaselineBuilder, BaselineOptions
 from detectors.baseline.infer_schema import infer_schema, merge_edits
 from detectors.baseline.reference import Baseline
 from detectors.baseline.schema import Schema, schema_errors
+from detectors.blocks import decode_block
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.incidents.feed import track
 from detectors.incidents.rollups import RollUp
@@ -165,10 +166,14 @@ def check_logs(
     pipeline: Path | None = None,
     skew: SkewOptions | None = None,
     source: Iterable[tuple[int, dict[str, Any] | FileFormatError]] | None = None,
+    *,
+    columnar: bool = True,
 ) -> CheckReport:
     """Run the engine over a JSON-lines file of serving records (or ``source``'s numbered
     records read from it); bad lines are reported with their line number and reason, and the
-    walk goes on. Anomalies are gathered into incidents
+    walk goes on. Blocks of CHECK_BATCH lines that all decode cleanly go column by column
+    (``columnar``; the verdicts are the same), any other block record by record. Anomalies are
+    gathered into incidents
     as the embedded runner gathers them (the file's end judges the open windows, and an
     incident still alarming then is reported open)."""
     engine = Engine(baselines, options, skew=(skew or SkewOptions()) if pipeline else None)
@@ -185,22 +190,49 @@ def check_logs(
         report.add(result, tracker)
         batch.clear()
 
-    for number, item in iter_json_lines(logs) if source is None else source:
-        bad = str(item) if isinstance(item, FileFormatError) else None
-        if bad is None:
-            try:
-                record = decode_record(item, mapping or FieldMapping())
-                if feed is not None and feed.due(record.ts):
-                    flush()  # the pipeline's records up to this one join what came before
-                    report.add(feed.until(record.ts), tracker)
-                batch.append((number, record))
-            except DecodeError as exc:
-                bad = f"{logs} line {number}: {exc}"
-        if bad is not None:
-            flush()
-            report.bad_lines.append(bad)
-        elif len(batch) >= CHECK_BATCH:
-            flush()
+    fields = mapping or FieldMapping()
+    columnar = columnar and engine.columnar and feed is None
+
+    def exact(items: list[tuple[int, dict[str, Any] | FileFormatError]]) -> None:
+        """Record by record: each bad line reported alone, in the file's order."""
+        for number, item in items:
+            bad = str(item) if isinstance(item, FileFormatError) else None
+            if bad is None:
+                try:
+                    record = decode_record(item, fields)
+                    if feed is not None and feed.due(record.ts):
+                        flush()  # the pipeline's records up to this one join what came before
+                        report.add(feed.until(record.ts), tracker)
+                    batch.append((number, record))
+                except DecodeError as exc:
+                    bad = f"{logs} line {number}: {exc}"
+            if bad is not None:
+                flush()
+                report.bad_lines.append(bad)
+            elif len(batch) >= CHECK_BATCH:
+                flush()
+
+    def block(items: list[tuple[int, dict[str, Any] | FileFormatError]]) -> None:
+        """A block whose every line decodes cleanly goes columnwise (detectors/blocks.py);
+        any other takes the exact path, with the same verdicts."""
+        groups = decode_block([item for _, item in items], fields) if columnar else None
+        if groups is None:
+            exact(items)
+            return
+        if batch:
+            flush()  # what the exact path left over comes first
+        result, refused = engine.process_blocks(groups)
+        report.bad_lines += [f"{logs} line {items[i][0]}: {exc}" for i, exc in refused]
+        report.records += len(items) - len(refused)
+        report.add(result, tracker)
+
+    items: list[tuple[int, dict[str, Any] | FileFormatError]] = []
+    for entry in iter_json_lines(logs) if source is None else source:
+        items.append(entry)
+        if len(items) >= CHECK_BATCH:
+            block(items)
+            items = []
+    block(items)
     flush()
     if feed is not None:
         report.add(feed.rest(), tracker)

@@ -2,7 +2,8 @@
 
 ```
 Fluentd / forward-to-kafka ──▶ serving-logs (key = request id)
-  ──▶ profile_records   per partition: decode, validate (detectors.stages.observe), micro-batch;
+  ──▶ profile_records   per partition: decode, validate (detectors.stages.observe; a clean batch
+                        column by column: detectors.blocks, observe_columns), micro-batch;
                         a task reading with a plain consumer group (connectors/kafka_source.py)
   ──▶ feature-summaries (key = model/version/feature)          bad input ──▶ dead-letters
   ──▶ compare_windows   per feature: merge partitions in event time, windows, change detectors,
@@ -46,6 +47,7 @@ from connectors.elasticsearch import ElasticSink
 from connectors.es_documents import score_documents
 from connectors.kafka_source import Batch, PartitionBatches, SourceRecord
 from detectors.anomaly import Anomaly
+from detectors.blocks import decode_block
 from detectors.event_time import EventTimeLimits, check_event_time
 from detectors.feature_state import FeatureState
 from detectors.incidents.tracker import IncidentTracker, Step
@@ -54,7 +56,9 @@ from detectors.stages import (
     MAX_RECORD_BYTES,
     SummaryBuilder,
     largest_text,
+    most_text,
     observe,
+    observe_columns,
 )
 from detectors.state_codec import from_plain, to_plain
 from detectors.window_report import WindowReport
@@ -199,6 +203,10 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
     summaries: list[tuple[str, dict[str, Any]]] = []
     for partition, records in batch.items():
         builder = SummaryBuilder(partition, partitions)
+        if _profile_block(found, builder, records):
+            good += len(records)
+            summaries += builder.drain()
+            continue
         for record in records:
             problem = _profile_one(found, builder, record)
             if problem is None:
@@ -218,6 +226,39 @@ async def _profile_batch(source: PartitionBatches, batch: Batch) -> None:
     measured.consumed(serving_logs.get_topic_name(), sum(len(r) for r in batch.values()))
     measured.produced(feature_summaries.get_topic_name(), len(parts))
     await source.commit({p: records[-1].offset + 1 for p, records in batch.items()})
+
+
+def _profile_block(found: Detection, builder: SummaryBuilder, messages: list[SourceRecord]) -> bool:
+    """A partition's batch column by column (detectors/blocks.py, ``observe_columns``): True
+    when it is in the builder; False, with nothing added, when any record needs the exact path
+    (not JSON, not a clean serving record, out of the event-time bounds, a model without a
+    baseline, too much text): then ``_profile_one`` takes each, and dead-letters what it must."""
+    try:
+        values = [orjson.loads(m.value or b"") for m in messages]
+    except orjson.JSONDecodeError:
+        return False
+    groups = decode_block(values, found.mapping)
+    if groups is None:
+        return False
+    now = time.time()
+    observed = []
+    try:
+        for group in groups:
+            if check_event_time(min(group.ts), now, EVENT_TIME) is not None:
+                return False
+            if check_event_time(max(group.ts), now, EVENT_TIME) is not None:
+                return False
+            baseline = found.engine.baseline_for(group.model)
+            columns = observe_columns(baseline, group.features, group.predictions)
+            if most_text(columns) > MAX_RECORD_BYTES:
+                return False
+            observed.append((group, columns))
+    except DecodeError:
+        return False
+    for group, columns in observed:
+        offsets = [messages[i].offset for i in group.index]
+        builder.add_columns(offsets, group.model, group.version, group.ts, columns)
+    return True
 
 
 def _profile_one(
