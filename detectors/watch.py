@@ -5,6 +5,7 @@ through ``FeatureWatch.observe``, so the two paths account and alarm alike by co
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,51 @@ class FeatureWatch:
         if self.change is None:
             return []
         return list(self.change.update_many(xs))
+
+    def observe_texts(self, win: FeatureWindow, texts: list[str]) -> list[tuple[int, Signal]]:
+        """``observe`` over a run of valid category values (no missing value, no violation),
+        per batch: each value counted once with its count, each category's share test fed the
+        positions of its hits at once (``RateCusum.hits``); (index in the run, signal)."""
+        n = len(texts)
+        valid0 = self.valid
+        self.events += n
+        self.valid += n
+        win.seen += n
+        counts = win.categories
+        assert counts is not None  # a categorical feature's window
+        tally = Counter(texts)  # in order of first sight, as the tests are made one by one
+        distinct = list(tally)
+        code = {v: i for i, v in enumerate(distinct)}
+        inverse = np.fromiter(map(code.__getitem__, texts), np.intp, n)
+        found = np.fromiter(tally.values(), np.intp, len(distinct))
+        fresh: dict[str, int] = {}
+        for value, count in tally.items():
+            if value in counts.known:
+                counts.known[value] += count
+            elif value in counts.new:
+                counts.new[value] += count
+            else:
+                fresh[value] = count
+        if fresh:
+            counts._admit(fresh)
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(order, np.cumsum(found)[:-1])
+        hits: dict[str, list[NDArray[np.intp]]] = {}
+        for value, at in zip(distinct, groups, strict=True):
+            key = value if value in self.ref.category_probs else OTHER
+            hits.setdefault(key, []).append(at)
+        out: list[tuple[int, Signal]] = []
+        for key, parts in hits.items():
+            cusum = self._category_test(key)
+            if cusum is None:
+                continue
+            at = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+            for t, rate, events in cusum.hits(at.astype(np.int64) + valid0):
+                full = CATEGORY + key
+                alarm = RateAlarm("category", key, rate, events, self.bases[full], cusum.p0)
+                out.append((t - valid0, alarm))
+        out.sort(key=lambda e: e[0])
+        return out
 
     def _category_test(self, value: str) -> RateCusum | None:
         key = CATEGORY + value

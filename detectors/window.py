@@ -240,7 +240,7 @@ class FeatureTrack:
             found = self.watch.observe_numbers(self.window, observations.xs[lo:hi])
             return [(lo + i, s) for i, s in found]
         if self.window.bins is None:
-            return self._one_by_one(observations, lo, hi)
+            return self._texts(observations, lo, hi)
         out: list[tuple[int, Signal]] = []
         run = lo
         for k in range(lo, hi):
@@ -260,6 +260,30 @@ class FeatureTrack:
         if not np.isfinite(xs).all():  # inf and nan take the exact path
             return self._one_by_one(observations, lo, hi)
         return [(lo + i, s) for i, s in self.watch.observe_numbers(self.window, xs)]
+
+    def _texts(
+        self, observations: Sequence[Observation], lo: int, hi: int
+    ) -> list[tuple[int, Signal]]:
+        """Runs of plain category values per batch, the rest one by one."""
+        if self.window.categories is None:
+            return self._one_by_one(observations, lo, hi)
+        out: list[tuple[int, Signal]] = []
+        run = lo
+        for k in range(lo, hi):
+            o = observations[k]
+            if o.missing or o.codes or type(o.value) is not str:
+                out += self._run_of_texts(observations, run, k)
+                out += self._one_by_one(observations, k, k + 1)
+                run = k + 1
+        return out + self._run_of_texts(observations, run, hi)
+
+    def _run_of_texts(
+        self, observations: Sequence[Observation], lo: int, hi: int
+    ) -> list[tuple[int, Signal]]:
+        if hi - lo < MIN_COLUMN:
+            return self._one_by_one(observations, lo, hi)
+        texts: list[str] = [o.value for o in observations[lo:hi]]  # type: ignore[misc]
+        return [(lo + i, s) for i, s in self.watch.observe_texts(self.window, texts)]
 
     def _one_by_one(
         self, observations: Sequence[Observation], lo: int, hi: int

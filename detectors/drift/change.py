@@ -22,6 +22,7 @@ from river.base import DriftDetector
 from river.drift import ADWIN, PageHinkley
 
 from detectors.baseline.scores import ScoreMap
+from detectors.drift.page_hinkley import update_many as page_hinkley_many
 
 EWMA_WEIGHT = 1 / 64
 
@@ -67,6 +68,24 @@ class StandardizedChange:
         self.std = std
         self.seen = 0
         self.recent = 0.0  # exponentially weighted mean of the standardized values
+
+    def update_many(self, xs: NDArray[np.float64]) -> list[int]:
+        """``update`` over xs in order; the indices at which the detector fired."""
+        zs = (xs - self.mean) / self.std
+        recent, weight = self.recent, EWMA_WEIGHT
+        for z in zs.tolist():
+            recent += weight * (z - recent)
+        self.recent = recent
+        self.seen += len(zs)
+        if isinstance(self.detector, PageHinkley):
+            return page_hinkley_many(self.detector, zs)
+        out = []
+        update = self.detector.update
+        for i, z in enumerate(zs.tolist()):
+            update(z)
+            if self.detector.drift_detected:
+                out.append(i)
+        return out
 
     def update(self, x: float) -> Change | None:
         z = (x - self.mean) / self.std
@@ -145,27 +164,42 @@ class FeatureChange:
         return fired
 
     def update_many(self, xs: NDArray[np.float64]) -> list[tuple[int, Change]]:
-        """``update`` over finite values in order, as (index, change) of the alarms, to the
-        bit: scores by np.interp (``ScoreMap.z`` does numpy's arithmetic), the running mean
-        and block sums in the same order, the detectors updated once per completed block."""
+        """``update`` over finite values in order, as (index, change) of the alarms: scores by
+        np.interp (``ScoreMap.z`` does numpy's arithmetic), the running mean and block sums in
+        the same order; then each detector takes the run's completed block means at once
+        (Page-Hinkley vectorised, detectors/drift/page_hinkley.py; ADWIN block by block)."""
         if len(xs) == 0:
             return []
         zs = np.interp(xs, self.scores.xs, self.scores.zs).tolist()
         weight, center, block = self.weight, self.center, self.block
         recent, total, filled = self.recent, self.total, self.filled
-        out: list[tuple[int, Change]] = []
+        means: list[float] = []
+        ends: list[int] = []  # index in xs of the value that completed each block
+        recents: list[float] = []
         for i, z in enumerate(zs):
             recent += weight * (z - center - recent)
             total += z
             filled += 1
             if filled == block:
-                fired = self._block(total / filled, self.seen + i + 1, recent)
-                if fired is not None:
-                    out.append((i, fired))
+                means.append(total / filled)
+                ends.append(i)
+                recents.append(recent)
                 total, filled = 0.0, 0
+        seen = self.seen
         self.seen += len(zs)
         self.recent, self.total, self.filled = recent, total, filled
-        return out
+        if not means:
+            return []
+        alarms: dict[int, str] = {}  # block -> the first detector (in order) that counts
+        gate = self.shift / 2
+        for d in self.detectors:
+            for j in d.update_many(np.asarray(means)):
+                if j not in alarms and abs(recents[j]) >= gate:
+                    alarms[j] = d.name
+        return [
+            (ends[j], Change(name, seen + ends[j] + 1, recents[j], self.shift, self.center))
+            for j, name in sorted(alarms.items())
+        ]
 
     def _block(self, mean: float, seen: int, recent: float) -> Change | None:
         fired = None

@@ -24,6 +24,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
+SCALAR_HITS = 64  # after a hit at the cap, this many hits go one by one before numpy again
+
 
 @dataclass(frozen=True, slots=True)
 class RateAlarm:
@@ -66,6 +71,55 @@ class RateCusum:
             return False
         self.armed = False
         return True
+
+    def hits(self, ts: NDArray[np.int64]) -> list[tuple[int, float, int]]:
+        """``hit`` at each of the increasing event indices ``ts``: (t, rate, events of the
+        climb) of each alarm, as ``hit`` one by one would give them. Between the hits at the
+        cap h the recursion is Lindley's, r_j = max(0, r_{j-1} + w_j), which is
+        C_j - min(0, min_{i<=j} C_i) for C the cumulative sum of the steps w: a cumsum and a
+        minimum.accumulate. A hit that reaches h (an alarm, or the capped sum of an episode)
+        and the few after it go through ``hit`` itself.
+
+        >>> c = RateCusum(p0=0.01, p1=0.06, h=math.log(1e9))
+        >>> c.hits(np.arange(0, 10_000, 100))  # 1% hits: quiet
+        []
+        >>> [t - 10_000 for t, _, _ in c.hits(np.arange(10_000, 20_000, 10))]  # 10%: caught
+        [150]
+        """
+        out: list[tuple[int, float, int]] = []
+        lo, m = 0, len(ts)
+        while lo < m:
+            k = self._lindley(ts[lo:])
+            lo += k
+            stop = min(m, lo + SCALAR_HITS) if lo < m else m
+            for t in ts[lo:stop].tolist():
+                if self.hit(t):
+                    out.append((t, self.rate(t), t - self.run_start + 1))
+            lo = stop
+        return out
+
+    def _lindley(self, ts: NDArray[np.int64]) -> int:
+        """The hits of ``ts`` before the first that reaches h, applied at once; how many."""
+        gaps = np.diff(ts, prepend=self.last) - 1
+        w = self.down * gaps.astype(np.float64) + self.up
+        w[0] = self.s + self.down * float(gaps[0])  # the first step starts from s itself
+        c = np.cumsum(w)
+        floor = np.minimum.accumulate(np.minimum(c, 0.0))
+        r = c - floor  # the sums after any reset, before this hit's +up
+        high = np.flatnonzero(r + self.up >= self.h)
+        k = int(high[0]) if len(high) else len(ts)
+        if k == 0:
+            return 0
+        before = np.concatenate(([0.0], floor[: k - 1]))
+        resets = np.flatnonzero(c[:k] <= before)
+        if len(resets):
+            j = int(resets[-1])
+            self.run_start, self.run_hits, self.armed = int(ts[j]), k - j, True
+        else:
+            self.run_hits += k
+        self.s = float(r[k - 1]) + self.up
+        self.last = int(ts[k - 1])
+        return k
 
     def rate(self, t: int) -> float:
         return self.run_hits / max(1, t - self.run_start + 1)

@@ -3,10 +3,13 @@ per event stays under exp(-h), and it is updated lazily at hits only."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from detectors.drift.rates import RateCusum, onset_of, rise_of, threshold
 
@@ -98,3 +101,37 @@ def test_parameters_are_checked_by_name() -> None:
     assert rise_of(0.1, 0.0) is None  # no floor: nothing to tell a rise by
     assert onset_of(0.001, 0.0) == pytest.approx((0.001, 0.002))
     assert onset_of(0.001, 0.05) == pytest.approx((0.001, 0.051))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    base=st.floats(0.005, 0.3),
+    rise=st.floats(0.01, 0.4),
+    p0=st.floats(0.002, 0.2),
+    gain=st.floats(1.2, 5.0),
+    h=st.floats(1.0, 25.0),
+    cuts=st.lists(st.integers(1, 4_000), max_size=12),
+)
+def test_batch_hits_alarm_where_hit_by_hit_does_at_any_batch_cut(
+    seed: int, base: float, rise: float, p0: float, gain: float, h: float, cuts: list[int]
+) -> None:
+    p1 = min(0.99, p0 * gain)
+    assume(p0 < p1)
+    rng = np.random.default_rng(seed)
+    rates = np.where((np.arange(12_000) // 2_000) % 2 == 1, min(0.95, base + rise), base)
+    ts = np.flatnonzero(rng.random(12_000) < rates)
+    one = RateCusum(p0, p1, h)
+    expected = []
+    for t in ts.tolist():
+        if one.hit(t):
+            expected.append((t, one.rate(t), t - one.run_start + 1))
+    batch = RateCusum(p0, p1, h)
+    found = []
+    bounds = sorted({0, len(ts), *(c % (len(ts) + 1) for c in cuts)})
+    for lo, hi in itertools.pairwise(bounds):
+        found += batch.hits(ts[lo:hi])
+    assert [t for t, _, _ in found] == [t for t, _, _ in expected]
+    assert [e for _, _, e in found] == [e for _, _, e in expected]
+    assert [r for _, r, _ in found] == pytest.approx([r for _, r, _ in expected])
+    assert batch.to_plain() == pytest.approx(one.to_plain())
