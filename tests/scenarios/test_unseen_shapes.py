@@ -20,6 +20,7 @@ import pytest
 
 from detectors.baseline import Baseline
 from tests.scenarios.unseen import (
+    BATCH_TRAINING_SEED,
     DAY,
     ELEC_TRAINING_SEED,
     EVENTS_TRAINING_SEED,
@@ -96,7 +97,8 @@ def test_per_event_stationary_bursty_stream_raises_nothing(events: tuple[Path, B
 
 
 @pytest.mark.parametrize(
-    "change", ["count_mean", "negbin_mean", "ratings_worse", "t_level", "zipf_new", "segment_surge"]
+    "change",
+    ["count_mean", "negbin_mean", "ratings_worse", "t_level", "zipf_new", "upstream_level"],
 )
 def test_per_event_change_is_caught_and_nothing_else_alarms(
     events: tuple[Path, Baseline], change: str
@@ -104,3 +106,22 @@ def test_per_event_change_is_caught_and_nothing_else_alarms(
     run = judge(events[1], event_change_stream(change, 101), 60.0, change)
     assert not run.false_alarms, quiet(run)
     assert run.delay is not None, f"{change} never caught in 25,000 events"
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Baseline]:
+    directory = tmp_path_factory.mktemp("batch")
+    return make_baseline(directory, "batch", BATCH_TRAINING_SEED, TRAINING_DAYS)
+
+
+@pytest.mark.parametrize("seconds", [60.0, HOUR], ids=["1_minute", "1_hour"])
+def test_a_nightly_batch_hour_checked_against_its_own_baseline_raises_nothing(
+    batch: tuple[Path, Baseline], seconds: float
+) -> None:
+    """One hour a day away (1.25 sd in normal scores, its rms over the hours 0.26): the change
+    detectors' smallest shift covers the largest hourly excursion, not three rms of them (30
+    Page-Hinkley and ADWIN alarms over 28 days before)."""
+    training, baseline = batch
+    run = self_check(baseline, training, "batch", seconds, "batch self-check")
+    assert run.windows > 0
+    assert not run.anomalies and not run.incidents, quiet(run)

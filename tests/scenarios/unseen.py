@@ -197,6 +197,29 @@ def segment(rng: np.random.Generator, t: Floats) -> Column:
     return np.asarray(SEGMENTS, dtype=object)[picks]
 
 
+BATCH_HOUR = 2.0  # 02:00-03:00 UTC
+
+
+def _in_batch_hour(t: Floats) -> NDArray[np.bool_]:
+    h = (t % DAY) / HOUR
+    return np.asarray((h >= BATCH_HOUR) & (h < BATCH_HOUR + 1))
+
+
+def job(rng: np.random.Generator, t: Floats) -> Column:
+    """online/batch: batch 5% of the day, 40% during the nightly batch hour."""
+    p = np.where(_in_batch_hour(t), 0.40, 0.05)
+    return np.asarray(np.where(rng.random(t.size) < p, "batch", "online"), dtype=object)
+
+
+def size(rng: np.random.Generator, t: Floats) -> Column:
+    """Lognormal sigma 1, median e^3; five times larger during the nightly batch hour."""
+    k = np.where(_in_batch_hour(t), math.log(5.0), 0.0)
+    return np.asarray(np.exp(3 + k + rng.standard_normal(t.size)), dtype=np.float64)
+
+
+# A third model: one hour a day away (a nightly batch), a cycle whose rms is a fifth of its peak.
+BATCH_FEATURES: dict[str, Feature] = {"job": job, "size": size}
+
 EVENT_FEATURES: dict[str, Feature] = {
     f.__name__: f
     for f in (poisson, negbin, rating, cents, t_iid, t_ar, trend, zipf, upstream, segment)
@@ -297,7 +320,7 @@ class Stream:
 
     @property
     def features(self) -> dict[str, Feature]:
-        return ELEC_FEATURES if self.model == "elec" else EVENT_FEATURES
+        return FEATURES_OF[self.model]
 
     def times(self) -> Floats:
         rng = np.random.default_rng([self.seed, 7])
@@ -313,6 +336,9 @@ class Stream:
         if self.change is None:
             return None
         return ELEC_CHANGE if self.change == ELEC_CHANGE.name else EVENT_CHANGES[self.change]
+
+
+FEATURES_OF = {"elec": ELEC_FEATURES, "events": EVENT_FEATURES, "batch": BATCH_FEATURES}
 
 
 def columns_at(
@@ -364,7 +390,7 @@ def training_times(model: str, days: float = EVENTS_TRAINING_DAYS) -> Floats:
 
 def write_training(path: Path, model: str, seed: int, days: float = EVENTS_TRAINING_DAYS) -> int:
     t = training_times(model, days)
-    features = ELEC_FEATURES if model == "elec" else EVENT_FEATURES
+    features = FEATURES_OF[model]
     cols = columns_at(features, seed, t, "training")
     names = list(cols)
     values = [_values(cols[n]) for n in names]
@@ -558,6 +584,15 @@ def event_change_stream(change: str, seed: int) -> Stream:
     return Stream("events", seed, CHANGE_EVENTS, 500, "steady", start, change, CHANGE_AT)
 
 
+BATCH_TRAINING_SEED = 2003
+
+
+def batch_stream(rate: float, lead: float, events: int, seed: int = 41) -> Stream:
+    """Serving from ``lead`` seconds before the first nightly batch hour after training."""
+    day = (EVENTS_SERVING_START // DAY + 1) * DAY
+    return Stream("batch", seed, events, rate, "steady", day + BATCH_HOUR * HOUR - lead)
+
+
 def main(argv: list[str]) -> None:
     only = set(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -599,6 +634,17 @@ def main(argv: list[str]) -> None:
             for label, w in SELF_WINDOWS_EVENTS.items():
                 selfs.append(self_check(events, ev_training, "events", w, f"events {label}"))
                 show(selfs[-1])
+        if not only or "batch" in only:
+            tr, batch = make_baseline(Path(tmp) / "batch", "batch", BATCH_TRAINING_SEED)
+            for label, w in SELF_WINDOWS_EVENTS.items():
+                selfs.append(self_check(batch, tr, "batch", w, f"batch {label}"))
+                show(selfs[-1])
+            for label, rate, w, lead, n in (
+                ("batch 500/s, 60 s, from 01:55", 500, 60.0, 300.0, 300_000),
+                ("batch 50/s, 10 min, from 01:30", 50, 600.0, 1800.0, 270_000),
+            ):
+                stationary.append(judge(batch, batch_stream(rate, lead, n), w, label))
+                show(stationary[-1])
         picked = only & set(EVENT_CHANGES)
         if not only or "changes" in only or picked:
             for name, c in EVENT_CHANGES.items():
