@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from river.drift import ADWIN
+from scipy.stats import chi2
 
 # River fades its sums by default (alpha < 1); that turns the statistic into the range of a
 # stationary AR(1) process, whose false alarms grow with stream length. alpha = 1 is the true
@@ -154,20 +155,32 @@ def wander(means: list[NDArray[np.float64]], sd: float) -> float:
     return math.sqrt(best)
 
 
+PEAK_MARGIN = 1.5  # the gate (3 wanderings) at this much past the largest hourly excursion
+
+
 def level_wander(
     sums: NDArray[np.float64], counts: NDArray[np.float64], noise: float, ceiling: float = math.inf
 ) -> float:
     """How far the level moves over time: the spread of the scores' mean per time bucket
     (an hour, say) beyond noise: ``noise / n`` for a bucket of n scores (the long-run variance
-    per score), never more than ``ceiling`` (the scores' variance)."""
+    per score), never more than ``ceiling`` (the scores' variance); or, when larger, the largest
+    bucket's excursion beyond noise times PEAK_MARGIN / 3, so that the gate (three wanderings)
+    clears every excursion training had, whatever the cycle's shape."""
     keep = counts > 0
     if keep.sum() < 16:
         return 0.0
     means, n = sums[keep] / counts[keep], counts[keep]
     centre = float((means * n).sum() / n.sum())
     spread = float(((means - centre) ** 2).mean())
-    expected = float(np.minimum(noise / n, ceiling).mean()) * (1 + 3 * math.sqrt(2 / (len(n) - 1)))
-    return math.sqrt(max(0.0, spread - expected))
+    var = np.minimum(noise / n, ceiling)
+    expected = float(var.mean()) * (1 + 3 * math.sqrt(2 / (len(n) - 1)))
+    rms = math.sqrt(max(0.0, spread - expected))
+    # The largest excursion, each bucket's squared one less what noise alone reaches in the
+    # largest of that many buckets: a level away one hour a day (a nightly batch) has an rms a
+    # fifth of its peak, and the gate at 3 rms (wander_sd / 2) would let that hour page.
+    reach = float(chi2.isf(0.01 / len(n), 1))  # noise passes it in 1% of trainings
+    peak = math.sqrt(max(0.0, float(((means - centre) ** 2 - reach * var).max())))
+    return max(rms, PEAK_MARGIN * peak / 3)
 
 
 def block_bootstrap(

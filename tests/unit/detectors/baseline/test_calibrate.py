@@ -237,3 +237,21 @@ def test_block_bootstrap_keeps_consecutive_values_together() -> None:
     assert out.shape == (3, 160)
     steps = np.diff(out.reshape(-1, 16), axis=1)
     assert (steps == 1.0).all()  # inside a block, the original order
+
+
+def test_level_wander_covers_an_hour_a_day_away_whose_rms_is_small() -> None:
+    """A nightly batch: the level sits 1.25 sd up one hour in 24 and a hair down otherwise.
+    Its rms over the hours is 0.26, so a gate at three rms (0.78) would page every night; the
+    peak term puts the gate (3 x level_wander) at 1.5 times the excursion (a little more: the
+    largest of the 28 nights' hours carries its noise, about 2 sd of 0.053)."""
+    rng = np.random.default_rng(8)
+    hours = np.arange(24 * 28)
+    counts = np.full(hours.size, 360.0)  # a row every 10 s
+    level = np.where(hours % 24 == 2, 1.25, -1.25 / 23)
+    sums = counts * level + rng.standard_normal(hours.size) * np.sqrt(counts)
+    rms = math.sqrt(float((level**2).mean()))
+    assert rms < 0.3
+    gate = 3 * level_wander(sums, counts, noise=1.0)
+    assert 1.5 * 1.25 <= gate <= 1.5 * (1.25 + 4 * math.sqrt(1 / 360))
+    flat = rng.standard_normal(hours.size) * np.sqrt(counts)
+    assert level_wander(flat, counts, noise=1.0) < 0.05
