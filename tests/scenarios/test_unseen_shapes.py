@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from tests.scenarios.unseen import (
     BATCH_TRAINING_SEED,
     DAY,

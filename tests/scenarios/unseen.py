@@ -40,10 +40,10 @@ from scipy.signal import lfilter
 
 from connectors.baseline_files import load_baseline, privacy_key
 from detectors.anomaly import Anomaly, iso
-from detectors.baseline import Baseline
+from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.incident_feed import track
-from detectors.incidents import IncidentTracker
+from detectors.incidents.feed import track
+from detectors.incidents.tracker import IncidentTracker
 from detectors.records import decode_record
 from streams.offline import build_baseline
 from tests.scenarios.production import ar1
