@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detectors.anomaly import Anomaly
 from detectors.baseline.reference import FeatureReference
 from detectors.baseline.schema import Thresholds
 from detectors.drift.compare import compare_feature, violation_finding
-from detectors.stages import Numbers, Observation
+from detectors.stages import Numbers, Observation, Texts
 from detectors.stats import OTHER, FeatureWindow
 from detectors.watch import FeatureWatch, Signal
 from detectors.window_anomalies import FlagKey, Span, signal_anomaly, window_anomaly
@@ -212,6 +213,7 @@ class Tumbling:
 
 
 _NUMBERS = (float, int)  # not bool: type() is exact
+_TEXT = (str,)
 MIN_COLUMN = 16  # a shorter run of numbers costs more to go columnwise than value by value
 
 
@@ -230,60 +232,51 @@ class FeatureTrack:
     def account(
         self, observations: Sequence[Observation], lo: int, hi: int
     ) -> list[tuple[int, Signal]]:
-        """Observations lo..hi into the open window; (index, signal) of what alarmed. Runs of
-        valid finite numbers go columnwise (``FeatureWatch.observe_numbers``), the rest (a
-        missing value, a violation, a category) one by one."""
+        """Observations lo..hi into the open window; (index, signal) of what alarmed. Columns
+        checked valid columnwise (``Numbers``, ``Texts``) and runs of plain values (valid
+        finite numbers, valid category values) go per run (``FeatureWatch.observe_numbers``,
+        ``observe_texts``), the rest (a missing value, a violation) one by one."""
         if hi - lo == 1:  # a batch of one record (fluent-logger sends them one at a time)
             one = self.watch.observe(self.window, observations[lo])
             return [(lo, s) for s in one] if one else []
-        if isinstance(observations, Numbers):  # checked valid and finite columnwise
-            found = self.watch.observe_numbers(self.window, observations.xs[lo:hi])
-            return [(lo + i, s) for i, s in found]
+        win = self.window
+        if isinstance(observations, Numbers):
+            return self._run(observations.xs[lo:hi], lo)
+        if isinstance(observations, Texts) and win.categories is not None:
+            return self._run(observations.values[lo:hi], lo)
+        if win.bins is None and win.categories is None:
+            return self._one_by_one(observations, lo, hi)
+        plain = _NUMBERS if win.bins is not None else _TEXT
+        out: list[tuple[int, Signal]] = []
+        run = lo
+        for k in range(lo, hi):
+            o = observations[k]
+            if o.missing or o.codes or type(o.value) not in plain:
+                out += self._plain(observations, run, k)
+                out += self._one_by_one(observations, k, k + 1)
+                run = k + 1
+        return out + self._plain(observations, run, hi)
+
+    def _plain(
+        self, observations: Sequence[Observation], lo: int, hi: int
+    ) -> list[tuple[int, Signal]]:
+        """A run of plain values: per run when long enough to pay (numbers only when all
+        finite: inf and nan take the exact path), else one by one."""
+        if hi - lo < MIN_COLUMN:
+            return self._one_by_one(observations, lo, hi)
         if self.window.bins is None:
-            return self._texts(observations, lo, hi)
-        out: list[tuple[int, Signal]] = []
-        run = lo
-        for k in range(lo, hi):
-            o = observations[k]
-            if o.missing or o.codes or type(o.value) not in _NUMBERS:
-                out += self._numbers(observations, run, k)
-                out += self._one_by_one(observations, k, k + 1)
-                run = k + 1
-        return out + self._numbers(observations, run, hi)
-
-    def _numbers(
-        self, observations: Sequence[Observation], lo: int, hi: int
-    ) -> list[tuple[int, Signal]]:
-        if hi - lo < MIN_COLUMN:
-            return self._one_by_one(observations, lo, hi)
+            return self._run([o.value for o in observations[lo:hi]], lo)  # type: ignore[misc]
         xs = np.fromiter((o.value for o in observations[lo:hi]), np.float64, hi - lo)
-        if not np.isfinite(xs).all():  # inf and nan take the exact path
+        if not np.isfinite(xs).all():
             return self._one_by_one(observations, lo, hi)
-        return [(lo + i, s) for i, s in self.watch.observe_numbers(self.window, xs)]
+        return self._run(xs, lo)
 
-    def _texts(
-        self, observations: Sequence[Observation], lo: int, hi: int
-    ) -> list[tuple[int, Signal]]:
-        """Runs of plain category values per batch, the rest one by one."""
-        if self.window.categories is None:
-            return self._one_by_one(observations, lo, hi)
-        out: list[tuple[int, Signal]] = []
-        run = lo
-        for k in range(lo, hi):
-            o = observations[k]
-            if o.missing or o.codes or type(o.value) is not str:
-                out += self._run_of_texts(observations, run, k)
-                out += self._one_by_one(observations, k, k + 1)
-                run = k + 1
-        return out + self._run_of_texts(observations, run, hi)
-
-    def _run_of_texts(
-        self, observations: Sequence[Observation], lo: int, hi: int
-    ) -> list[tuple[int, Signal]]:
-        if hi - lo < MIN_COLUMN:
-            return self._one_by_one(observations, lo, hi)
-        texts: list[str] = [o.value for o in observations[lo:hi]]  # type: ignore[misc]
-        return [(lo + i, s) for i, s in self.watch.observe_texts(self.window, texts)]
+    def _run(self, values: NDArray[np.float64] | list[str], lo: int) -> list[tuple[int, Signal]]:
+        if isinstance(values, list):
+            found = self.watch.observe_texts(self.window, values)
+        else:
+            found = self.watch.observe_numbers(self.window, values)
+        return [(lo + i, s) for i, s in found]
 
     def _one_by_one(
         self, observations: Sequence[Observation], lo: int, hi: int

@@ -20,11 +20,31 @@ import numpy as np
 from numpy.typing import NDArray
 from river.base import DriftDetector
 from river.drift import ADWIN, PageHinkley
+from scipy.signal import lfilter
 
 from detectors.baseline.scores import ScoreMap
 from detectors.drift.page_hinkley import update_many as page_hinkley_many
 
 EWMA_WEIGHT = 1 / 64
+
+
+def ewma(xs: NDArray[np.float64], start: float, weight: float) -> NDArray[np.float64]:
+    """The exponentially weighted mean after each of xs, from ``start``: ``weight * x + (1 -
+    weight) * previous``, in order. lfilter runs that recurrence in C with the same two
+    products and one sum per value, so it equals ``ewma_step`` value by value, to the bit.
+
+    >>> ewma(np.array([1.0, 1.0]), 0.0, 0.5).tolist(), ewma_step(ewma_step(0.0, 1.0, 0.5), 1.0, 0.5)
+    ([0.5, 0.75], 0.75)
+    """
+    if len(xs) == 0:
+        return np.empty(0)
+    keep = 1.0 - weight
+    out, _ = lfilter([weight], [1.0, -keep], xs, zi=[keep * start])
+    return np.asarray(out, dtype=np.float64)
+
+
+def ewma_step(previous: float, x: float, weight: float) -> float:
+    return weight * x + (1.0 - weight) * previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +92,8 @@ class StandardizedChange:
     def update_many(self, xs: NDArray[np.float64]) -> list[int]:
         """``update`` over xs in order; the indices at which the detector fired."""
         zs = (xs - self.mean) / self.std
-        recent, weight = self.recent, EWMA_WEIGHT
-        for z in zs.tolist():
-            recent += weight * (z - recent)
-        self.recent = recent
+        if len(zs):
+            self.recent = float(ewma(zs, self.recent, EWMA_WEIGHT)[-1])
         self.seen += len(zs)
         if isinstance(self.detector, PageHinkley):
             return page_hinkley_many(self.detector, zs)
@@ -90,7 +108,7 @@ class StandardizedChange:
     def update(self, x: float) -> Change | None:
         z = (x - self.mean) / self.std
         self.seen += 1
-        self.recent += EWMA_WEIGHT * (z - self.recent)
+        self.recent = ewma_step(self.recent, z, EWMA_WEIGHT)
         self.detector.update(z)
         if self.detector.drift_detected:
             return Change(self.name, self.seen, self.recent)
@@ -150,7 +168,7 @@ class FeatureChange:
     def update(self, x: float) -> Change | None:
         z = self.scores.z(x)
         self.seen += 1
-        self.recent += self.weight * (z - self.center - self.recent)
+        self.recent = ewma_step(self.recent, z - self.center, self.weight)
         self.total += z
         self.filled += 1
         if self.filled < self.block:
@@ -170,43 +188,46 @@ class FeatureChange:
         (Page-Hinkley vectorised, detectors/drift/page_hinkley.py; ADWIN block by block)."""
         if len(xs) == 0:
             return []
-        zs = np.interp(xs, self.scores.xs, self.scores.zs).tolist()
-        weight, center, block = self.weight, self.center, self.block
-        recent, total, filled = self.recent, self.total, self.filled
-        means: list[float] = []
-        ends: list[int] = []  # index in xs of the value that completed each block
-        recents: list[float] = []
-        for i, z in enumerate(zs):
-            recent += weight * (z - center - recent)
-            total += z
-            filled += 1
-            if filled == block:
-                means.append(total / filled)
-                ends.append(i)
-                recents.append(recent)
-                total, filled = 0.0, 0
+        zs = np.interp(xs, self.scores.xs, self.scores.zs)
+        recents = ewma(zs - self.center, self.recent, self.weight)
+        means, ends, self.total, self.filled = _block_means(zs, self.block, self.total, self.filled)
         seen = self.seen
         self.seen += len(zs)
-        self.recent, self.total, self.filled = recent, total, filled
+        self.recent = float(recents[-1])
         if not means:
             return []
         alarms: dict[int, str] = {}  # block -> the first detector (in order) that counts
         gate = self.shift / 2
         for d in self.detectors:
             for j in d.update_many(np.asarray(means)):
-                if j not in alarms and abs(recents[j]) >= gate:
+                if j not in alarms and abs(recents[ends[j]]) >= gate:
                     alarms[j] = d.name
         return [
-            (ends[j], Change(name, seen + ends[j] + 1, recents[j], self.shift, self.center))
+            (
+                ends[j],
+                Change(name, seen + ends[j] + 1, float(recents[ends[j]]), self.shift, self.center),
+            )
             for j, name in sorted(alarms.items())
         ]
 
-    def _block(self, mean: float, seen: int, recent: float) -> Change | None:
-        fired = None
-        for d in self.detectors:
-            if d.update(mean) is not None and fired is None and abs(recent) >= self.shift / 2:
-                fired = Change(d.name, seen, recent, self.shift, self.center)
-        return fired
+
+def _block_means(
+    zs: NDArray[np.float64], block: int, total: float, filled: int
+) -> tuple[list[float], list[int], float, int]:
+    """The means of the blocks zs completes, given the open block's sum and count, with the
+    index of the value that completed each, and the new open block's sum and count. Sums are
+    cumulative in order (numpy's accumulate is sequential), as ``update`` adds them."""
+    n, first = len(zs), block - filled  # values that complete the open block
+    if first > n:
+        return [], [], float(np.cumsum(np.concatenate(([total], zs)))[-1]), filled + n
+    sums = [float(np.cumsum(np.concatenate(([total], zs[:first])))[-1])]
+    whole = (n - first) // block
+    rows = zs[first : first + whole * block].reshape(whole, block)
+    sums += np.cumsum(rows, axis=1)[:, -1].tolist()
+    rest = zs[first + whole * block :]
+    open_sum = float(np.cumsum(rest)[-1]) if len(rest) else 0.0
+    ends = list(range(first - 1, first + whole * block, block))
+    return [t / block for t in sums], ends, open_sum, len(rest)
 
 
 def feature_change(
