@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 
 from detectors.records import (
     LATEST_TS,
@@ -76,14 +77,14 @@ def decode_block(
     )
     if not raws or any("." in n for n in names):
         return None
-    if not all(type(r) is dict for r in raws):
+    if set(map(type, raws)) != _DICT:
         return None
     objs: Sequence[dict[str, object]] = raws  # type: ignore[assignment]
     found = [o.get(mapping.features, _ABSENT) for o in objs]
-    if not all(type(f) is dict for f in found):
+    if set(map(type, found)) != _DICT:
         return None
     features: list[dict[str, object]] = found  # type: ignore[assignment]
-    if not all(type(k) is str for f in features for k in f):
+    if not set(map(type, chain.from_iterable(features))) <= _STR:
         return None  # (JSON keys always are; a msgpack entry's may not be)
     stamps = [o.get(mapping.ts) for o in objs]
     if default_ts is not None:
@@ -102,7 +103,7 @@ def decode_block(
         return None
     if not _fine_ids([o.get(mapping.request_id) for o in objs]):
         return None
-    if not all(type(o.get(mapping.slice)) in _SLICE_TYPES for o in objs):
+    if not set(map(type, [o.get(mapping.slice) for o in objs])) <= _SLICE_TYPES:
         return None
     predictions = [o.get(mapping.prediction) for o in objs]
     groups: dict[tuple[str, str], Block] = {}
@@ -123,6 +124,8 @@ def decode_block(
     return list(groups.values())
 
 
+_DICT = {dict}  # type() is exact: a dict subclass takes the exact path
+_STR = {str}
 _SLICE_TYPES = frozenset((dict, type(None)))
 _NUMBER_TYPES = frozenset((int, float))  # type() is exact: bool is not among them
 _TIME_TYPES = frozenset((int, float, str))

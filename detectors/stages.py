@@ -23,7 +23,7 @@ Observation(value=None, missing=False, codes=('y',)))
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from detectors.baseline.reference import Baseline, FeatureReference
 from detectors.baseline.schema import PREDICTION, FeatureSpec
 from detectors.records import MAX_TEXT_CHARS, ServingRecord, bounded_text
-from detectors.validate import structural_violations
+from detectors.validate import Checked, structural_violations
 
 SUMMARY_VERSION = 2  # 1: entries [offset, ts, value, missing, codes]; 2: columnar
 # A pseudo-feature per model version carrying the names of columns the schema does not know:
@@ -186,18 +186,18 @@ def _exact(
     out: list[Observation] = []
     for f, p in zip(features, predictions, strict=True):
         checked = baseline.check(ref, p if name == PREDICTION else f.get(name))
-        codes: tuple[str, ...] = ()
-        if required and name not in f:
-            codes = ("SCHEMA_MISSING_COLUMN",)
-        if checked.violation is not None:
-            codes = (*codes, checked.violation.code)
-        missing = checked.missing
         out.append(
-            Observation(checked.value, missing, codes)
-            if codes or missing
-            else Observation(checked.value)
+            _observed(checked, ("SCHEMA_MISSING_COLUMN",) if required and name not in f else ())
         )
     return out
+
+
+def _observed(checked: Checked, codes: tuple[str, ...] = ()) -> Observation:
+    if checked.violation is not None:
+        codes = (*codes, checked.violation.code)
+    if codes or checked.missing:
+        return Observation(checked.value, checked.missing, codes)
+    return Observation(checked.value)
 
 
 def _column(
@@ -219,7 +219,7 @@ def _column(
     if not values or (spec.missing_values and not _none_missing(spec.missing_values, values)):
         return None
     if spec.numeric:
-        return _numbers(spec, values)
+        return _numbers(spec, values, lambda v: _observed(baseline.check(ref, v)))
     if spec.type == "bool" or spec.sensitive:
         return None
     return _texts(spec.domain, values)
@@ -232,7 +232,12 @@ def _none_missing(missing: list[float | str], values: list[object]) -> bool:
         return False
 
 
-def _numbers(spec: FeatureSpec, values: list[object]) -> Numbers | None:
+def _numbers(
+    spec: FeatureSpec, values: list[object], exact: Callable[[object], Observation]
+) -> Sequence[Observation] | None:
+    """A column of finite numbers of the right type, or None (the exact path). Values outside
+    the schema's range are the only ones checked one by one (``exact``): a long tail puts a few
+    in most batches, and the column's other values stay plain."""
     if not set(map(type, values)) <= _NUMBER_TYPES:
         return None
     try:
@@ -244,11 +249,17 @@ def _numbers(spec: FeatureSpec, values: list[object]) -> Numbers | None:
     if spec.type == "int" and not (xs == np.floor(xs)).all():
         return None
     r = spec.range
-    if r is not None and (
-        (r.max is not None and xs.max() > r.max) or (r.min is not None and xs.min() < r.min)
-    ):
-        return None
-    return Numbers(xs)
+    outside = np.zeros(len(xs), dtype=bool)
+    if r is not None and r.max is not None:
+        outside |= xs > r.max
+    if r is not None and r.min is not None:
+        outside |= xs < r.min
+    if not outside.any():
+        return Numbers(xs)
+    out = [Observation(x) for x in xs.tolist()]
+    for k in np.flatnonzero(outside).tolist():
+        out[k] = exact(values[k])
+    return out
 
 
 def _texts(domain: list[str] | None, values: list[object]) -> Texts | None:

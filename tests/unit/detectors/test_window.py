@@ -173,3 +173,23 @@ def test_columns_read_as_the_record_by_record_observations(baseline: Baseline) -
             assert list(column) == [w[name] for w in want], (lo, name)
             got_clean |= isinstance(column, Numbers)
     assert got_clean  # the columnwise path was taken, not only the exact one
+
+
+def test_values_outside_the_range_are_checked_alone_the_rest_of_their_column_stays_plain(
+    baseline: Baseline,
+) -> None:
+    """A long tail puts a value past range.max in most batches: that value carries its
+    violation as observe says, its neighbours read as plain numbers, as observe says too."""
+    name, spec = next(
+        (n, s) for n, s in baseline.schema.features.items() if s.range and s.range.max is not None
+    )
+    assert spec.range is not None and spec.range.max is not None
+    rows = list(serving_records(200, rate=100.0, start=1.8e9, seed=9))
+    for row in rows[::37]:
+        row["features"][name] = spec.range.max * 10 + 1
+    chunk = [decode_record(r) for r in rows]
+    column = observe_batch(baseline, chunk)[name]
+    want = [observe(baseline, r)[name] for r in chunk]
+    assert list(column) == want
+    flagged = [k for k, o in enumerate(column) if o.codes]
+    assert flagged == list(range(0, 200, 37))
