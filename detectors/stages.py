@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -88,43 +88,20 @@ def observe_values(
 
 
 _NOTHING_NEW = Observation(None)
+V = TypeVar("V", NDArray[np.float64], list[str])
 MIN_COLUMN = 16  # a shorter batch costs more to check columnwise than record by record
 _ABSENT = object()
 
 
-class Numbers(Sequence[Observation]):
-    """A column of valid, finite numbers (none missing, no violation), kept as one array: what
-    most columns of a batch are. Reads as the Observations ``observe`` would have made."""
-
-    __slots__ = ("xs",)
-
-    def __init__(self, xs: NDArray[np.float64]) -> None:
-        self.xs = xs
-
-    def __len__(self) -> int:
-        return len(self.xs)
-
-    @overload
-    def __getitem__(self, k: int) -> Observation: ...
-
-    @overload
-    def __getitem__(self, k: slice) -> Sequence[Observation]: ...
-
-    def __getitem__(self, k: int | slice) -> Observation | Sequence[Observation]:
-        if isinstance(k, slice):
-            return Numbers(self.xs[k])
-        return Observation(float(self.xs[k]))
-
-
-class Texts(Sequence[Observation]):
-    """A column of valid category values (none missing, no violation, each within
-    MAX_TEXT_CHARS), kept as the list of texts; reads as the Observations ``observe`` would
-    have made, built only when read one by one."""
+class Plain(Sequence[Observation], Generic[V]):
+    """A column checked valid as a whole (none missing, no violation), kept as its plain
+    values; reads as the Observations ``observe`` would have made, built only when read one
+    by one."""
 
     __slots__ = ("values",)
 
-    def __init__(self, values: list[str]) -> None:
-        self.values = values
+    def __init__(self, values: V) -> None:
+        self.values: V = values
 
     def __len__(self) -> int:
         return len(self.values)
@@ -137,8 +114,25 @@ class Texts(Sequence[Observation]):
 
     def __getitem__(self, k: int | slice) -> Observation | Sequence[Observation]:
         if isinstance(k, slice):
-            return Texts(self.values[k])
-        return Observation(self.values[k])
+            return type(self)(self.values[k])
+        value = self.values[k]
+        return Observation(float(value) if isinstance(value, np.floating) else value)
+
+
+class Numbers(Plain[NDArray[np.float64]]):
+    """A column of valid, finite numbers, kept as one array: what most columns of a batch are."""
+
+    __slots__ = ()
+
+    @property
+    def xs(self) -> NDArray[np.float64]:
+        return self.values
+
+
+class Texts(Plain[list[str]]):
+    """A column of valid category values, each within MAX_TEXT_CHARS."""
+
+    __slots__ = ()
 
     def __iter__(self) -> Iterator[Observation]:
         return map(Observation, self.values)
