@@ -30,6 +30,8 @@ from detectors.records import (
     LATEST_TS,
     MAX_ID_CHARS,
     FieldMapping,
+    ServingRecord,
+    decode_record,
     parse_ts,
 )
 
@@ -48,9 +50,27 @@ class Block:
     features: list[dict[str, object]] = field(default_factory=list)
     predictions: list[object] = field(default_factory=list)
     index: list[int] = field(default_factory=list)  # each record's position in the block
+    # what ``records`` needs to decode the block's records whole (labels, feature skew)
+    raws: list[dict[str, object]] = field(default_factory=list)
+    default_ts: list[float] | None = None
+    mapping: FieldMapping = DEFAULT_MAPPING
+    default_model: str | None = None
+    _records: list[ServingRecord] | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def records(self) -> list[ServingRecord]:
+        """The block's records as ``decode_record`` reads them (the label and feature-skew
+        paths hold request ids, slices and predictions past the window), decoded on first
+        use. decode_block took only blocks whose every record decodes."""
+        if self._records is None:
+            defaults: Sequence[float | None] = self.default_ts or [None] * len(self.raws)
+            self._records = [
+                decode_record(raw, self.mapping, d, self.default_model)
+                for raw, d in zip(self.raws, defaults, strict=True)
+            ]
+        return self._records
 
 
 def decode_block(
@@ -111,16 +131,21 @@ def decode_block(
         key = (texts[m] or "", version_texts[v] or "")
         group = groups.get(key)
         if group is None:
-            group = groups[key] = Block(*key)
+            group = groups[key] = Block(*key, mapping=mapping, default_model=default_model)
         group.index.append(i)
     if len(groups) == 1:
         (only,) = groups.values()
         only.ts, only.features, only.predictions = ts, features, predictions
+        only.raws = list(objs)
+        only.default_ts = None if default_ts is None else list(default_ts)
         return [only]
     for group in groups.values():
         group.ts = [ts[i] for i in group.index]
         group.features = [features[i] for i in group.index]
         group.predictions = [predictions[i] for i in group.index]
+        group.raws = [objs[i] for i in group.index]
+        if default_ts is not None:
+            group.default_ts = [default_ts[i] for i in group.index]
     return list(groups.values())
 
 

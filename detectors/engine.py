@@ -175,20 +175,13 @@ class Engine:
             self._feed(self.states[key], group, result)
         return result, refused
 
-    @property
-    def columnar(self) -> bool:
-        """Whether ``process_blocks`` can take blocks: not with labels or feature skew on,
-        which hold each record (its request id, slice and prediction) past its window."""
-        return self.labels is None and self.skew is None
-
     def process_blocks(
         self, blocks: Sequence[Block]
     ) -> tuple[Result, list[tuple[int, DecodeError]]]:
         """``process_batch`` of a block decoded column by column (detectors/blocks.py): the
         same verdicts, the same refusals, by each record's index in the block, without a
-        ServingRecord per record. Only when ``columnar``."""
-        if not self.columnar:
-            raise ValueError("blocks need labels and feature skew off: use process_batch")
+        ServingRecord per record unless labels or feature skew, which hold each record (its
+        request id, slice and prediction) past its window, are on."""
         result = Result()
         refused: list[tuple[int, DecodeError]] = []
         fed: list[tuple[ModelState, Block]] = []
@@ -197,13 +190,14 @@ class Engine:
                 fed.append((self._state_of(block.model, block.version), block))
             except DecodeError as exc:
                 refused += [(i, exc) for i in block.index]
+        whole = self.labels is not None or self.skew is not None
         for state, block in fed:
             if len(block) == 1:
                 one = observe_values(state.baseline, block.features[0], block.predictions[0])
                 columns: dict[str, Sequence[Observation]] = {n: (o,) for n, o in one.items()}
             else:
                 columns = observe_columns(state.baseline, block.features, block.predictions)
-            self._account(state, columns, block.ts, None, result)
+            self._account(state, columns, block.ts, block.records() if whole else None, result)
         refused.sort(key=lambda e: e[0])
         return result, refused
 

@@ -191,7 +191,7 @@ def check_logs(
         batch.clear()
 
     fields = mapping or FieldMapping()
-    columnar = columnar and engine.columnar and feed is None
+    columnar = columnar and feed is None  # the pipeline's records go between serving records
 
     def exact(items: list[tuple[int, dict[str, Any] | FileFormatError]]) -> None:
         """Record by record: each bad line reported alone, in the file's order."""

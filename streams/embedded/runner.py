@@ -185,9 +185,7 @@ class Pipeline:
         cleanly within the event-time bounds (no ServingRecord built); False, with nothing
         done, when any entry needs the exact path, which then takes the chunk record by
         record: the verdicts are the same either way."""
-        if not (self.columnar and self.engine.columnar and len(events) > 1):
-            return False
-        if self.labelling is not None:  # its pool of recent records takes each record
+        if not (self.columnar and len(events) > 1):
             return False
         if self.pipeline_tag is not None and any(e.tag == self.pipeline_tag for e in events):
             return False
@@ -210,6 +208,10 @@ class Pipeline:
                 letters.append(self._dead_letter(event, bad[i]))
             else:
                 self.accepted.append([event.time, event.record])
+        if self.labelling is not None:  # its pool of recent records takes each one accepted
+            taken = {i: r for g in groups for i, r in zip(g.index, g.records(), strict=True)}
+            for i in sorted(taken.keys() - bad.keys()):
+                self.labelling.offer(taken[i])
         self.stats.records += len(events) - len(bad)
         return True
 

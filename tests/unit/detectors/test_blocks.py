@@ -7,18 +7,34 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from detectors.anomaly import iso
 from detectors.baseline.reference import Baseline
 from detectors.blocks import decode_block
 from detectors.engine import Engine, EngineOptions, Result
-from detectors.records import DecodeError, FieldMapping, decode_record, parse_ts
-from streams.simulation.traffic import Injection, serving_records
+from detectors.labels.monitor import LabelOptions
+from detectors.records import (
+    DecodeError,
+    FieldMapping,
+    decode_feedback,
+    decode_pipeline,
+    decode_record,
+    parse_ts,
+)
+from detectors.skew.monitor import SkewOptions
+from streams.simulation.traffic import (
+    Injection,
+    LabelFlip,
+    feedback_records,
+    interleave,
+    serving_records,
+)
 from tests.unit.detectors.conftest import traffic_baseline
 
 OPTIONS = EngineOptions(window_seconds=10.0, min_count=200)
+LABELS = LabelOptions(window_seconds=60, wait_seconds=0, slice_key="category", top_k=4)
 
 _ts = st.one_of(
     st.just("2026-11-28T10:00:00.5Z"),
@@ -164,14 +180,19 @@ def rows() -> list[dict[str, Any]]:
 
 
 def _verdicts(result: Result) -> tuple[list[Any], list[Any]]:
+    """Each model version's anomalies and reports in order (a batch is accounted one model
+    version after another, so two versions' verdicts interleave differently than one by one)."""
+    anomalies = sorted(result.anomalies, key=lambda a: (a.model, a.model_version))
     reports = [
-        (r.start, r.end, r.count, r.late, r.partial, r.scores, r.windows) for r in result.reports
+        (r.model, r.version, r.start, r.end, r.count, r.late, r.partial, r.scores, r.windows)
+        for r in sorted(result.reports, key=lambda r: (r.model, r.version))
     ]
-    return [a.to_dict() for a in result.anomalies], reports
+    return [a.to_dict() for a in anomalies], reports
 
 
 @settings(max_examples=6, deadline=None)
 @given(st.lists(st.integers(1, 4_999), max_size=30, unique=True).map(sorted))
+@example(cuts=[3425])  # versions 3 and 4 alarm in one block: accounted one version after another
 def test_blocks_give_the_record_by_record_windows_alarms_and_refusals(
     baseline: Baseline, rows: list[dict[str, Any]], cuts: list[int]
 ) -> None:
@@ -201,10 +222,68 @@ def test_blocks_give_the_record_by_record_windows_alarms_and_refusals(
     assert taken == len(cuts) + 1
 
 
-def test_blocks_need_labels_and_skew_off(baseline: Baseline) -> None:
-    from detectors.labels.monitor import LabelOptions
+def _feed_mixed(engine: Engine, rows: list[dict[str, Any]], blocks: bool) -> Result:
+    """Serving records, their labels and the pipeline's features in arrival order; each run
+    of serving records between two others as one block (``blocks``) or record by record."""
+    out, run = Result(), []
 
-    engine = Engine([baseline], OPTIONS, labels=LabelOptions())
-    assert not engine.columnar
-    with pytest.raises(ValueError, match="process_batch"):
-        engine.process_blocks([])
+    def serve() -> None:
+        if not run:
+            return
+        if blocks:
+            groups = decode_block(run)
+            assert groups is not None
+            result, refused = engine.process_blocks(groups)
+            assert refused == []
+            out.extend(result)
+        else:
+            for raw in run:
+                out.extend(engine.process(decode_record(raw)))
+        run.clear()
+
+    for raw in rows:
+        if "features" in raw and "prediction" in raw:
+            run.append(raw)
+            continue
+        serve()
+        if "label" in raw:
+            out.extend(engine.feedback(decode_feedback(raw)))
+        else:
+            out.extend(engine.pipeline(decode_pipeline(raw)))
+    serve()
+    out.extend(engine.close_all())
+    return out
+
+
+def test_blocks_with_labels_and_feature_skew_on_give_the_record_by_record_verdicts(
+    baseline: Baseline,
+) -> None:
+    """Labels and feature skew hold each record past its window: a block decodes its records
+    whole for them (``Block.records``), and every verdict is the one of records one by one."""
+    rows = list(serving_records(4_000, rate=10.0, start=1.8e9, slices=True, seed=3))
+    labels = feedback_records(rows, delay=lambda rng: 0.05, flips=[LabelFlip(2_000)])
+    pipeline = [
+        {
+            "ts": r["ts"],
+            "request_id": r["request_id"],
+            "model": r["model"],
+            "features": {
+                **r["features"],
+                "price": r["features"]["price"] * (100 if i % 20 == 0 else 1),
+            },
+        }
+        for i, r in enumerate(rows)
+        if i % 3 == 0 and isinstance(r["features"].get("price"), float)
+    ]
+    mixed = list(interleave(rows, labels, pipeline))
+
+    def engine() -> Engine:
+        return Engine(
+            [baseline], OPTIONS, LABELS, SkewOptions(window_seconds=60.0, wait_seconds=0.0)
+        )
+
+    want = _feed_mixed(engine(), mixed, blocks=False)
+    got = _feed_mixed(engine(), mixed, blocks=True)
+    assert {a.kind for a in want.anomalies} >= {"feature_skew", "concept_drift"}  # can fail
+    assert _verdicts(got) == _verdicts(want)
+    assert [r.line() for r in got.labels] == [r.line() for r in want.labels]
