@@ -23,6 +23,7 @@ from river.drift import ADWIN, PageHinkley
 from scipy.signal import lfilter
 
 from detectors.baseline.scores import ScoreMap
+from detectors.drift.adwin import update_many as adwin_many
 from detectors.drift.page_hinkley import update_many as page_hinkley_many
 
 EWMA_WEIGHT = 1 / 64
@@ -97,6 +98,8 @@ class StandardizedChange:
         self.seen += len(zs)
         if isinstance(self.detector, PageHinkley):
             return page_hinkley_many(self.detector, zs)
+        if isinstance(self.detector, ADWIN):
+            return adwin_many(self.detector, zs)
         out = []
         update = self.detector.update
         for i, z in enumerate(zs.tolist()):
@@ -185,7 +188,8 @@ class FeatureChange:
         """``update`` over finite values in order, as (index, change) of the alarms: scores by
         np.interp (``ScoreMap.z`` does numpy's arithmetic), the running mean and block sums in
         the same order; then each detector takes the run's completed block means at once
-        (Page-Hinkley vectorised, detectors/drift/page_hinkley.py; ADWIN block by block)."""
+        (Page-Hinkley vectorised, detectors/drift/page_hinkley.py; ADWIN's core in a loop,
+        detectors/drift/adwin.py)."""
         if len(xs) == 0:
             return []
         zs = np.interp(xs, self.scores.xs, self.scores.zs)
