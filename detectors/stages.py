@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
@@ -158,8 +160,9 @@ def observe_columns(
         rows = [observe_values(baseline, f, p) for f, p in zip(features, predictions, strict=True)]
         return {name: [o[name] for o in rows] for name in (*baseline.references, NEW_COLUMNS)}
     out: dict[str, Sequence[Observation]] = {}
+    present = _present_columns(baseline, features)
     for name, ref in baseline.references.items():
-        column = _column(baseline, ref, name, features, predictions)
+        column = _column(baseline, ref, name, present.get(name), features, predictions)
         if column is None:
             column = _exact(baseline, ref, name, features, predictions)
         out[name] = column
@@ -194,16 +197,34 @@ def _observed(checked: Checked, codes: tuple[str, ...] = ()) -> Observation:
     return Observation(checked.value)
 
 
+def _present_columns(
+    baseline: Baseline, features: Sequence[dict[str, object]]
+) -> dict[str, list[object]]:
+    """The schema's features column by column when every record has all of them (one C-level
+    lookup per record, not one per feature), else none: each column then looks its own up."""
+    names = [n for n in baseline.references if n != PREDICTION]
+    if len(names) < 2:
+        return {}
+    try:
+        rows = list(map(itemgetter(*names), features))
+    except KeyError:
+        return {}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+
+
 def _column(
     baseline: Baseline,
     ref: FeatureReference,
     name: str,
+    present: list[object] | None,
     features: Sequence[dict[str, object]],
     predictions: Sequence[object],
 ) -> Sequence[Observation] | None:
     spec = ref.spec
     values: list[object]
-    if name == PREDICTION:
+    if present is not None:
+        values = present
+    elif name == PREDICTION:
         values = list(predictions)
         listed = baseline.schema.features.get(PREDICTION)
         if listed is not None and listed.required:
@@ -273,9 +294,9 @@ _TEXT_TYPES = {str}
 
 def _new_columns(baseline: Baseline, features: Sequence[dict[str, object]]) -> list[Observation]:
     schema = baseline.schema
-    if schema.allow_new_features:
-        return [_NOTHING_NEW] * len(features)
     known = schema.features.keys()
+    if schema.allow_new_features or known >= set(chain.from_iterable(features)):
+        return [_NOTHING_NEW] * len(features)
     out: list[Observation] = []
     for f in features:
         new = f.keys() - known
