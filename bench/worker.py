@@ -2,6 +2,7 @@
 in-process ceiling of the same per-record work, and the worker's memory as the events go by.
 
     .venv/bin/python bench/worker.py [--events 200000] [--partitions 4] [--sample 100000]
+    .venv/bin/python bench/worker.py --profile 30000   # no Kafka: cProfile of "both stages"
 
 Starts (or reuses) the test broker (tools/servers/, run dir .servers/kafka-bench unless
 LOGDRIFT_RUN_DIR says otherwise), fills a fresh serving-logs topic with synthetic CTR records
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import re
 import subprocess
 import sys
@@ -282,6 +285,19 @@ def make_baseline(work: Path) -> Path:
     return out
 
 
+def profile(events: int, partitions: int) -> None:
+    """cProfile of the in-process "both stages" path on ``events`` records (no broker)."""
+    with tempfile.TemporaryDirectory(prefix="logdrift-bench-") as tmp:
+        baseline = load_baseline(make_baseline(Path(tmp)), None)
+    raws = [value for _, value in messages(events)]
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.runcall(both_stages, baseline, raws, partitions, True)
+    took = time.perf_counter() - began
+    print(f"both stages, {events:,} events: {took:.2f} s under cProfile ({events / took:,.0f}/s)")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -289,7 +305,12 @@ def main() -> None:
     parser.add_argument(
         "--sample", type=int, default=100_000, help="records for the in-process rates"
     )
+    parser.add_argument(
+        "--profile", type=int, metavar="EVENTS", help="cProfile both stages in process; no Kafka"
+    )
     args = parser.parse_args()
+    if args.profile:
+        return profile(args.profile, args.partitions)
     info = start_kafka(partitions=4)
     app_id = f"bench{uuid.uuid4().hex[:8]}"
     topic = f"{app_id}-serving-logs"
