@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from detectors.anomaly import Anomaly
 from detectors.baseline.reference import Baseline
-from detectors.stages import NEW_COLUMNS, Observation
+from detectors.stages import NEW_COLUMNS, Numbers, Observation, Texts
 from detectors.window import (
     EngineOptions,
     FeatureTrack,
@@ -119,6 +122,25 @@ class FeatureState:
 
 Entry = tuple[float, int, int, Any, bool, tuple[str, ...]]
 _NO_CODES: tuple[str, ...] = ()
+
+
+def _plain_column(track: FeatureTrack, entries: Sequence[Entry]) -> Sequence[Observation] | None:
+    """Released entries as one column checked valid (``Numbers``, ``Texts``) when none is
+    missing or flagged and their values are of the track's kind: the track takes them per run,
+    as the Engine takes a clean column, with no Observation per entry. None otherwise."""
+    if len(entries) < 2 or any(e[4] or e[5] for e in entries):
+        return None
+    values = [e[3] for e in entries]
+    kinds = set(map(type, values))
+    if track.window.bins is not None and kinds <= _NUMBER_TYPES:
+        xs = np.fromiter(values, np.float64, len(values))
+        return Numbers(xs) if np.isfinite(xs).all() else None
+    if track.window.categories is not None and kinds == {str}:
+        return Texts(values)
+    return None
+
+
+_NUMBER_TYPES = frozenset((float, int))  # type() is exact: bool is not among them
 
 
 def entries_of(summary: dict[str, Any], after: int) -> list[Entry]:
@@ -240,7 +262,10 @@ class CompareStep:
                 return []
             if track is None:
                 return []
-            observations = [Observation(e[3], e[4], e[5]) for e in released[lo:hi]]
+            chunk = released[lo:hi]
+            observations = _plain_column(track, chunk) or [
+                Observation(e[3], e[4], e[5]) for e in chunk
+            ]
             found = [(k + lo, s) for k, s in track.account(observations, 0, hi - lo)]
             return [a for _, a in state.clock.alarms(track.ref, found, lo, base, ts)]
 
