@@ -124,6 +124,7 @@ def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
     anomalies = evidence()
     assert len(anomalies) > len(expected)  # evidence many, pages few
     assert len(anomalies) == alarms
+
     # the counters line is logged every second: wait (bounded) for the one after the publish
     # it counts incident updates and anomalies as they are published: wait for both to catch up
     def counted() -> bool:
