@@ -25,6 +25,7 @@ from scipy.signal import lfilter
 from detectors.baseline.scores import ScoreMap
 from detectors.drift.adwin import update_many as adwin_many
 from detectors.drift.page_hinkley import update_many as page_hinkley_many
+from detectors.drift.river_loop import one_by_one
 
 EWMA_WEIGHT = 1 / 64
 
@@ -100,13 +101,7 @@ class StandardizedChange:
             return page_hinkley_many(self.detector, zs)
         if isinstance(self.detector, ADWIN):
             return adwin_many(self.detector, zs)
-        out = []
-        update = self.detector.update
-        for i, z in enumerate(zs.tolist()):
-            update(z)
-            if self.detector.drift_detected:
-                out.append(i)
-        return out
+        return one_by_one(self.detector, zs)
 
     def update(self, x: float) -> Change | None:
         z = (x - self.mean) / self.std

@@ -25,17 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 from river.drift import PageHinkley
 
+from detectors.drift.river_loop import one_by_one
+
 
 def update_many(d: PageHinkley, xs: NDArray[np.float64]) -> list[int]:
     """``d.update(x)`` for each x in order; the indices at which ``d.drift_detected`` was
     True. Any alpha other than 1 (a fading sum) takes river's loop."""
     if d.alpha != 1.0:
-        out = []
-        for i, x in enumerate(xs.tolist()):
-            d.update(x)
-            if d.drift_detected:
-                out.append(i)
-        return out
+        return one_by_one(d, xs)
     out, lo, n = [], 0, len(xs)
     while lo < n:
         at = _stretch(d, xs[lo:])

@@ -12,15 +12,7 @@ from hypothesis import strategies as st
 from river.drift import PageHinkley
 
 from detectors.drift.page_hinkley import update_many
-
-
-def one_by_one(d: PageHinkley, xs: np.ndarray) -> list[int]:
-    out = []
-    for i, x in enumerate(xs.tolist()):
-        d.update(x)
-        if d.drift_detected:
-            out.append(i)
-    return out
+from detectors.drift.river_loop import one_by_one
 
 
 @settings(max_examples=100, deadline=None)
