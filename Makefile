@@ -26,8 +26,8 @@ label-studio: install ## Label Studio from PyPI in its own cached venv, for the 
 demo: install ## make training data, build a baseline, send drifting traffic, show what is caught
 	$(BIN)/logdrift demo
 
-test: install lint typecheck browser container-check label-studio ## everything CI runs: lint, types, unit, scenario and integration tests
-	$(BIN)/pytest
+test: install lint typecheck browser container-check label-studio ## everything CI runs: lint, types, unit, scenario and integration tests (the last two side by side)
+	BIN=$(BIN) bash tools/test-suites.sh
 
 unit: install ## the fast unit tests (seconds)
 	$(BIN)/pytest tests/unit

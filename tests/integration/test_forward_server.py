@@ -24,6 +24,7 @@ from connectors.fluent import FluentClient
 from connectors.forward import BadEntry, ForwardEvent
 from connectors.forward_limits import ForwardLimits
 from connectors.forward_server import ForwardServer
+from tests.integration.patience import bound
 
 T0 = 1764324000
 RECORD = {"request_id": "a1b2", "model": "ctr", "features": {"price": 12.5, "country": "DE"}}
@@ -60,7 +61,7 @@ async def server(received: Received) -> AsyncIterator[ForwardServer]:
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(bound(5)):
         while not condition():  # noqa: ASYNC110 -- polling server counters is simplest here
             await asyncio.sleep(0.01)
 
@@ -88,7 +89,7 @@ async def connect(server: ForwardServer) -> tuple[asyncio.StreamReader, asyncio.
 async def read_acks(reader: asyncio.StreamReader, count: int = 1) -> list[object]:
     unpacker = msgpack.Unpacker(raw=False)
     acks: list[object] = []
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(bound(5)):
         while len(acks) < count:
             unpacker.feed(await reader.read(1024))
             acks.extend(unpacker)
@@ -144,7 +145,8 @@ async def test_fluent_logger_without_nanosecond_precision(
         ("ctr", T0, {"blob": b"raw", "text": "caf\u00e9"}),  # bytes go out as msgpack bin
     ]
     await asyncio.to_thread(send_with_fluent_logger, server.port, False, calls)
-    await eventually(lambda: len(received.events) == 3)
+    # The count of messages moves after the handler returns: wait for both.
+    await eventually(lambda: len(received.events) == 3 and server.stats.messages == 3)
     assert received.events == [
         ForwardEvent("app.ctr", float(T0), RECORD),
         ForwardEvent("app.ctr", T0 + 0.5, {"n": 2}),

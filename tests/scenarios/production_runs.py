@@ -24,8 +24,8 @@ from detectors.anomaly import Anomaly
 from detectors.baseline.infer import BaselineOptions
 from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.records import decode_record
 from streams.offline import build_baseline
+from tests.scenarios.feeding import feed
 from tests.scenarios.production import CHANGES, MODEL, VERSION, Stream, serving_records
 from tests.scenarios.production import write_training as write_training_file
 
@@ -120,8 +120,7 @@ def run_engine(
     engine = Engine([baseline], EngineOptions(setup.window_seconds, setup.min_count))
     anomalies: list[Anomaly] = []
     windows = 0
-    for raw in records:
-        result = engine.process(decode_record(raw))
+    for result in feed(engine, records):
         windows += len(result.reports)
         anomalies += result.anomalies
     final = engine.close_all()

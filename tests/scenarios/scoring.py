@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from detectors.anomaly import Anomaly
 from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
-from detectors.records import decode_record
 from streams.simulation.traffic import SCENARIOS, Injection, serving_records
+from tests.scenarios.feeding import feed
 
 START = 1_795_860_000.0  # a whole minute, so windows start on the stream's first record
 STATIONARY = "stationary"
@@ -108,8 +108,7 @@ def run_scenario(
     stream = serving_records(events, rate=setup.rate, start=START, injections=injections, seed=seed)
     anomalies: list[Anomaly] = []
     windows = 0
-    for raw in stream:
-        result = engine.process(decode_record(raw))
+    for result in feed(engine, stream):
         anomalies += result.anomalies
         windows += len(result.reports)
     final = engine.close_all()

@@ -44,8 +44,8 @@ from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.incidents.feed import track
 from detectors.incidents.tracker import IncidentTracker
-from detectors.records import decode_record
 from streams.offline import build_baseline
+from tests.scenarios.feeding import feed
 from tests.scenarios.production import ar1
 from tests.scenarios.production_runs import BASELINE_OPTIONS
 from tests.scenarios.report import render
@@ -481,9 +481,14 @@ def run_engine(
             if c.action == "opened":
                 incidents.append((c.incident.feature, c.incident.kind, c.incident.opened_at))
 
-    for raw in recs:
-        events += 1
-        take(engine.process(decode_record(raw)))
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal events
+        for raw in recs:
+            events += 1
+            yield raw
+
+    for result in feed(engine, counted()):
+        take(result)
     take(engine.close_all())
     return anomalies, incidents, windows, events
 
