@@ -12,15 +12,14 @@ from typing import Any
 from detectors.blocks import decode_block
 from detectors.engine import Engine, Result
 from detectors.records import decode_record
-
-BLOCK = 1_000  # streams/offline.py's CHECK_BATCH
+from streams.offline import CHECK_BATCH
 
 
 def feed(engine: Engine, records: Iterable[dict[str, Any]]) -> Iterator[Result]:
     """What the engine says about each block of ``records``, in order. A record the engine
     refuses raises its DecodeError, as ``engine.process(decode_record(raw))`` would."""
     it = iter(records)
-    while block := list(islice(it, BLOCK)):
+    while block := list(islice(it, CHECK_BATCH)):
         groups = decode_block(block)
         if groups is None:
             for raw in block:
