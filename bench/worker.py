@@ -16,8 +16,9 @@ LOGDRIFT_RUN_DIR says otherwise), fills a fresh serving-logs topic with syntheti
    the embedded ``Engine`` (bytes in) — the ceiling any worker built on these step functions
    can reach on one core;
 3. `logdrift worker` (a subprocess, its own consumer groups, default ``kafka:`` settings)
-   processing every record through both stages, from its first record to its last, with its
-   RSS at each tenth of the run.
+   processing every record through both stages, from stage one's first record until stage two
+   has applied every summary of the last (its counters line: ``applied`` >= ``summaries``),
+   with its RSS at each tenth of the records stage one read.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ from detectors.engine import Engine, EngineOptions  # noqa: E402
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions  # noqa: E402
 from detectors.records import decode_record  # noqa: E402
 from detectors.stages import SummaryBuilder, observe, observe_columns  # noqa: E402
-from detectors.state_codec import to_plain  # noqa: E402
 from streams.simulation.traffic import Injection, serving_records, training_rows  # noqa: E402
-from streams.worker.tables import encode_state  # noqa: E402
+from streams.worker.tables import state_bytes  # noqa: E402
 from tools.servers import start_kafka  # noqa: E402
 
 RATE = 100.0  # events per second of event time
@@ -131,15 +131,21 @@ async def fill(
     return time.perf_counter() - began
 
 
-async def bare_consumer(url: str, topic: str, events: int) -> float:
+async def reader(url: str, topic: str, name: str) -> AIOKafkaConsumer:
+    """A started consumer of its own group, from the topic's first record."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=url,
-        group_id=f"bare-{uuid.uuid4().hex[:8]}",
+        group_id=f"{name}-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
+    return consumer
+
+
+async def bare_consumer(url: str, topic: str, events: int) -> float:
+    consumer = await reader(url, topic, "bare")
     seen, began = 0, 0.0
     try:
         while seen < events:
@@ -197,7 +203,7 @@ def both_stages(
                 step.receive(state, wire)
                 states[key] = state
         for state in states.values():  # one state write per feature per round
-            encode_state(to_plain(state))
+            state_bytes(state)
 
 
 def engine_bytes_in(baseline: Baseline, raws: list[bytes]) -> None:
@@ -232,14 +238,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def _records_done(log: Path, at: int) -> tuple[int, int]:
-    """The last records counter logged from byte ``at`` on, and where reading stopped."""
+def _records_done(log: Path, at: int) -> tuple[int, int, int]:
+    """From the counters lines logged from byte ``at`` on: the last records count of stage one,
+    the last one stage two had caught up with (every summary stage one sent applied; -1 if
+    none), and where reading stopped."""
     with open(log, "rb") as f:
         f.seek(at)
         text = f.read().decode(errors="replace")
     cut = text.rfind("\n") + 1
-    counts = re.findall(r"counters: records=(\d+)", text[:cut])
-    return (int(counts[-1]) if counts else -1), at + len(text[:cut].encode())
+    counts = re.findall(r"counters: records=(\d+) summaries=(\d+) applied=(\d+)", text[:cut])
+    read = int(counts[-1][0]) if counts else -1
+    through = [int(r) for r, sent, applied in counts if int(applied) >= int(sent)]
+    return read, (through[-1] if through else -1), at + len(text[:cut].encode())
 
 
 def run_worker(
@@ -257,18 +267,18 @@ def run_worker(
     cmd += ["--brokers", url, "--app-id", app_id, "--topic-prefix", f"{app_id}-"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, env=env)
-    began, samples, next_tenth, done, at = 0.0, [], 1, 0, 0
+    began, samples, next_tenth, seen, done, at = 0.0, [], 1, 0, 0, 0
     try:
         while True:
             time.sleep(0.25)
             if proc.poll() is not None:
                 raise SystemExit(f"worker exited:\n{log.read_text()[-6000:]}")
-            latest, at = _records_done(log, at)
-            done = max(done, latest)
-            if done > 0 and not began:
+            read, latest, at = _records_done(log, at)
+            seen, done = max(seen, read), max(done, latest)
+            if seen > 0 and not began:
                 began = time.perf_counter()
-            while done >= next_tenth * events // 10 and next_tenth <= 10:
-                samples.append((done, rss_kib(proc.pid), time.perf_counter() - began))
+            while seen >= next_tenth * events // 10 and next_tenth <= 10:
+                samples.append((seen, rss_kib(proc.pid), time.perf_counter() - began))
                 next_tenth += 1
             if done >= events:
                 return time.perf_counter() - began, samples
@@ -340,7 +350,7 @@ def main() -> None:
         f"in-process rates over the first {len(sample):,} records; worker over all {args.events:,}"
         f" in {seconds:.0f} s"
     )
-    print("worker RSS at each tenth (records, MiB, seconds since its first record):")
+    print("worker RSS at each tenth stage one read (records, MiB, seconds since its first):")
     for n, kib, at in samples:
         print(f"  {n:>12,} {kib / 1024:>8.1f} {at:>8.0f}")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, repeat
 
 from detectors.records import (
     LATEST_TS,
@@ -100,20 +100,19 @@ def decode_block(
     if set(map(type, raws)) != _DICT:
         return None
     objs: Sequence[dict[str, object]] = raws  # type: ignore[assignment]
-    found = [o.get(mapping.features, _ABSENT) for o in objs]
+    found = list(map(dict.get, objs, repeat(mapping.features), repeat(_ABSENT)))
     if set(map(type, found)) != _DICT:
         return None
     features: list[dict[str, object]] = found  # type: ignore[assignment]
     if not set(map(type, chain.from_iterable(features))) <= _STR:
         return None  # (JSON keys always are; a msgpack entry's may not be)
-    stamps = [o.get(mapping.ts) for o in objs]
+    stamps = _field(objs, mapping.ts)
     if default_ts is not None:
         stamps = [d if t is None else t for t, d in zip(stamps, default_ts, strict=True)]
     ts = _times(stamps)
     if ts is None:
         return None
-    models = [o.get(mapping.model) for o in objs]
-    versions = [o.get(mapping.model_version) for o in objs]
+    models, versions = _field(objs, mapping.model), _field(objs, mapping.model_version)
     try:
         texts = _ids(set(models), default_model)
         version_texts = _ids(set(versions), "")
@@ -121,12 +120,14 @@ def decode_block(
         return None
     if texts is None or version_texts is None or None in texts.values():
         return None
-    if not _fine_ids([o.get(mapping.request_id) for o in objs]):
+    if not _fine_ids(_field(objs, mapping.request_id)):
         return None
-    if not set(map(type, [o.get(mapping.slice) for o in objs])) <= _SLICE_TYPES:
+    if not set(map(type, _field(objs, mapping.slice))) <= _SLICE_TYPES:
         return None
-    predictions = [o.get(mapping.prediction) for o in objs]
+    predictions = _field(objs, mapping.prediction)
     groups: dict[tuple[str, str], Block] = {}
+    if len(texts) == 1 and len(version_texts) == 1:  # one model version: no record to sort
+        models, versions = models[:1], versions[:1]
     for i, (m, v) in enumerate(zip(models, versions, strict=True)):
         key = (texts[m] or "", version_texts[v] or "")
         group = groups.get(key)
@@ -135,6 +136,7 @@ def decode_block(
         group.index.append(i)
     if len(groups) == 1:
         (only,) = groups.values()
+        only.index = list(range(len(objs)))
         only.ts, only.features, only.predictions = ts, features, predictions
         only.raws = list(objs)
         only.default_ts = None if default_ts is None else list(default_ts)
@@ -154,6 +156,11 @@ _STR = {str}
 _SLICE_TYPES = frozenset((dict, type(None)))
 _NUMBER_TYPES = frozenset((int, float))  # type() is exact: bool is not among them
 _TIME_TYPES = frozenset((int, float, str))
+
+
+def _field(objs: Sequence[dict[str, object]], name: str) -> list[object]:
+    """``o.get(name)`` of every record, in one C-level pass."""
+    return list(map(dict.get, objs, repeat(name)))
 
 
 def _times(values: list[object]) -> list[float] | None:

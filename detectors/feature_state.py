@@ -23,6 +23,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -122,15 +123,16 @@ class FeatureState:
 
 Entry = tuple[float, int, int, Any, bool, tuple[str, ...]]
 _NO_CODES: tuple[str, ...] = ()
+_TS, _OFFSET, _VALUE, _MISSING, _CODES = map(itemgetter, (0, 2, 3, 4, 5))  # Entry's fields, in C
 
 
 def _plain_column(track: FeatureTrack, entries: Sequence[Entry]) -> Sequence[Observation] | None:
     """Released entries as one column checked valid (``Numbers``, ``Texts``) when none is
     missing or flagged and their values are of the track's kind: the track takes them per run,
     as the Engine takes a clean column, with no Observation per entry. None otherwise."""
-    if len(entries) < 2 or any(e[4] or e[5] for e in entries):
+    if len(entries) < 2 or any(map(_MISSING, entries)) or any(map(_CODES, entries)):
         return None
-    values = [e[3] for e in entries]
+    values = list(map(_VALUE, entries))
     kinds = set(map(type, values))
     if track.window.bins is not None and kinds <= _NUMBER_TYPES:
         xs = np.fromiter(values, np.float64, len(values))
@@ -212,7 +214,7 @@ class CompareStep:
         state.partitions = max(state.partitions, int(summary["partitions"]))
         fresh = entries_of(summary, state.offsets.get(partition, -1))
         if fresh:
-            state.offsets[partition] = max(e[2] for e in fresh)
+            state.offsets[partition] = max(map(_OFFSET, fresh))
             state.buffer += fresh
             state.buffer.sort()  # two sorted runs, mostly: timsort merges them in linear time
         mark = state.watermarks.get(partition, -math.inf)
@@ -246,13 +248,13 @@ class CompareStep:
         self, state: FeatureState, mark: float, reports: list[WindowReport] | None
     ) -> list[Anomaly]:
         """Feed the entries up to ``mark`` (and any over the buffer's bound) as one batch."""
-        n = bisect.bisect_right(state.buffer, mark, key=lambda e: e[0])
+        n = bisect.bisect_right(state.buffer, mark, key=_TS)
         n = max(n, len(state.buffer) - self.merge.max_buffer)
         if n == 0:
             return []
         released = state.buffer[:n]
         del state.buffer[:n]
-        ts = [e[0] for e in released]
+        ts = list(map(_TS, released))
         track, columns = state.track, state.columns
 
         def account(lo: int, hi: int, base: int) -> list[Anomaly]:

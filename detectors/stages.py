@@ -145,7 +145,7 @@ def observe_batch(
 ) -> dict[str, Sequence[Observation]]:
     """``observe`` of every record, column by column: a column whose values all pass the
     schema is checked with numpy (numbers) or set operations (categories); any other column
-    (a missing value, a violation, a sensitive or bool feature) takes ``observe``'s exact path,
+    (a missing value, a violation, a sensitive feature) takes ``observe``'s exact path,
     value by value. Never raises."""
     return observe_columns(baseline, [r.features for r in records], [r.prediction for r in records])
 
@@ -235,8 +235,10 @@ def _column(
         return None
     if spec.numeric:
         return _numbers(spec, values, lambda v: _observed(baseline.check(ref, v)))
-    if spec.type == "bool" or spec.sensitive:
+    if spec.sensitive:
         return None
+    if spec.type == "bool":
+        return _bools(values)
     return _texts(spec.domain, values)
 
 
@@ -288,6 +290,16 @@ def _texts(domain: list[str] | None, values: list[object]) -> Texts | None:
     return Texts(texts)
 
 
+def _bools(values: list[object]) -> Texts | None:
+    """A column of JSON booleans as the categories ``check_value`` names them; 0 and 1, and
+    anything else, take the exact path."""
+    if set(map(type, values)) != _BOOL_TYPES:
+        return None
+    return Texts([_BOOL_TEXT[v] for v in values])  # type: ignore[index]
+
+
+_BOOL_TYPES = {bool}
+_BOOL_TEXT = {True: "true", False: "false"}
 _NUMBER_TYPES = frozenset((float, int))  # type() is exact: bool is not among them
 _TEXT_TYPES = {str}
 
@@ -318,7 +330,8 @@ def most_text(columns: dict[str, Sequence[Observation]]) -> int:
         if isinstance(column, Texts):
             total += 4 * max(map(len, column.values), default=0)  # UTF-8: at most 4 bytes a char
             continue
-        total += max((largest_text({"": o})[0] for o in column), default=0)
+        holding = (o for o in column if o.codes or isinstance(o.value, str))  # most hold none
+        total += max((largest_text({"": o})[0] for o in holding), default=0)
     return total
 
 

@@ -6,12 +6,15 @@ other bin edges or categories, a detector snapshot that does not load) starts fr
 reasons are returned for the caller to log; restoring never raises on stored data.
 
 Floats may be infinite (an empty window's min and max): encode with a JSON codec that keeps
-them, e.g. ``json.dumps`` with its default ``allow_nan=True``.
+them, e.g. ``json.dumps`` with its default ``allow_nan=True``. The merge buffer (``BUFFER``),
+most of the bytes, is the exception: it holds only what summaries brought through orjson, which
+has no infinities, so orjson may write it.
 """
 
 from __future__ import annotations
 
 import math
+from itertools import compress
 from typing import Any
 
 from detectors.drift.change_state import restore_feature, snapshot_feature
@@ -19,6 +22,8 @@ from detectors.feature_state import STATE_VERSION, CompareStep, Entry, FeatureSt
 from detectors.stats import FeatureWindow
 from detectors.watch import FeatureWatch
 from detectors.window import FeatureTrack
+
+BUFFER = "buffer"  # the key of the one part that is always finite
 
 
 def to_plain(state: FeatureState) -> dict[str, Any]:
@@ -43,7 +48,7 @@ def to_plain(state: FeatureState) -> dict[str, Any]:
         "offsets": {str(p): o for p, o in state.offsets.items()},
         "watermarks": {str(p): w for p, w in state.watermarks.items()},
         "partitions": state.partitions,
-        "buffer": _buffer_columns(state.buffer),
+        BUFFER: _buffer_columns(state.buffer),
     }
 
 
@@ -79,15 +84,21 @@ def restore_watch(track: FeatureTrack | None, data: Any, notes: list[str]) -> No
         track.watch.change = watch.change
 
 
-def _buffer_columns(buffer: list[Entry]) -> dict[str, list[Any]]:
-    """The merge buffer column by column, missing and codes sparse: most of a state's bytes."""
+def _buffer_columns(buffer: list[Entry]) -> dict[str, Any]:
+    """The merge buffer column by column, missing and codes sparse: most of a state's bytes.
+    Every value in it came through orjson in a summary, so it is finite (see BUFFER)."""
+    if not buffer:
+        return {"ts": [], "partition": [], "offset": [], "value": [], "missing": [], "codes": []}
+    ts, partition, offset, value, missing, codes = zip(*buffer, strict=True)
+    n = range(len(buffer))
+    coded = zip(compress(n, codes), filter(None, codes), strict=True)
     return {
-        "ts": [e[0] for e in buffer],
-        "partition": [e[1] for e in buffer],
-        "offset": [e[2] for e in buffer],
-        "value": [e[3] for e in buffer],
-        "missing": [i for i, e in enumerate(buffer) if e[4]],
-        "codes": [[i, list(e[5])] for i, e in enumerate(buffer) if e[5]],
+        "ts": ts,
+        "partition": partition,
+        "offset": offset,
+        "value": value,
+        "missing": list(compress(n, missing)),
+        "codes": [[i, list(c)] for i, c in coded],
     }
 
 

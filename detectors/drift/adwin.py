@@ -21,6 +21,9 @@ an alarm.
 
 from __future__ import annotations
 
+from itertools import takewhile
+from operator import not_
+
 import numpy as np
 from numpy.typing import NDArray
 from river.drift import ADWIN
@@ -30,14 +33,17 @@ def update_many(d: ADWIN, xs: NDArray[np.float64]) -> list[int]:
     """``d.update(x)`` for each x in order; the indices at which ``d.drift_detected`` was
     True."""
     out: list[int] = []
-    detected = d.drift_detected
-    core = d._helper.update
-    for i, x in enumerate(xs.tolist()):
+    values = xs.tolist()
+    detected, at = d.drift_detected, 0
+    while at < len(values):
         if detected:
             d._reset()  # a fresh core, as river's update does after an alarm
-            core = d._helper.update
-        detected = bool(core(x))
+        # the core on each value up to the next alarm, which takewhile consumes: no Python per value
+        quiet = len(list(takewhile(not_, map(d._helper.update, values[at:]))))
+        at += quiet
+        detected = at < len(values)
         if detected:
-            out.append(i)
+            out.append(at)
+            at += 1
     d._drift_detected = detected
     return out

@@ -60,7 +60,7 @@ from detectors.stages import (
     observe,
     observe_columns,
 )
-from detectors.state_codec import from_plain, to_plain
+from detectors.state_codec import from_plain
 from detectors.window_report import WindowReport
 from streams.metrics import reason_kind, record_feedback_ignored
 from streams.worker import incidents as worker_incidents
@@ -79,7 +79,7 @@ from streams.worker.indexing import (
     source_of,
 )
 from streams.worker.payloads import ANOMALY, DRIFT_SCORE, ROLLUP
-from streams.worker.tables import decode_state, encode_state, feature_to_state
+from streams.worker.tables import decode_state, feature_to_state, state_bytes
 from streams.worker.topics import (
     anomalies,
     dead_letters,
@@ -101,6 +101,7 @@ T = TypeVar("T")
 class Counters:
     records: int = 0
     summaries: int = 0
+    applied: int = 0  # feature-summaries messages stage two has applied and written
     anomalies: int = 0
     indexed: int = 0
     scores_indexed: int = 0
@@ -113,7 +114,8 @@ class Counters:
     def line(self) -> str:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.dead_by_reason.items()))
         return (
-            f"records={self.records} summaries={self.summaries} anomalies={self.anomalies} "
+            f"records={self.records} summaries={self.summaries} applied={self.applied} "
+            f"anomalies={self.anomalies} "
             f"indexed={self.indexed} scores_indexed={self.scores_indexed} "
             f"incidents={self.incidents} incidents_indexed={self.incidents_indexed} "
             + (f"feedback_ignored={self.feedback_ignored} " if self.feedback_ignored else "")
@@ -401,6 +403,7 @@ async def _compare_batch(events: Sequence[EventT[Any]]) -> None:
         feature_to_state[key] = encoded[key]
         _cache[key] = (encoded[key], state)
         worker_incidents.store(key, trackers[key])
+    counters.applied += len(events)
 
 
 def _encoded(
@@ -409,7 +412,7 @@ def _encoded(
     """The state's changelog value. Kafka refuses one over 1 MB, and a refused changelog write
     stops the worker: a state that large releases the entries it holds for event-time order
     first (they are applied now; a later one that is older counts as late)."""
-    raw = encode_state(to_plain(state))
+    raw = state_bytes(state)
     if len(raw) > MAX_STATE_BYTES:
         held = len(state.buffer)
         raised += detection().step_for(state.model).flush(state, closed)
@@ -419,7 +422,7 @@ def _encoded(
             len(raw),
             held,
         )
-        raw = encode_state(to_plain(state))
+        raw = state_bytes(state)
     return raw
 
 

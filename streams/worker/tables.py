@@ -11,7 +11,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import faust
+import orjson
 
+from detectors.feature_state import FeatureState
+from detectors.state_codec import BUFFER, to_plain
 from streams.worker.app import app, kafka
 
 # model/version/feature -> stage-two state (windows, detectors, merge buffer, offset guards)
@@ -49,9 +52,20 @@ model_to_rollups = app.Table(
 )
 
 
-def encode_state(plain: dict[str, Any]) -> bytes:
-    # stdlib json keeps +-Infinity (an empty window's min and max); orjson would write null.
-    return json.dumps(plain, separators=(",", ":")).encode()
+def encode_state(plain: dict[str, Any], finite: str | None = None) -> bytes:
+    """Plain state as JSON bytes. The stdlib json keeps +-Infinity (an empty window's min and
+    max), where orjson would write null; ``finite`` names the one key whose value holds only
+    finite numbers, text and null, which orjson writes ~20x faster (stage two's merge buffer)."""
+    if finite is None or finite not in plain:
+        return json.dumps(plain, separators=(",", ":")).encode()
+    rest = json.dumps({k: v for k, v in plain.items() if k != finite}, separators=(",", ":"))
+    tail = b'"' + finite.encode() + b'":' + orjson.dumps(plain[finite]) + b"}"
+    return rest[:-1].encode() + (b"," if len(rest) > 2 else b"") + tail
+
+
+def state_bytes(state: FeatureState) -> bytes:
+    """A stage-two state's ``feature_to_state`` value."""
+    return encode_state(to_plain(state), BUFFER)
 
 
 def decode_state(raw: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions, Result
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import ServingRecord, decode_record, parse_ts
-from detectors.stages import Numbers, SummaryBuilder, observe, observe_batch
+from detectors.stages import Numbers, SummaryBuilder, Texts, observe, observe_batch
 from detectors.window import Judged, Tumbling
 from detectors.window_anomalies import FlagKey, Span
 from streams.simulation.traffic import Injection, serving_records
@@ -173,6 +173,22 @@ def test_columns_read_as_the_record_by_record_observations(baseline: Baseline) -
             assert list(column) == [w[name] for w in want], (lo, name)
             got_clean |= isinstance(column, Numbers)
     assert got_clean  # the columnwise path was taken, not only the exact one
+
+
+@pytest.mark.parametrize("odd", [None, 1, 2, "yes", 0.5])
+def test_a_column_of_booleans_is_plain_and_anything_else_in_it_is_checked_as_observe_does(
+    baseline: Baseline, odd: object
+) -> None:
+    rows = list(serving_records(200, rate=100.0, start=1.8e9, seed=9))
+    clean = [decode_record(r) for r in rows]
+    plain = observe_batch(baseline, clean)["is_returning"]
+    assert isinstance(plain, Texts)
+    assert list(plain) == [observe(baseline, r)["is_returning"] for r in clean]
+    rows[7]["features"]["is_returning"] = odd
+    chunk = [decode_record(r) for r in rows]
+    column = observe_batch(baseline, chunk)["is_returning"]
+    assert not isinstance(column, Texts)
+    assert list(column) == [observe(baseline, r)["is_returning"] for r in chunk]
 
 
 def test_values_outside_the_range_are_checked_alone_the_rest_of_their_column_stays_plain(

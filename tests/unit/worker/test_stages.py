@@ -15,7 +15,14 @@ from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from detectors.feature_state import CompareStep, FeatureState, MergeOptions
 from detectors.records import decode_record, parse_ts
-from detectors.stages import NEW_COLUMNS, SummaryBuilder, largest_text, observe
+from detectors.stages import (
+    NEW_COLUMNS,
+    SummaryBuilder,
+    largest_text,
+    most_text,
+    observe,
+    observe_batch,
+)
 from detectors.state_codec import from_plain, to_plain
 from detectors.window_report import WindowReport
 from streams.simulation.traffic import Injection, serving_records
@@ -215,3 +222,16 @@ def test_the_text_a_record_holds_is_measured_and_its_largest_feature_named(
     row["features"] |= {f"debug_{i:03d}_{'y' * 500}": 1 for i in range(200)}
     size, feature = largest_text(observe(baseline, decode_record(row)))
     assert 200 * 500 < size < 200 * 520 + 1_100 and feature == "unknown column names"
+
+
+def test_a_batchs_text_bound_holds_every_records_text(baseline: Baseline) -> None:
+    """most_text bounds what any one record holds, so a batch within it needs no record-by-record
+    check: text in categories, codes of violations, unknown column names, long tails."""
+    rows = _records(300, [Injection("schema_break", 100)])
+    rows[5]["features"]["country"] = "é" * 300  # 2 bytes a character
+    rows[9]["features"] |= {f"debug_{i}_{'y' * 40}": 1 for i in range(30)}
+    rows[11]["features"]["price"] = 1e12  # past range.max: a code, in a column of numbers
+    records = [decode_record(r) for r in rows]
+    columns = observe_batch(baseline, records)
+    largest = max(largest_text(observe(baseline, r))[0] for r in records)
+    assert largest > 30 * 40 and most_text(columns) >= largest

@@ -37,7 +37,7 @@ def test_a_state_near_the_message_limit_releases_its_held_entries_first(
     step.receive(state, json.loads(json.dumps(summary)))
     assert len(state.buffer) == 3_000
 
-    small = len(agents.encode_state(agents.to_plain(state))) // 2
+    small = len(agents.state_bytes(state)) // 2
     monkeypatch.setattr(agents, "MAX_STATE_BYTES", small)
     raised: list[Anomaly] = []
     raw = agents._encoded("ctr/3/price", state, raised, None)

@@ -16,9 +16,9 @@ from detectors.engine import EngineOptions
 from detectors.feature_state import STATE_VERSION, CompareStep, MergeOptions, entries_of
 from detectors.records import decode_record
 from detectors.stages import NEW_COLUMNS, SummaryBuilder, observe
-from detectors.state_codec import from_plain, to_plain
+from detectors.state_codec import from_plain
 from streams.simulation.traffic import serving_records
-from streams.worker.tables import decode_state, encode_state
+from streams.worker.tables import decode_state, encode_state, state_bytes
 from tests.unit.detectors.conftest import traffic_baseline
 
 OPTIONS = EngineOptions(window_seconds=10.0, min_count=200)
@@ -81,12 +81,14 @@ def test_a_version_1_summary_reads_as_the_same_entries(baseline: Baseline) -> No
     assert entries_of(v1, after=100) == entries_of(v2, after=100)
 
 
-def test_the_merge_buffer_survives_the_changelog_exactly(baseline: Baseline) -> None:
+@pytest.mark.parametrize("feature", ["age", "price", NEW_COLUMNS])  # a code; missing; new names
+def test_the_merge_buffer_survives_the_changelog_exactly(baseline: Baseline, feature: str) -> None:
     step = CompareStep(baseline, OPTIONS, MergeOptions(max_lateness=1e9, max_buffer=10**6))
-    state = step.new_state("ctr", "3", "age")
-    step.receive(state, _summaries(baseline, _rows(50), partition=0)["ctr/3/age"])
+    state = step.new_state("ctr", "3", feature)
+    step.receive(state, _summaries(baseline, _rows(50), partition=0)[f"ctr/3/{feature}"])
+    assert any(e[4] or e[5] for e in state.buffer)
     assert len(state.buffer) == 50  # partition 1 unheard: everything is held
-    raw = encode_state(to_plain(state))
+    raw = state_bytes(state)
     restored, notes = from_plain(step, decode_state(raw))
     assert notes == [] and restored.buffer == state.buffer
     assert restored.offsets == {0: 149}
@@ -97,17 +99,25 @@ def test_a_version_1_state_is_restored_with_its_buffer(baseline: Baseline) -> No
     step = CompareStep(baseline, OPTIONS, MergeOptions(max_lateness=1e9, max_buffer=10**6))
     state = step.new_state("ctr", "3", "age")
     step.receive(state, _summaries(baseline, _rows(20), partition=0)["ctr/3/age"])
-    plain = json.loads(encode_state(to_plain(state)))
+    plain = json.loads(state_bytes(state))
     plain["v"] = 1
     plain["buffer"] = [list(e) for e in state.buffer]
     restored, notes = from_plain(step, plain)
     assert notes == [] and restored.buffer == state.buffer
 
 
+@pytest.mark.parametrize("plain", [{"v": 1, "buffer": {"ts": [1.5]}}, {"buffer": []}, {"v": 1}])
+def test_the_finite_part_is_written_by_orjson_and_reads_as_the_stdlib_would(
+    plain: dict[str, Any],
+) -> None:
+    plain = {**plain, "window": {"min": math.inf, "max": -math.inf}}
+    assert json.loads(encode_state(plain, "buffer")) == plain == json.loads(encode_state(plain))
+
+
 def test_infinite_window_bounds_survive_the_state_codec(baseline: Baseline) -> None:
     step = CompareStep(baseline, OPTIONS)
     state = step.new_state("ctr", "3", "age")  # an empty window: min +inf, max -inf
-    plain = decode_state(encode_state(to_plain(state)))
+    plain = decode_state(state_bytes(state))
     restored, notes = from_plain(step, plain)
     assert notes == []
     assert restored.track is not None and state.track is not None
