@@ -3,12 +3,13 @@ consumer on the same topic (issue 13's target: the worker at >= 50% of a bare co
 
 Today stage one's summaries carry every record's value, and stage two merges the partitions
 value by value, in event-time order, before the window counts and the change detectors see
-them: ~14 us per event in stage two against a bare consumer's ~4 (bench/worker.py). Here
-stage one reduces each fetched batch to per-second aggregates per feature (count, sum, sum of
-squares, bin or category counts), and stage two merges seconds, not values: ADWIN and
-Page-Hinkley take one per-second mean each, the counts add up into 60-s windows, judged by PSI
-against the baseline. A detector that sees 100 events as one mean is another detector, so this
-measures what the design costs, not what it catches.
+them: ~17 us per event in stage two, in process, against 2.6-3.5 us for a bare consumer's whole
+read (bench/worker.py). Here stage one reduces each fetched batch to per-second aggregates per
+feature (count, sum, sum of squares, bin or category counts), and stage two merges seconds, not
+values: ADWIN and Page-Hinkley take one per-second mean of each numeric feature, the counts of
+every feature add up into 60-s windows, judged by PSI against the baseline. A detector that
+sees 100 events as one mean is another detector, so this measures what the design costs, not
+what it catches.
 
 Stage one decodes two ways: logdrift's own (``orjson.loads`` per line, ``decode_block``,
 ``observe_columns``: every schema check), and ``pyarrow.json`` over the batch's lines at once
@@ -87,8 +88,8 @@ def categories(ref: FeatureReference, sec: NDArray[np.int64], values: list[str])
 
 def reduce_logdrift(baseline: Baseline, raws: list[bytes]) -> dict[str, Seconds]:
     groups = decode_block([orjson.loads(r) for r in raws])
-    if groups is None:
-        raise SystemExit("a block took the exact path: the prototype has none")
+    if groups is None or len(groups) > 1:
+        raise SystemExit("the prototype takes blocks of one model version, with no exact path")
     out: dict[str, Seconds] = {}
     for g in groups:
         sec = np.floor(np.asarray(g.ts)).astype(np.int64)
@@ -126,7 +127,8 @@ def arrow_schema(baseline: Baseline) -> pa.Schema:
 
 
 def reduce_arrow(baseline: Baseline, raws: list[bytes]) -> dict[str, Seconds]:
-    options = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
+    schema = arrow_schema(baseline)  # ~20 us a batch
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     blocks = pj.ReadOptions(block_size=64 * 1024)  # a batch in several blocks, parsed in parallel
     table = pj.read_json(io.BytesIO(b"\n".join(raws)), parse_options=options, read_options=blocks)
     sec = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy() // 1000
@@ -246,8 +248,9 @@ async def prototype_consumer(
                 for p, r in reduced(batch):
                     apply(tracks, baseline, p, r, partitions)
                 continue
-            # one batch reduced in a thread while the next is fetched (numpy and pyarrow let go
-            # of the GIL); stage two applies them in order
+            # one batch reduced in a thread while the next is fetched, in case the fetch and the
+            # decode overlap (pyarrow and numpy let go of the GIL in parts; BENCHMARKS.md: they
+            # hardly do); stage two applies them in order
             if reducing is not None:
                 for p, r in await reducing:
                     apply(tracks, baseline, p, r, partitions)
@@ -275,7 +278,6 @@ def in_process(baseline: Baseline, raws: list[bytes], reduce: Reduce, partitions
 
 
 def main() -> None:
-    global SCHEMA
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=4)
@@ -285,7 +287,6 @@ def main() -> None:
     topic = f"proto{uuid.uuid4().hex[:8]}-serving-logs"
     with tempfile.TemporaryDirectory(prefix="logdrift-proto-") as tmp:
         baseline = load_baseline(bench.make_baseline(Path(tmp)), None)
-    SCHEMA = arrow_schema(baseline)
     asyncio.run(bench.fill(info.url, topic, bench.messages(args.events), args.partitions))
     sample = [value for _, value in bench.messages(min(args.sample, args.events))]
     rows: list[tuple[str, float]] = []
@@ -314,8 +315,6 @@ def main() -> None:
     for name, r in rows:
         print(f"{name:66} {r:>10,.0f} {1e6 / r:>9.1f} {r / bare:>8.1%}")
 
-
-SCHEMA: pa.Schema
 
 if __name__ == "__main__":
     main()

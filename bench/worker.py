@@ -64,6 +64,7 @@ START = 1_800_000_000.0
 POOL = 50_000  # distinct records per half (before and after the shift), reused round robin
 WINDOW_SECONDS = 60.0
 BATCH = 500  # stage one's default micro-batch per partition (kafka.batch_max_records)
+STALLED_SECONDS = 300  # neither stage's counter moved for this long: stuck, not slow
 
 
 def iso_ms(ts: float) -> str:
@@ -238,18 +239,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def _records_done(log: Path, at: int) -> tuple[int, int, int]:
-    """From the counters lines logged from byte ``at`` on: the last records count of stage one,
-    the last one stage two had caught up with (every summary stage one sent applied; -1 if
-    none), and where reading stopped."""
+def _records_done(log: Path, at: int) -> tuple[tuple[int, int], int, int]:
+    """From the counters lines logged from byte ``at`` on: the last (records stage one read,
+    summaries stage two applied), the last records count stage two had caught up with (every
+    summary stage one sent applied; -1 if none), and where reading stopped."""
     with open(log, "rb") as f:
         f.seek(at)
         text = f.read().decode(errors="replace")
     cut = text.rfind("\n") + 1
     counts = re.findall(r"counters: records=(\d+) summaries=(\d+) applied=(\d+)", text[:cut])
-    read = int(counts[-1][0]) if counts else -1
+    last = (int(counts[-1][0]), int(counts[-1][2])) if counts else (-1, -1)
     through = [int(r) for r, sent, applied in counts if int(applied) >= int(sent)]
-    return read, (through[-1] if through else -1), at + len(text[:cut].encode())
+    return last, (through[-1] if through else -1), at + len(text[:cut].encode())
 
 
 def run_worker(
@@ -268,12 +269,17 @@ def run_worker(
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, env=env)
     began, samples, next_tenth, seen, done, at = 0.0, [], 1, 0, 0, 0
+    moved, progress = time.monotonic(), (0, 0)
     try:
         while True:
             time.sleep(0.25)
             if proc.poll() is not None:
                 raise SystemExit(f"worker exited:\n{log.read_text()[-6000:]}")
-            read, latest, at = _records_done(log, at)
+            (read, applied), latest, at = _records_done(log, at)
+            if read > progress[0] or applied > progress[1]:
+                moved, progress = time.monotonic(), (read, applied)
+            elif time.monotonic() - moved > STALLED_SECONDS:
+                raise SystemExit(f"no progress in {STALLED_SECONDS} s:\n{log.read_text()[-6000:]}")
             seen, done = max(seen, read), max(done, latest)
             if seen > 0 and not began:
                 began = time.perf_counter()

@@ -126,7 +126,7 @@ def decode_block(
         return None
     predictions = _field(objs, mapping.prediction)
     groups: dict[tuple[str, str], Block] = {}
-    if len(texts) == 1 and len(version_texts) == 1:  # one model version: no record to sort
+    if len(texts) == 1 and len(version_texts) == 1:  # one group: its first record makes it
         models, versions = models[:1], versions[:1]
     for i, (m, v) in enumerate(zip(models, versions, strict=True)):
         key = (texts[m] or "", version_texts[v] or "")
@@ -136,7 +136,7 @@ def decode_block(
         group.index.append(i)
     if len(groups) == 1:
         (only,) = groups.values()
-        only.index = list(range(len(objs)))
+        only.index = list(range(len(objs)))  # one group holds every record
         only.ts, only.features, only.predictions = ts, features, predictions
         only.raws = list(objs)
         only.default_ts = None if default_ts is None else list(default_ts)

@@ -7,8 +7,7 @@ reasons are returned for the caller to log; restoring never raises on stored dat
 
 Floats may be infinite (an empty window's min and max): encode with a JSON codec that keeps
 them, e.g. ``json.dumps`` with its default ``allow_nan=True``. The merge buffer (``BUFFER``),
-most of the bytes, is the exception: it holds only what summaries brought through orjson, which
-has no infinities, so orjson may write it.
+most of the bytes, holds only what summaries brought (see ``streams.worker.tables``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from detectors.stats import FeatureWindow
 from detectors.watch import FeatureWatch
 from detectors.window import FeatureTrack
 
-BUFFER = "buffer"  # the key of the one part that is always finite
+BUFFER = "buffer"  # the merge buffer's key
 
 
 def to_plain(state: FeatureState) -> dict[str, Any]:
@@ -85,8 +84,7 @@ def restore_watch(track: FeatureTrack | None, data: Any, notes: list[str]) -> No
 
 
 def _buffer_columns(buffer: list[Entry]) -> dict[str, Any]:
-    """The merge buffer column by column, missing and codes sparse: most of a state's bytes.
-    Every value in it came through orjson in a summary, so it is finite (see BUFFER)."""
+    """The merge buffer column by column, missing and codes sparse: most of a state's bytes."""
     if not buffer:
         return {"ts": [], "partition": [], "offset": [], "value": [], "missing": [], "codes": []}
     ts, partition, offset, value, missing, codes = zip(*buffer, strict=True)

@@ -33,15 +33,14 @@ def update_many(d: ADWIN, xs: NDArray[np.float64]) -> list[int]:
     """``d.update(x)`` for each x in order; the indices at which ``d.drift_detected`` was
     True."""
     out: list[int] = []
-    values = xs.tolist()
-    detected, at = d.drift_detected, 0
-    while at < len(values):
+    values = iter(xs.tolist())
+    detected, at, n = d.drift_detected, 0, len(xs)
+    while at < n:
         if detected:
             d._reset()  # a fresh core, as river's update does after an alarm
         # the core on each value up to the next alarm, which takewhile consumes: no Python per value
-        quiet = len(list(takewhile(not_, map(d._helper.update, values[at:]))))
-        at += quiet
-        detected = at < len(values)
+        at += len(list(takewhile(not_, map(d._helper.update, values))))
+        detected = at < n
         if detected:
             out.append(at)
             at += 1

@@ -101,7 +101,7 @@ T = TypeVar("T")
 class Counters:
     records: int = 0
     summaries: int = 0
-    applied: int = 0  # feature-summaries messages stage two has applied and written
+    applied: int = 0  # feature-summaries messages stage two took (its own idle markers too)
     anomalies: int = 0
     indexed: int = 0
     scores_indexed: int = 0

@@ -59,12 +59,14 @@ def encode_state(plain: dict[str, Any], finite: str | None = None) -> bytes:
     if finite is None or finite not in plain:
         return json.dumps(plain, separators=(",", ":")).encode()
     rest = json.dumps({k: v for k, v in plain.items() if k != finite}, separators=(",", ":"))
-    tail = b'"' + finite.encode() + b'":' + orjson.dumps(plain[finite]) + b"}"
+    tail = orjson.dumps(finite) + b":" + orjson.dumps(plain[finite]) + b"}"
     return rest[:-1].encode() + (b"," if len(rest) > 2 else b"") + tail
 
 
 def state_bytes(state: FeatureState) -> bytes:
-    """A stage-two state's ``feature_to_state`` value."""
+    """A stage-two state's ``feature_to_state`` value. Its merge buffer holds only what
+    summaries brought, and summaries are read with orjson, which refuses NaN and infinities:
+    orjson may write it."""
     return encode_state(to_plain(state), BUFFER)
 
 

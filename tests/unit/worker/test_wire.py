@@ -106,12 +106,25 @@ def test_a_version_1_state_is_restored_with_its_buffer(baseline: Baseline) -> No
     assert notes == [] and restored.buffer == state.buffer
 
 
-@pytest.mark.parametrize("plain", [{"v": 1, "buffer": {"ts": [1.5]}}, {"buffer": []}, {"v": 1}])
+EMPTY = {"min": math.inf, "max": -math.inf}
+
+
+@pytest.mark.parametrize(
+    ("plain", "key"),
+    [
+        ({"v": 1, "window": EMPTY, "buffer": {"ts": [1.5], "value": ["é", None]}}, "buffer"),
+        ({"buffer": [1e16, "\u2028"]}, "buffer"),  # nothing else: no comma before it
+        ({"window": EMPTY}, "buffer"),  # no buffer: all stdlib
+        ({"window": EMPTY, 'b"u\\f': [2.5]}, 'b"u\\f'),  # a key that JSON escapes
+    ],
+)
 def test_the_finite_part_is_written_by_orjson_and_reads_as_the_stdlib_would(
-    plain: dict[str, Any],
+    plain: dict[str, Any], key: str
 ) -> None:
-    plain = {**plain, "window": {"min": math.inf, "max": -math.inf}}
-    assert json.loads(encode_state(plain, "buffer")) == plain == json.loads(encode_state(plain))
+    raw = encode_state(plain, key)
+    assert json.loads(raw) == plain == json.loads(encode_state(plain))
+    if key in plain:
+        assert raw.endswith(orjson.dumps(plain[key]) + b"}")  # orjson wrote it
 
 
 def test_infinite_window_bounds_survive_the_state_codec(baseline: Baseline) -> None:
