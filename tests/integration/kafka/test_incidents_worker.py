@@ -32,6 +32,7 @@ from tests.integration.kafka.conftest import (
     wait_until,
 )
 from tests.integration.kafka.traffic import TAIL
+from tests.integration.patience import bound
 from tools.servers import ServerInfo
 
 N = 14_000  # 14 windows of 1,000 records
@@ -89,7 +90,10 @@ def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
     assert {inc.feature for inc in expected.values()} == {"score", "device"}
     assert {inc.status for inc in expected.values()} == {"resolved"}  # the test data says so
     create_topic(kafka.url, f"{app_id}-serving-logs", 4)
-    worker = start_worker(app_id)
+    # The Engine saw every record of each window: so must the worker. On a loaded machine a
+    # feature's summaries can pause for longer than the default 30 s of quiet; an idle close
+    # would then judge a window early (tests/integration/kafka/test_idle_close.py tests it).
+    worker = start_worker(app_id, LOGDRIFT_WINDOW__IDLE_CLOSE_SECONDS=str(bound(600)))
     worker.wait_for(rf"ready: assigned .*{app_id}-serving-logs/3", timeout=120)
     produce(kafka.url, f"{app_id}-serving-logs", serving_messages(rows))
 
@@ -135,7 +139,18 @@ def test_the_worker_raises_the_engines_incidents_on_the_same_stream(
     assert "incident open " in worker.text() and "incident resolved " in worker.text()
     # roll-ups: each feature's part merged by roll_up_windows, equal to the Engine's per window
     on_topic = f"{app_id}-window-rollups"
-    wait_until(lambda: set(windows) <= set(rollups_on(kafka.url, on_topic)), 60, "roll-ups")
+    try:
+        wait_until(lambda: set(windows) <= set(rollups_on(kafka.url, on_topic)), 60, "roll-ups")
+    except AssertionError as exc:
+        parts: dict[float, list[str]] = {}
+        for m in consume(kafka.url, f"{app_id}-rollups"):
+            part = RollUp.from_plain(orjson.loads(m.value))
+            parts.setdefault(part.start, []).extend(part.monitored)
+        missing = sorted(set(windows) - set(rollups_on(kafka.url, on_topic)))
+        raise AssertionError(
+            f"{exc}\nmissing {missing}\nparts by window start {parts}\n"
+            f"{worker.counters()}\n{worker.text()[-3000:]}"
+        ) from None
     merged = rollups_on(kafka.url, on_topic)
     assert {i: merged[i] for i in windows} == windows
     worker.stop()
