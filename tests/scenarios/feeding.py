@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from detectors.blocks import decode_block
 from detectors.engine import Engine, Result
@@ -29,3 +29,19 @@ def feed(engine: Engine, records: Iterable[dict[str, Any]]) -> Iterator[Result]:
         if refused:
             raise refused[0][1]
         yield result
+
+
+T = TypeVar("T")
+
+
+class Counted(Iterator[T], Generic[T]):
+    """The items of an iterable, counting how many were taken (``n``): a stream fed lazily
+    is counted without being held."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items, self.n = iter(items), 0
+
+    def __next__(self) -> T:
+        item = next(self._items)
+        self.n += 1
+        return item

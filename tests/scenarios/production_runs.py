@@ -25,7 +25,7 @@ from detectors.baseline.infer import BaselineOptions
 from detectors.baseline.reference import Baseline
 from detectors.engine import Engine, EngineOptions
 from streams.offline import build_baseline
-from tests.scenarios.feeding import feed
+from tests.scenarios.feeding import Counted, feed
 from tests.scenarios.production import CHANGES, MODEL, VERSION, Stream, serving_records
 from tests.scenarios.production import write_training as write_training_file
 
@@ -217,18 +217,11 @@ class SelfCheck:
 
 def check_training(training: Path, baseline: Baseline, window_seconds: float) -> SelfCheck:
     began = time.perf_counter()
-    records = 0
-
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal records
-        for r in training_as_records(training):
-            records += 1
-            yield r
-
+    records = Counted(training_as_records(training))
     try:
-        anomalies, windows = run_engine(baseline, counted(), Setup(window_seconds))
+        anomalies, windows = run_engine(baseline, records, Setup(window_seconds))
     except Exception as exc:  # measured like a run's crash
         spent = time.perf_counter() - began
-        return SelfCheck(window_seconds, records, 0, (), spent, f"{type(exc).__name__}: {exc}")
+        return SelfCheck(window_seconds, records.n, 0, (), spent, f"{type(exc).__name__}: {exc}")
     spent = time.perf_counter() - began
-    return SelfCheck(window_seconds, records, windows, tuple(anomalies), spent)
+    return SelfCheck(window_seconds, records.n, windows, tuple(anomalies), spent)

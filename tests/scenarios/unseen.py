@@ -45,7 +45,7 @@ from detectors.engine import Engine, EngineOptions
 from detectors.incidents.feed import track
 from detectors.incidents.tracker import IncidentTracker
 from streams.offline import build_baseline
-from tests.scenarios.feeding import feed
+from tests.scenarios.feeding import Counted, feed
 from tests.scenarios.production import ar1
 from tests.scenarios.production_runs import BASELINE_OPTIONS
 from tests.scenarios.report import render
@@ -471,7 +471,7 @@ def run_engine(
     tracker = IncidentTracker()
     anomalies: list[Anomaly] = []
     incidents: list[tuple[str, str, float]] = []
-    windows = events = 0
+    windows = 0
 
     def take(result: Any) -> None:
         nonlocal windows
@@ -481,16 +481,11 @@ def run_engine(
             if c.action == "opened":
                 incidents.append((c.incident.feature, c.incident.kind, c.incident.opened_at))
 
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal events
-        for raw in recs:
-            events += 1
-            yield raw
-
-    for result in feed(engine, counted()):
+    fed = Counted(recs)
+    for result in feed(engine, fed):
         take(result)
     take(engine.close_all())
-    return anomalies, incidents, windows, events
+    return anomalies, incidents, windows, fed.n
 
 
 def judge(baseline: Baseline, stream: Stream, window: float, label: str) -> Run:
